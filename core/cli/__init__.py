@@ -1,0 +1,10 @@
+"""`python -m core …` sub-commands. Each module here has `register(subparsers)`.
+
+Add a command by adding a module and naming it in COMMAND_MODULES; no other file changes.
+"""
+COMMAND_MODULES = (
+    "core.cli.ingest",  # ingest URL|FILE, sync-channel
+    "core.cli.search",  # search "query"
+    "core.cli.serve",  # serve: UI + scheduler + webhook receiver
+    "core.cli.admin",  # hash-password
+)
