@@ -112,6 +112,22 @@ class Settings(BaseSettings):
     zoom_api_base_url: str = "https://api.zoom.us/v2"
     zoom_oauth_url: str = "https://zoom.us/oauth/token"
     webhook_port: int = Field(8765, ge=1, le=65535)
+    # Zoom block (owner: Zoom integration) -------------------------------------------------
+    zoom_user_id: str = Field("me", description="Whose cloud recordings to list: 'me' or a user id/email.")
+    zoom_daily_request_limit: int = Field(
+        10_000, ge=1, description="Our own cap on Zoom API calls per UTC day, kept below the account's quota."
+    )
+    zoom_max_retry_wait_s: float = Field(
+        60.0, ge=0, description="Longest Retry-After we sleep through; longer ones fail the call as rate-limited."
+    )
+    zoom_transcript_wait_s: float = Field(
+        1200.0, ge=0, description="Hold a meeting's job this long for Zoom's own (free) transcript to arrive."
+    )
+    zoom_sync_days: int = Field(3, ge=1, le=31, description="How far back the periodic sync looks.")
+    zoom_share_links: bool = Field(False, description="Play meeting hits in Zoom (share link), not the app's player.")
+    webhook_host: str = Field("127.0.0.1", description="Interface the webhook receiver binds (behind an HTTPS proxy).")
+    webhook_max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger webhook bodies are refused.")
+    # end of Zoom block ------------------------------------------------------------------------
 
     @field_validator("transcription_engines", mode="before")
     @classmethod

@@ -1,0 +1,317 @@
+"""One media item through fetch → transcribe → quality gates → chunk → embed → index.
+
+Idempotent: the last step replaces the item's segments and chunks in one transaction,
+so a re-run after a crash (or a re-transcription with another engine) never leaves a
+duplicate or a half-indexed item. The queue, the budget and the ledger wrap this
+module (core/worker.py); it never touches jobs or money itself, it only reports the
+paid usage it caused.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from core.chunking import chunk_segments
+from core.config import get_settings
+from core.db import session_scope
+from core.embeddings import Embedder, ensure_space, get_embedder
+from core.models import Chunk, MediaItem, Source, TranscriptSegment
+from core.records import ItemInfo, Transcript
+from core.sources.base import SourceError
+from core.sources.registry import source_for
+from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
+from core.transcribe.registry import get_engine
+
+log = logging.getLogger(__name__)
+
+Heartbeat = Callable[[str], None]
+
+
+class Usage(NamedTuple):
+    """One paid call's size, for the ledger (the worker prices it)."""
+
+    engine: str  # "openai-transcribe" | "openai-embed" | …
+    audio_minutes: float = 0.0
+    tokens: int = 0
+
+
+class ProcessResult(NamedTuple):
+    item_id: int
+    status: str  # "indexed" | "review"
+    engine: str
+    model: str | None
+    route_reason: str
+    audio_seconds: float | None
+    chunk_count: int
+    usage: list[Usage]
+    review_reasons: list[str] = []
+
+
+class NoUsableTranscript(TranscriptionError):
+    """None of the allowed engines could give a transcript (e.g. captions only, and none exist)."""
+
+
+# Engines whose calls cost money, and the ledger name of their usage.
+PAID_TRANSCRIBERS = {"openai": "openai-transcribe"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Registering items
+# ---------------------------------------------------------------------------------------------
+
+
+def get_or_create_source(
+    session: Session, kind: str, name: str, url: str | None, *, publish_by_default: bool = True
+) -> Source:
+    source = session.scalars(select(Source).where(Source.kind == kind, Source.url == url)).first()
+    if source is None:
+        source = Source(kind=kind, name=name, url=url, publish_by_default=publish_by_default)
+        session.add(source)
+        session.flush()
+    return source
+
+
+def register_item(session: Session, source: Source, info: ItemInfo, *, media_path: Path | None = None) -> MediaItem:
+    """Insert the item, or refresh its metadata if the source already had it (never a duplicate).
+
+    Known values are never overwritten by unknown ones: a flat listing without an upload
+    date must not erase a date learned from the feed or a metadata call.
+    """
+    item = session.scalars(
+        select(MediaItem).where(MediaItem.source_id == source.id, MediaItem.external_id == info.external_id)
+    ).first()
+    if item is None:
+        item = MediaItem(
+            source_id=source.id,
+            external_id=info.external_id,
+            title=info.title,
+            url=info.url,
+            visible=source.publish_by_default,
+            status="queued",
+        )
+        session.add(item)
+    item.title = info.title or item.title
+    item.url = info.url or item.url
+    for field in ("description", "published_at", "duration_s", "view_count", "host"):
+        value = getattr(info, field)
+        if value is not None:
+            setattr(item, field, value)
+    if media_path is not None:
+        item.media_path = str(media_path)
+    session.flush()
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Processing one item
+# ---------------------------------------------------------------------------------------------
+
+
+def _set_status(item_id: int, status: str, detail: str | None = None) -> None:
+    with session_scope() as session:
+        item = session.get(MediaItem, item_id)
+        if item is not None:
+            item.status = status
+            item.status_detail = detail
+
+
+def _audio_path(item: MediaItem, source, item_dir: Path) -> Path:
+    if item.media_path and Path(item.media_path).exists():
+        return Path(item.media_path)
+    item_dir.mkdir(parents=True, exist_ok=True)
+    return source.fetch_audio(item.external_id, item_dir)
+
+
+def _transcribe(
+    item: MediaItem, source_row: Source, engines: Sequence[str], heartbeat: Heartbeat, progress: ProgressFn | None
+) -> tuple[Transcript, str, Path | None]:
+    """The first transcript the allowed engines give, why that engine, and any downloaded file."""
+    source = source_for(source_row)
+    downloaded: Path | None = None
+    skipped: list[str] = []
+    for name in engines:
+        if name == "captions":
+            heartbeat("captions")
+            transcript = source.fetch_captions(item.external_id)
+            if transcript is not None and transcript.segments:
+                return transcript, f"{source_row.kind} has its own transcript ({transcript.model or 'captions'})", None
+            skipped.append("no captions")
+            continue
+        heartbeat("fetching")
+        _set_status(item.id, "fetching")
+        audio = _audio_path(item, source, get_settings().media_dir / str(item.id))
+        if not item.media_path:
+            downloaded = audio
+        heartbeat("transcribing")
+        _set_status(item.id, "transcribing")
+        transcript = get_engine(name).transcribe(audio, progress=progress)
+        reason = f"{name} engine" + (f" ({'; '.join(skipped)})" if skipped else "")
+        return transcript, reason, downloaded
+    raise NoUsableTranscript(
+        f"no transcript: tried {', '.join(engines) or 'no engines'} ({'; '.join(skipped) or 'nothing to try'})"
+    )
+
+
+def _write_index(
+    session: Session,
+    item_id: int,
+    transcript: Transcript,
+    chunks: list,
+    vectors: np.ndarray,
+    embedder: Embedder,
+    status: str,
+    route_reason: str,
+    detail: str | None,
+) -> None:
+    """Replace the item's segments and chunks: all or nothing, in the caller's transaction."""
+    space = ensure_space(session, embedder)
+    session.execute(delete(Chunk).where(Chunk.media_item_id == item_id))
+    session.execute(delete(TranscriptSegment).where(TranscriptSegment.media_item_id == item_id))
+    session.execute(
+        insert(TranscriptSegment),
+        [
+            {
+                "media_item_id": item_id,
+                "idx": i,
+                "start_s": float(s.start),
+                "end_s": float(s.end),
+                "text": s.text,
+                "speaker": s.speaker,
+                "engine": transcript.engine,
+            }
+            for i, s in enumerate(transcript.segments)
+        ],
+    )
+    session.execute(
+        insert(Chunk),
+        [
+            {
+                "media_item_id": item_id,
+                "idx": c.index,
+                "start_s": float(c.start),
+                "end_s": float(c.end),
+                "text": c.text,
+                "speakers": ", ".join(c.speakers) or None,
+                "embedding": vectors[i],
+                "embedding_space_id": space.id,
+            }
+            for i, c in enumerate(chunks)
+        ],
+    )
+    item = session.get(MediaItem, item_id)
+    item.status = status
+    item.status_detail = detail
+    item.engine = transcript.engine
+    item.route_reason = route_reason
+    item.chunk_count = len(chunks)
+    item.indexed_at = datetime.now(timezone.utc)
+    if item.duration_s is None and transcript.audio_seconds:
+        item.duration_s = float(transcript.audio_seconds)
+
+
+def _quality_reasons(session: Session, item_id: int, transcript: Transcript, texts: list[str], vectors: np.ndarray) -> list[str]:
+    try:
+        from core import quality
+    except ImportError:  # gates not installed in this build
+        return []
+    return quality.check(session, item_id, transcript, texts, vectors)
+
+
+def _invalidate_search_cache() -> None:
+    try:
+        from core.search import cache
+    except ImportError:
+        return
+    cache.invalidate()
+
+
+def process_item(
+    item_id: int,
+    *,
+    engines: Sequence[str] | None = None,
+    heartbeat: Heartbeat | None = None,
+    progress: ProgressFn | None = None,
+) -> ProcessResult:
+    """Make the item searchable with the first of `engines` that works (settings order by default).
+
+    Raises SourceError / TranscriptionError subclasses (each says whether a retry may
+    help); on failure the item's previous index, if any, is left untouched.
+    """
+    settings = get_settings()
+    engines = list(engines or settings.transcription_engines)
+    beat = heartbeat or (lambda _stage: None)
+
+    with session_scope() as session:
+        item = session.get(MediaItem, item_id)
+        if item is None:
+            raise LookupError(f"no media item {item_id}")
+        source_row = item.source
+        session.expunge_all()
+
+    transcript, reason, downloaded = _transcribe(item, source_row, engines, beat, progress)
+    try:
+        chunks = list(chunk_segments(transcript.segments))
+        if not chunks:
+            raise NoSpeech(f"{item.title}: the transcript is empty (no speech found)")
+        beat("embedding")
+        embedder = get_embedder()
+        texts = [c.text for c in chunks]
+        tokens_before = getattr(embedder, "tokens_used", 0)
+        vectors = embedder.embed_documents(texts)
+        embed_tokens = getattr(embedder, "tokens_used", 0) - tokens_before
+
+        beat("indexing")
+        with session_scope() as session:
+            reasons = _quality_reasons(session, item_id, transcript, texts, vectors)
+            status = "review" if reasons else "indexed"
+            _write_index(
+                session, item_id, transcript, chunks, vectors, embedder, status, reason,
+                "; ".join(reasons) or None,
+            )
+    finally:
+        # YouTube audio is only a means to a transcript; uploads and Zoom files are kept for playback.
+        if downloaded is not None and source_row.kind == "youtube":
+            downloaded.unlink(missing_ok=True)
+    _invalidate_search_cache()
+
+    usage: list[Usage] = []
+    if transcript.engine in PAID_TRANSCRIBERS:
+        usage.append(Usage(PAID_TRANSCRIBERS[transcript.engine], audio_minutes=(transcript.audio_seconds or 0) / 60))
+    if embed_tokens:
+        usage.append(Usage(f"{embedder.provider}-embed", tokens=int(embed_tokens)))
+    return ProcessResult(
+        item_id=item_id,
+        status=status,
+        engine=transcript.engine,
+        model=transcript.model,
+        route_reason=reason,
+        audio_seconds=transcript.audio_seconds,
+        chunk_count=len(chunks),
+        usage=usage,
+        review_reasons=reasons,
+    )
+
+
+def mark_failed(item_id: int, error: Exception, *, status: str = "failed") -> None:
+    """Record why an item could not be processed (its previous index, if any, stays)."""
+    _set_status(item_id, status, f"{type(error).__name__}: {error}")
+
+
+__all__ = [
+    "NoUsableTranscript",
+    "ProcessResult",
+    "SourceError",
+    "TranscriptionError",
+    "Usage",
+    "get_or_create_source",
+    "mark_failed",
+    "process_item",
+    "register_item",
+]
