@@ -98,11 +98,47 @@ class Settings(BaseSettings):
     monthly_budget_usd: float = Field(200.0, ge=0)
     daily_safety_limit_usd: float = Field(15.0, ge=0)
     monthly_safety_limit_usd: float = Field(300.0, ge=0)
+    # Backfill block (owner: queue/budget/worker) -------------------------------------------------
+    # Defaults for the knobs; the admin console overrides most of them at run time through
+    # app_settings (core/queue.py get_controls/set_controls, core/budget.py set_budget).
+    budget_timezone: str = Field("UTC", description="Budget days and months start at midnight here.")
+    max_concurrency: int = Field(10, ge=1, description="Jobs running at once, over all workers.")
+    worker_slots: int = Field(1, ge=1, description="Jobs one scheduler/worker process runs at once.")
+    max_attempts: int = Field(3, ge=1, description="Runs of a job before it is dead-lettered.")
+    retry_base_s: float = Field(60.0, ge=0, description="First retry delay; doubles each attempt, with jitter.")
+    retry_max_s: float = Field(3600.0, ge=0)
+    job_timeout_s: float = Field(7200.0, gt=0, description="A job running longer is abandoned and retried.")
+    lease_s: float = Field(120.0, gt=0, description="A claim lasts this long unless heartbeats renew it.")
+    paid_calls_per_minute: int = Field(50, ge=0, description="Calls to each paid API per minute, all workers; 0 = no limit.")
+    paid_routing: Literal["never", "urgent", "always"] = Field(
+        "urgent", description="When the paid API transcribes: never, only urgent items, or whenever no free engine can."
+    )
+    urgent_days: float = Field(14.0, ge=0, description="Items published this recently (or pinned) are urgent.")
+    source_backoff_s: float = Field(300.0, ge=0, description="First pause of a source that answered 429 / bot wall.")
+    sync_interval_min: float = Field(60.0, gt=0, description="How often the scheduler lists the channel.")
+    backfill_tick_s: float = Field(10.0, gt=0, description="How often the scheduler looks for work.")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="On SIGTERM, time to finish the current job before releasing it.")
+    worker_idle_s: float = Field(5.0, gt=0, description="A standalone worker's pause when there is no work.")
+    # end of backfill block ----------------------------------------------------------------------
 
     # --- admin ---------------------------------------------------------------------------------
     admin_user: str = "admin"
     admin_password_hash: str | None = Field(None, description="argon2 hash: python -m core hash-password")
     admin_password: str | None = Field(None, description="Plain password (development only); prefer the hash.")
+    # Admin console block (owner: admin console) -------------------------------------------
+    admin_oidc: bool = Field(
+        True, description="Offer Streamlit's OIDC sign-in (st.login) when [auth] is configured in secrets.toml."
+    )
+    # NoDecode: the environment gives "a@x.org,b@y.org", not JSON.
+    admin_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="E-mail addresses that are admins when signed in with OIDC."
+    )
+    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed in the window before a wait.")
+    login_window_s: int = Field(900, ge=10, description="Window (seconds) for counting failed sign-ins.")
+    scheduler_stale_after_s: float = Field(
+        180.0, ge=10, description="A scheduler heartbeat older than this is shown as stale."
+    )
+    # end of admin console block -----------------------------------------------------------------
 
     # --- Zoom ----------------------------------------------------------------------------------
     zoom_account_id: str | None = None
@@ -134,6 +170,13 @@ class Settings(BaseSettings):
     def _split_engines(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _split_emails(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("transcription_engines")

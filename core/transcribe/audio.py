@@ -12,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.transcribe.base import CorruptMedia, EngineUnavailable
@@ -22,6 +23,9 @@ from core.transcribe.base import CorruptMedia, EngineUnavailable
 UPLOAD_SAMPLE_RATE = 16_000
 UPLOAD_BITRATE_KBPS = 32
 UPLOAD_CODEC = ("libmp3lame", ".mp3")
+
+# silencedetect thresholds tried in turn, quietest first (dBFS).
+SILENCE_LEVELS_DB = (-40.0, -30.0, -22.0)
 
 _SILENCE_START = re.compile(r"silence_start:\s*(-?[\d.]+)")
 _SILENCE_END = re.compile(r"silence_end:\s*(-?[\d.]+)")
@@ -38,8 +42,11 @@ def _run(args: list[str], *, what: str, path: Path) -> subprocess.CompletedProce
     """Run an ffmpeg-family command; a non-zero exit means the input could not be decoded."""
     proc = subprocess.run(args, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
-        # ffmpeg's last stderr line names the real problem ("Invalid data found …").
-        reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        # ffmpeg's last stderr lines name the real problem ("Invalid data found …"); drop the
+        # "[mp3 @ 0x…]" and "<path>: " prefixes so the message reads as one sentence.
+        lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln).removeprefix(f"{path}: ").strip()
+                 for ln in proc.stderr.strip().splitlines()[-2:]]
+        reason = "; ".join(ln for ln in lines if ln) or f"exit status {proc.returncode}"
         raise CorruptMedia(f"cannot {what} {path.name}: {reason}")
     return proc
 
@@ -131,26 +138,32 @@ def is_all_silence(path: str | Path, *, noise_db: float = -50.0) -> bool:
 
 
 def plan_cuts(
-    duration: float, silences: list[tuple[float, float]], max_piece_s: float
-) -> list[tuple[float, float]]:
-    """(start, end) pieces no longer than `max_piece_s`, each cut in the middle of a silence.
+    duration: float, silence_levels: Sequence[Sequence[tuple[float, float]]], max_piece_s: float
+) -> list[tuple[float, float, bool]]:
+    """(start, end, at_silence) pieces no longer than `max_piece_s`, cut in the middle of silences.
 
-    Picks the latest silence inside each window so pieces are as long as allowed; where the
-    second half of a window holds no silence (non-stop talk or music) it cuts hard at the limit.
+    `silence_levels` are silence lists from the quietest threshold to the loudest: each window
+    takes a cut from the quietest level that has one (a true pause beats a merely soft word),
+    the latest such cut so pieces are as long as allowed. Where no level has a silence in the
+    second half of a window (non-stop talk or music) it cuts hard at the limit (at_silence=False).
     """
     if max_piece_s <= 0:
         raise ValueError("max_piece_s must be positive")
-    mids = [(a + b) / 2 for a, b in silences]
-    pieces: list[tuple[float, float]] = []
+    mids = [sorted((a + b) / 2 for a, b in level) for level in silence_levels]
+    pieces: list[tuple[float, float, bool]] = []
     start = 0.0
     while duration - start > max_piece_s:
         limit = start + max_piece_s
-        # Only cuts in the second half: a cut just after `start` would make tiny pieces.
-        candidates = [m for m in mids if start + max_piece_s / 2 <= m <= limit]
-        cut = candidates[-1] if candidates else limit
-        pieces.append((start, cut))
+        cut, at_silence = limit, False
+        for level in mids:
+            # Only cuts in the second half: a cut just after `start` would make tiny pieces.
+            candidates = [m for m in level if start + max_piece_s / 2 <= m <= limit]
+            if candidates:
+                cut, at_silence = candidates[-1], True
+                break
+        pieces.append((start, cut, at_silence))
         start = cut
-    pieces.append((start, duration))
+    pieces.append((start, duration, True))
     return pieces
 
 
@@ -188,9 +201,17 @@ def split_at_silences(
         max_piece_s = min(max_piece_s, max_seconds)
     if max_piece_s < 1.0:
         raise ValueError(f"max_bytes={max_bytes} is too small for {bitrate_kbps} kbit/s pieces")
-    silences = find_silences(path) if duration > max_piece_s else []
+    # Quietest threshold first; louder ones are only measured (one ffmpeg pass each) when some
+    # window has no pause at the quieter level, e.g. speech over crowd noise or room hum.
+    levels: list[list[tuple[float, float]]] = []
+    plan = plan_cuts(duration, levels, max_piece_s)
+    for noise_db in SILENCE_LEVELS_DB:
+        if all(at_silence for _, _, at_silence in plan):
+            break
+        levels.append(find_silences(path, noise_db=noise_db))
+        plan = plan_cuts(duration, levels, max_piece_s)
     pieces: list[tuple[Path, float]] = []
-    for i, (start, end) in enumerate(plan_cuts(duration, silences, max_piece_s)):
+    for i, (start, end, _) in enumerate(plan):
         dest = encode_piece(path, start, end - start, dest_dir / f"{path.stem}.part{i:03d}{UPLOAD_CODEC[1]}",
                             bitrate_kbps=bitrate_kbps)
         if dest.stat().st_size > max_bytes:  # should not happen with CBR; fail loudly, never upload it

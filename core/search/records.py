@@ -1,0 +1,126 @@
+"""Typed records of the search stages: what goes in (filters), what flows between the
+stages (candidates), and what comes out (moments grouped per video, timings)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Iterator, Literal, NamedTuple
+
+Mode = Literal["hybrid", "vector", "keyword", "hybrid+rerank"]
+Sort = Literal["relevance", "date"]
+MODES: tuple[str, ...] = ("hybrid", "vector", "keyword", "hybrid+rerank")
+SORTS: tuple[str, ...] = ("relevance", "date")
+MAX_QUERY_CHARS = 500
+
+
+class QueryError(ValueError):
+    """The query cannot be searched as typed; the message says why, in words for the user."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Narrow a search; every field None/empty means 'any'."""
+
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    sources: tuple[str, ...] = ()  # any of "youtube", "zoom", "upload"
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    speaker: str | None = None  # substring of chunks.speakers (Zoom), case-insensitive
+
+    def is_empty(self) -> bool:
+        return self == SearchFilters()
+
+    def cache_key(self) -> tuple:
+        return (
+            self.date_from, self.date_to, tuple(sorted(self.sources)),
+            self.min_duration_s, self.max_duration_s, (self.speaker or "").strip().lower() or None,
+        )
+
+
+class Candidate(NamedTuple):
+    """One chunk as a retriever ranked it (rank 1 = best)."""
+
+    chunk_id: int
+    rank: int
+    score: float  # cosine similarity (vector) or ts_rank (keyword); only comparable within one list
+
+
+class PreparedQuery(NamedTuple):
+    """The query after preprocessing: what each retriever actually receives."""
+
+    original: str
+    cleaned: str  # filler removed, spelling corrected: embedded and shown as 'searched for'
+    keyword: str  # websearch_to_tsquery input (cleaned + synonyms joined with 'or')
+    corrections: tuple[tuple[str, str], ...]  # (typed, corrected)
+    synonyms: tuple[str, ...]  # expansions that were added
+    terms: tuple[str, ...]  # words to highlight in snippets (query words + synonyms)
+    operators: bool  # the user typed websearch syntax (quotes, -, or): keep their AND/NOT
+
+
+@dataclass
+class Moment:
+    """One place in one video: one chunk, or adjacent matching chunks merged."""
+
+    chunk_id: int  # the best chunk of the moment (feedback and answers cite it)
+    start_s: float
+    end_s: float
+    text: str
+    snippet_html: str  # escaped text with <mark> around the matched terms
+    score: float  # fused score (higher is better)
+    link: str  # deep link that opens the video at start_s
+    speakers: tuple[str, ...] = ()
+
+    @property
+    def timestamp(self) -> str:
+        return format_timestamp(self.start_s)
+
+
+@dataclass
+class VideoGroup:
+    """The hits of one media item, best moment first."""
+
+    media_item_id: int
+    title: str
+    url: str
+    source_kind: str
+    published_at: datetime | None
+    duration_s: float | None
+    media_path: str | None
+    visible: bool
+    score: float  # best moment's score
+    moments: list[Moment] = field(default_factory=list)
+
+
+@dataclass
+class SearchResponse:
+    query: str  # as typed
+    prepared: PreparedQuery
+    mode: str
+    sort: str
+    groups: list[VideoGroup]
+    timings_ms: dict[str, float]
+    total_ms: float
+    cached: bool = False
+    reranked: bool = False
+
+    @property
+    def corrected_query(self) -> str | None:
+        """The query we actually searched when it differs from what was typed ('did you mean')."""
+        return self.prepared.cleaned if self.prepared.corrections else None
+
+    def hits(self) -> Iterator[tuple[VideoGroup, Moment]]:
+        """Every moment with its video, in display order (for the CLI and simple callers)."""
+        for group in self.groups:
+            for moment in group.moments:
+                yield group, moment
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+
+def format_timestamp(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"

