@@ -199,3 +199,17 @@ def oidc_admin(settings: Settings, email: str | None) -> str | None:
         return None
     allowed = {e.strip().lower() for e in settings.admin_emails}
     return email.strip().lower() if email.strip().lower() in allowed else None
+
+
+class AttemptRow(NamedTuple):
+    at: datetime
+    username: str
+    success: bool
+
+
+def recent_attempts(session: Session, *, limit: int = 20) -> list[AttemptRow]:
+    """The latest sign-in attempts, newest first (the audit page shows them)."""
+    rows = session.execute(
+        select(LoginAttempt.at, LoginAttempt.username, LoginAttempt.success).order_by(LoginAttempt.at.desc()).limit(limit)
+    )
+    return [AttemptRow(*r) for r in rows]

@@ -515,7 +515,7 @@ def record_spend(
 
 
 # Stages after which a paid engine may have been called (the pipeline reports these by heartbeat).
-FREE_STAGES = frozenset({None, "", "claimed", "captions", "fetching", "queued", "released"})
+FREE_STAGES = frozenset({None, "", "claimed", "rate-limit", "captions", "fetching", "queued", "released"})
 
 
 def reap_reservations(session: Session, *, now: datetime | None = None) -> list[tuple[int, str]]:

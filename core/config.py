@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(7200.0, gt=0, description="A job running longer is abandoned and retried.")
     lease_s: float = Field(120.0, gt=0, description="A claim lasts this long unless heartbeats renew it.")
     paid_calls_per_minute: int = Field(50, ge=0, description="Calls to each paid API per minute, all workers; 0 = no limit.")
+    rate_window_s: float = Field(60.0, gt=0, description="The rate limit's window (a minute; tests shorten it).")
     paid_routing: Literal["never", "urgent", "always"] = Field(
         "urgent", description="When the paid API transcribes: never, only urgent items, or whenever no free engine can."
     )

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -42,7 +42,6 @@ TRANSCRIPT_COMPLETED = "recording.transcript_completed"
 TRASHED = "recording.trashed"
 DELETED = "recording.deleted"
 HANDLED_EVENTS = frozenset({COMPLETED, TRANSCRIPT_COMPLETED, TRASHED, DELETED})
-LIVE_JOB_STATUSES = ("queued", "running", "retry")
 # Keys whose values are credentials: kept out of the stored event log.
 _SECRET_KEYS = frozenset({"download_token", "password", "recording_play_passcode", "plainToken", "encryptedToken"})
 WEBHOOK_ACTOR = "zoom-webhook"
@@ -203,40 +202,16 @@ def _merge_files(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[
     return merged
 
 
-def live_job(session: Session, item_id: int, kind: str = "ingest") -> Job | None:
-    return session.scalars(
-        select(Job).where(Job.media_item_id == item_id, Job.kind == kind, Job.status.in_(LIVE_JOB_STATUSES))
-    ).first()
-
-
 def enqueue_ingest(
-    session: Session, item_id: int, *, priority: float = 0.0, run_after: datetime | None = None
+    session: Session, item_id: int, *, priority: float | None = None, run_after: datetime | None = None
 ) -> bool:
-    """Queue one ingest job unless the item already has a live one. True when a job was added."""
-    if live_job(session, item_id) is not None:
-        return False
-    try:
-        from core.queue import enqueue
-    except ImportError:  # the queue module is optional for this path: same semantics, by hand
-        enqueue = None
-    if enqueue is not None:
-        enqueue(session, item_id, priority=priority, kind="ingest")
-    else:
-        session.execute(
-            pg_insert(Job)
-            .values(media_item_id=item_id, kind="ingest", status="queued", priority=priority)
-            .on_conflict_do_nothing(
-                index_elements=["media_item_id", "kind"], index_where=text("status IN ('queued','running','retry')")
-            )
-        )
-    session.flush()
-    if run_after is not None:
-        session.execute(
-            update(Job)
-            .where(Job.media_item_id == item_id, Job.kind == "ingest", Job.status == "queued")
-            .values(run_after=run_after)
-        )
-    return True
+    """Queue one ingest job unless the item already has a live one. True when a job was added.
+
+    `priority=None` lets the queue's scorer rank it like every other item.
+    """
+    from core import queue
+
+    return queue.enqueue(session, item_id, kind="ingest", priority=priority, run_after=run_after) is not None
 
 
 class IngestOutcome(NamedTuple):
@@ -252,13 +227,16 @@ def ingest_meeting(
     settings: Settings | None = None,
     account_id: str | None = None,
     download_token: str | None = None,
-    priority: float = 1.0,
+    priority: float | None = None,
     hold_for_transcript: bool = True,
-    requeue_failed: bool = True,
+    news_from_zoom: bool = True,
     media_path: Path | None = None,
     transcript_path: Path | None = None,
 ) -> IngestOutcome:
     """Insert or refresh the meeting's item and queue its ingest job (at most one live job).
+
+    `news_from_zoom`: a webhook (or an upload) says something changed; the periodic sync,
+    which sees the same meetings again and again, passes False so it never re-runs work.
 
     A new item is hidden unless the Zoom source's default says publish. Without Zoom's own
     transcript yet, the job waits `zoom_transcript_wait_s` for it (free) before a paid
@@ -290,7 +268,7 @@ def ingest_meeting(
 
     # Refresh what Zoom told us, never erasing a known value with an unknown one.
     item.title = info.title or item.title
-    if info.url and (created or not info.url.startswith("zoom:")):
+    if info.url:
         item.url = info.url
     for field in ("published_at", "duration_s", "host"):
         value = getattr(info, field)
@@ -311,11 +289,12 @@ def ingest_meeting(
     enqueued = False
     if item.skipped or item.status in ("skipped", "dead"):
         pass  # trashed in Zoom or given up on: only the admin brings it back
-    elif item.status == "failed" and not requeue_failed:
+    elif item.status == "failed" and not news_from_zoom:
         pass  # the periodic sync must not retry a broken meeting every few minutes; news from Zoom may
     elif item.status in ("indexed", "review"):
-        # Already searchable. Re-run only to swap a paid transcript for Zoom's own (free, with speakers).
-        if has_transcript and item.engine not in (None, "captions"):
+        # Already searchable. Re-run only when Zoom announces its own transcript (free, with
+        # speakers) for a meeting a transcription engine indexed; a sync listing is no news.
+        if news_from_zoom and has_transcript and item.engine not in (None, "captions"):
             enqueued = enqueue_ingest(session, item.id, priority=priority)
     else:
         run_after = None
@@ -342,21 +321,13 @@ def find_meeting(session: Session, uuid: str) -> MediaItem | None:
     ).first()
 
 
-def cancel_waiting_jobs(session: Session, item_id: int) -> None:
-    session.execute(
-        update(Job)
-        .where(Job.media_item_id == item_id, Job.status.in_(("queued", "retry")))
-        .values(status="cancelled", finished_at=datetime.now(timezone.utc))
-    )
-
-
 def trash_meeting(session: Session, item: MediaItem, *, actor: str = WEBHOOK_ACTOR) -> None:
     """Hidden from everyone but the admin and never processed, until restored by hand."""
-    from core import audit
+    from core import audit, queue
 
     before = {"visible": item.visible, "status": item.status}
     item.visible, item.skipped, item.status, item.status_detail = False, True, "skipped", "trashed in Zoom"
-    cancel_waiting_jobs(session, item.id)
+    queue.cancel_live(session, item.id, why="trashed in Zoom")
     audit.record(session, actor, "zoom.trash", f"item {item.id}", before, {"visible": False, "status": "skipped"})
 
 
@@ -403,13 +374,13 @@ def remove_files(paths: list[Path]) -> None:
             log.warning("could not remove %s", path, exc_info=True)
 
 
-def invalidate_search_cache() -> None:
-    """Cached results may hold a meeting whose visibility just changed."""
+def invalidate_search_cache(session: Session | None = None) -> None:
+    """Cached results may hold a meeting whose visibility just changed (with a session: same transaction)."""
     try:
         from core.search import cache
     except ImportError:
         return
-    cache.invalidate()
+    cache.invalidate(session)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,7 +410,7 @@ def handle_event(session: Session, event: ZoomEvent, settings: Settings) -> Even
     if event.event in (COMPLETED, TRANSCRIPT_COMPLETED):
         outcome = ingest_meeting(
             session, event.object, settings=settings, account_id=event.account_id,
-            download_token=event.download_token, priority=1.0,
+            download_token=event.download_token,
         )
         return EventOutcome("accepted", outcome.item_id)
     item = find_meeting(session, uuid)

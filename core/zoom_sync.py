@@ -31,7 +31,7 @@ class SyncReport(NamedTuple):
 
 def sync_range(
     start: date, end: date, *, settings: Settings | None = None, client: ZoomClient | None = None,
-    priority: float = 0.0,
+    priority: float | None = None,
 ) -> SyncReport:
     """Register every recorded meeting that started between the two days (inclusive)."""
     from core.db import session_scope
@@ -50,7 +50,7 @@ def sync_range(
             # One short transaction per meeting: a failure later keeps what was registered.
             with session_scope() as session:
                 outcome = ingest_meeting(
-                    session, meeting, settings=settings, priority=priority, requeue_failed=False,
+                    session, meeting, settings=settings, priority=priority, news_from_zoom=False,
                 )
             new += outcome.created
             enqueued += outcome.enqueued
@@ -81,4 +81,4 @@ def backfill(from_month: str, to_month: str, *, settings: Settings | None = None
     if last < start:
         raise ValueError("--to is before --from")
     end = min(month_end(last), datetime.now(timezone.utc).date())
-    return sync_range(start, end, settings=settings, client=client, priority=-1.0)
+    return sync_range(start, end, settings=settings, client=client)

@@ -171,7 +171,7 @@ def test_recording_json_helpers_pick_audio_and_transcript(fake):
     assert pick_transcript_file(parsed) is None  # still processing at Zoom
 
 
-def test_source_gives_zoom_transcript_with_speakers_and_the_audio(fake, tmp_path):
+def test_source_gives_zoom_transcript_with_speakers_and_the_audio(db, fake, tmp_path):
     meeting = fake.add_meeting(topic="Carnivore Q&A", start_time=at(2024, 10, 1), host_email="dr@example.com")
     fake.add_file(meeting, file_type="M4A", recording_type="audio_only", data=b"m4a-bytes")
     fake.add_file(meeting, file_type="TRANSCRIPT", recording_type="audio_transcript", data=VTT)
@@ -233,3 +233,15 @@ def test_meeting_without_transcript_waits_for_it(db):
         assert session.scalar(select(func.count()).select_from(Job)) == 1
         files = known_meeting(session.get(MediaItem, item_id).extra).meeting.files
         assert {f.file_type for f in files} == {"M4A", "TRANSCRIPT"}  # merged, not replaced
+
+
+def test_token_is_renewed_when_it_expires():
+    zoom = FakeZoom(token_ttl_s=2)  # we renew halfway through a short-lived token
+    with zoom.running():
+        zoom.add_meeting(topic="T", start_time=at(2024, 5, 2))
+        with make_client(zoom) as client:
+            client.list_recordings(date(2024, 5, 1), date(2024, 5, 31)).__next__()
+            time.sleep(1.2)
+            client.list_recordings(date(2024, 5, 1), date(2024, 5, 31)).__next__()
+        assert zoom.count("/oauth/token") == 2
+        assert zoom.count("/v2/users/me/recordings", 401) == 0  # renewed before Zoom had to refuse it

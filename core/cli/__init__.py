@@ -7,4 +7,8 @@ COMMAND_MODULES = (
     "core.cli.search",  # search "query"
     "core.cli.serve",  # serve: UI + scheduler + webhook receiver
     "core.cli.admin",  # hash-password
+    "core.cli.demo",  # seed-demo: realistic data for the admin console
+    "core.cli.webhooks",  # webhooks: the Zoom webhook receiver
+    "core.cli.zoom",  # zoom-check, zoom-sync
+    "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker, enqueue-channel
 )

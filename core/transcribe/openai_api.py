@@ -121,14 +121,17 @@ class OpenAITranscriptionEngine:
         segments: list[Segment] = []
         billed = 0.0
         with tempfile.TemporaryDirectory(prefix="chaffee-openai-") as tmp:
-            for piece, offset in self._pieces(audio_path, total, Path(tmp)):
-                piece_segments, seconds = self._transcribe_piece(client, piece, offset)
+            pieces = self._pieces(audio_path, total, Path(tmp))
+            ends = [offset for _, offset in pieces[1:]] + [total]
+            for (piece, offset), end in zip(pieces, ends):
+                piece_segments, seconds = self._transcribe_piece(client, piece, offset, end - offset)
                 segments.extend(piece_segments)
                 billed += seconds
                 if progress is not None:
-                    progress(min(offset + seconds, total), total)
+                    progress(end, total)
         if not segments:
             raise NoSpeech(f"no speech found in {audio_path.name}")
+        # audio_seconds is what the API billed (its usage.seconds, rounded up per upload).
         return Transcript(segments, engine=self.name, model=self.model, audio_seconds=billed or total)
 
     def _pieces(self, audio_path: Path, total: float, tmp: Path) -> list[tuple[Path, float]]:
@@ -138,7 +141,9 @@ class OpenAITranscriptionEngine:
         max_seconds = TEXT_ONLY_PIECE_S if self.text_only else None
         return split_at_silences(audio_path, self.max_bytes, tmp, max_seconds=max_seconds)
 
-    def _transcribe_piece(self, client: OpenAI, piece: Path, offset: float) -> tuple[list[Segment], float]:
+    def _transcribe_piece(
+        self, client: OpenAI, piece: Path, offset: float, length: float
+    ) -> tuple[list[Segment], float]:
         """Segments of one upload (times shifted by `offset`) and the seconds it was billed for."""
         import openai
 
@@ -160,20 +165,20 @@ class OpenAITranscriptionEngine:
         except openai.APIConnectionError as exc:
             raise EngineUnavailable(f"cannot reach the transcription API at {client.base_url}: {exc}") from exc
 
-        piece_seconds = _usage_seconds(result)
+        seconds = _usage_seconds(result) or float(getattr(result, "duration", 0) or 0) or length
         if self.text_only:
-            seconds = piece_seconds or probe_duration(piece)
             text = (getattr(result, "text", "") or "").strip()
-            return ([Segment(offset, offset + seconds, text)] if text else []), seconds
+            return ([Segment(offset, offset + length, text)] if text else []), seconds
 
-        seconds = piece_seconds or float(getattr(result, "duration", 0) or 0) or probe_duration(piece)
+        # Whisper's last end can overshoot the piece by a few frames: clamp so times stay monotonic.
+        stop = offset + length
         segments = [
-            Segment(offset + float(s.start), offset + float(s.end), s.text.strip())
+            Segment(min(offset + float(s.start), stop), min(offset + float(s.end), stop), s.text.strip())
             for s in (result.segments or [])
             if s.text.strip()
         ]
         if not segments and (text := (result.text or "").strip()):
-            segments = [Segment(offset, offset + seconds, text)]  # a server that gave no segments
+            segments = [Segment(offset, offset + length, text)]  # a server that gave no segments
         return segments, seconds
 
 

@@ -1,0 +1,281 @@
+"""Every admin action as one function: change the database and write its audit row, together.
+
+Each function takes the caller's session and the `actor` (the signed-in admin), delegates
+the domain rule to the module that owns it (budget, queue, priorities, search), records
+`before → after` with core.audit in the same transaction, and raises `AdminActionError`
+with a message fit to show when the action is refused. The caller commits (pages use
+core.db.session_scope), so the change and its audit row land together or not at all.
+
+app_settings key owned here:
+- `sync_requested`: {"at": ISO time, "by": actor, "source_id": int | null}. "Sync now" writes
+  it; the scheduler's sync job reads it on its next tick, runs a channel sync at once and
+  deletes the key (`take_sync_request`). The admin page shows a pending request.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session
+
+from core import audit, budget, clock, priorities, queue
+from core.config import ENGINES, get_settings
+from core.models import Chunk, Job, MediaItem, Source
+
+log = logging.getLogger(__name__)
+
+SYNC_REQUEST_KEY = "sync_requested"
+
+
+class AdminActionError(Exception):
+    """The action was refused; the message says why in words an admin understands."""
+
+
+def _refuse_on_domain_error(fn: Callable[[], object]) -> object:
+    """Domain modules raise ValueError/LookupError for bad input: turn those into one error type."""
+    try:
+        return fn()
+    except (ValueError, LookupError) as exc:
+        raise AdminActionError(str(exc)) from exc
+
+
+def _item(session: Session, item_id: int) -> MediaItem:
+    item = session.get(MediaItem, int(item_id))
+    if item is None:
+        raise AdminActionError(f"There is no item {item_id} (it may have been deleted).")
+    return item
+
+
+def _target(item: MediaItem) -> str:
+    return f"item {item.id}: {item.title[:80]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets and backfill controls
+# ---------------------------------------------------------------------------------------------
+
+
+def set_budget(
+    session: Session, actor: str, *, daily: float, monthly: float, daily_safety: float, monthly_safety: float
+) -> budget.BudgetLimits:
+    """New daily/monthly budgets and safety limits (budget.validate_limits: daily ≤ monthly ≤ safety)."""
+    before = budget.get_budget(session)
+    after = _refuse_on_domain_error(
+        lambda: budget.set_budget(session, daily, monthly, daily_safety, monthly_safety)
+    )
+    audit.record(session, actor, "budget.set", "budget", asdict(before), asdict(after))
+    return after  # type: ignore[return-value]
+
+
+def set_paused(session: Session, actor: str, paused: bool, reason: str | None = None) -> queue.Controls:
+    """Pause or resume the backfill everywhere (running jobs finish; nothing new is claimed)."""
+    before = queue.get_controls(session)
+    queue.set_paused(session, paused, reason)
+    after = queue.get_controls(session)
+    audit.record(
+        session, actor, "backfill.pause" if paused else "backfill.resume", "backfill",
+        {"paused": before.paused, "reason": before.pause_reason}, {"paused": after.paused, "reason": after.pause_reason},
+    )
+    return after
+
+
+def set_controls(session: Session, actor: str, **changes: object) -> queue.Controls:
+    """Safety knobs of the backfill (concurrency, attempts, paid routing, …), validated by core.queue."""
+    before = queue.get_controls(session)
+    after = _refuse_on_domain_error(lambda: queue.set_controls(session, **changes))
+    names = list(changes)
+    audit.record(
+        session, actor, "backfill.controls", "backfill",
+        {n: getattr(before, n) for n in names}, {n: getattr(after, n) for n in names},  # type: ignore[union-attr]
+    )
+    return after  # type: ignore[return-value]
+
+
+def set_price(
+    session: Session, actor: str, engine: str, *, per_audio_minute: float | None = None,
+    per_million_tokens: float | None = None, per_hour: float | None = None,
+) -> budget.Price:
+    """Change one ledger engine's price (core.budget.set_price), e.g. when the provider changes theirs."""
+    before = budget.get_prices(session).get(engine)
+    after = _refuse_on_domain_error(lambda: budget.set_price(
+        session, engine, per_audio_minute=per_audio_minute, per_million_tokens=per_million_tokens, per_hour=per_hour))
+    audit.record(session, actor, "budget.price", f"price of {engine}", before._asdict() if before else None,
+                 after._asdict())  # type: ignore[union-attr]
+    return after  # type: ignore[return-value]
+
+
+def request_sync(session: Session, actor: str, source_id: int | None = None) -> dict:
+    """Ask the scheduler to list the channel (or one source) now instead of at its next interval."""
+    if source_id is not None and session.get(Source, source_id) is None:
+        raise AdminActionError(f"There is no source {source_id}.")
+    before = queue.read_setting(session, SYNC_REQUEST_KEY)
+    request = {"at": clock.now().isoformat(), "by": actor, "source_id": source_id}
+    queue.write_setting(session, SYNC_REQUEST_KEY, request)
+    audit.record(session, actor, "sync.request", "channel sync" if source_id is None else f"source {source_id}", before, request)
+    return request
+
+
+def pending_sync_request(session: Session) -> dict | None:
+    """The "sync now" request the scheduler has not picked up yet, if any."""
+    value = queue.read_setting(session, SYNC_REQUEST_KEY)
+    return value or None
+
+
+def take_sync_request(session: Session) -> dict | None:
+    """For the scheduler: read and clear the request in one locked step (two schedulers never both run it)."""
+    value = queue.read_setting(session, SYNC_REQUEST_KEY, lock=True)
+    if not value:
+        return None
+    queue.write_setting(session, SYNC_REQUEST_KEY, {})
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Priorities
+# ---------------------------------------------------------------------------------------------
+
+
+def set_strategy_order(session: Session, actor: str, order: Sequence[str]) -> list[str]:
+    before = priorities.get_strategy_order(session)
+    after = _refuse_on_domain_error(lambda: priorities.set_strategy_order(session, order))
+    audit.record(session, actor, "priorities.order", "strategy order", before, after)
+    return after  # type: ignore[return-value]
+
+
+def set_topics(session: Session, actor: str, keywords: Iterable[str]) -> list[str]:
+    before = priorities.get_topics(session)
+    after = _refuse_on_domain_error(lambda: priorities.set_topics(session, list(keywords)))
+    audit.record(session, actor, "priorities.topics", "topic keywords", before, after)
+    return after  # type: ignore[return-value]
+
+
+def pin_item(session: Session, actor: str, item_id: int, pinned: bool = True) -> None:
+    item = _item(session, item_id)
+    before = item.pinned
+    _refuse_on_domain_error(lambda: priorities.pin_item(session, item.id, pinned))
+    audit.record(session, actor, "item.pin" if pinned else "item.unpin", _target(item), {"pinned": before}, {"pinned": pinned})
+
+
+def skip_item(session: Session, actor: str, item_id: int, skipped: bool = True) -> None:
+    item = _item(session, item_id)
+    before = {"skipped": item.skipped, "status": item.status}
+    _refuse_on_domain_error(lambda: priorities.skip_item(session, item.id, skipped))
+    session.flush()
+    audit.record(
+        session, actor, "item.skip" if skipped else "item.unskip", _target(item), before,
+        {"skipped": item.skipped, "status": item.status},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead letter, re-transcription, deletion
+# ---------------------------------------------------------------------------------------------
+
+
+def _dead_snapshot(session: Session, job_id: int | None, item_id: int | None) -> tuple[list[dict], str]:
+    stmt = select(Job).where(Job.status == "dead")
+    stmt = stmt.where(Job.id == job_id) if job_id is not None else stmt.where(Job.media_item_id == item_id)
+    jobs = list(session.scalars(stmt))
+    if not jobs:
+        what = f"job {job_id}" if job_id is not None else f"item {item_id}"
+        raise AdminActionError(f"No dead-lettered job for {what} (it may have been retried or discarded already).")
+    item = session.get(MediaItem, jobs[0].media_item_id)
+    target = _target(item) if item is not None else f"job {jobs[0].id}"
+    snap = [{"job": j.id, "kind": j.kind, "status": j.status, "attempts": j.attempts, "last_error": j.last_error} for j in jobs]
+    return snap, target
+
+
+def retry_dead(session: Session, actor: str, *, job_id: int | None = None, item_id: int | None = None) -> int:
+    """Give dead-lettered jobs fresh attempts (core.queue.retry_dead); returns how many."""
+    before, target = _dead_snapshot(session, job_id, item_id)
+    n = _refuse_on_domain_error(lambda: queue.retry_dead(session, job_id, item_id=item_id))
+    audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": "queued"})
+    return int(n)  # type: ignore[arg-type]
+
+
+def discard_dead(session: Session, actor: str, *, job_id: int | None = None, item_id: int | None = None) -> int:
+    """Give up on dead-lettered jobs for good (the item becomes skipped); returns how many."""
+    before, target = _dead_snapshot(session, job_id, item_id)
+    n = _refuse_on_domain_error(lambda: queue.discard_dead(session, job_id, item_id=item_id))
+    audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": "cancelled"})
+    return int(n)  # type: ignore[arg-type]
+
+
+def retranscribe(session: Session, actor: str, item_id: int, engine: str) -> int:
+    """Queue a new transcription of an item with a chosen engine; the old index stays until it is replaced."""
+    if engine not in ENGINES:
+        raise AdminActionError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
+    item = _item(session, item_id)
+    if item.skipped:
+        raise AdminActionError("This item is skipped: un-skip it first.")
+    before = {"engine": item.engine, "status": item.status}
+    job_id = queue.enqueue(session, item.id, kind="retranscribe", engine=engine)
+    if job_id is None:
+        raise AdminActionError("A re-transcription of this item is already queued or running.")
+    audit.record(session, actor, "item.retranscribe", _target(item), before, {"engine": engine, "job": job_id})
+    return job_id
+
+
+def _files_of(item: MediaItem) -> list[Path]:
+    """Files we stored for the item, only inside our media folder (never a user's own file)."""
+    from core.zoom_events import media_files_of  # generic despite the module: media_path + per-item folder
+
+    return media_files_of(item, get_settings())
+
+
+def _after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` once the caller's transaction commits (never on rollback): files go only if the rows went."""
+
+    def _run(_session: Session) -> None:
+        try:
+            fn()
+        except OSError:
+            log.exception("removing files after commit failed")
+
+    event.listen(session, "after_commit", _run, once=True)
+
+
+def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
+    """Delete an item with its segments, chunks and jobs (FK cascades); its media files go after commit.
+
+    Ledger rows stay (their item id becomes NULL): money spent is history, not content.
+    """
+    item = _item(session, item_id)
+    chunks = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.media_item_id == item.id)) or 0
+    files = _files_of(item)
+    before = {
+        "title": item.title, "url": item.url, "status": item.status, "engine": item.engine,
+        "chunks": int(chunks), "cost_usd": item.cost_usd, "files": [str(p) for p in files],
+    }
+    target = _target(item)
+    session.execute(delete(MediaItem).where(MediaItem.id == item.id))
+    session.expunge(item)
+    audit.record(session, actor, "item.delete", target, before, None)
+    try:
+        from core.search import cache
+
+        cache.invalidate(session)  # a cached result must not point at a deleted item
+    except ImportError:
+        pass
+    if files:
+        from core.zoom_events import remove_files
+
+        _after_commit(session, lambda: remove_files(files))
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Search settings
+# ---------------------------------------------------------------------------------------------
+
+
+def set_synonyms(session: Session, actor: str, mapping: Mapping[str, list[str] | str]) -> dict[str, list[str]]:
+    from core.search.preprocess import get_synonyms, set_synonyms as _set
+
+    before = get_synonyms(session)
+    after = _refuse_on_domain_error(lambda: _set(session, mapping))
+    audit.record(session, actor, "search.synonyms", "synonyms", before, after)
+    return after  # type: ignore[return-value]

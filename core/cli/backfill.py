@@ -1,0 +1,154 @@
+"""`backfill status|pause|resume|retry-dead`, `worker` and `enqueue-channel`: the backfill from a shell.
+
+    python -m core enqueue-channel            # list the channel, queue what is not indexed
+    python -m core backfill status --watch    # a progress bar with ETA and dollars
+    python -m core worker --engines local     # a worker on this machine (e.g. the GPU box)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("backfill", help="progress and control of the budgeted backfill")
+    bsub = b.add_subparsers(dest="backfill_command", required=True)
+    st = bsub.add_parser("status", help="done/total, ETA and dollars (a live bar with --watch)")
+    st.add_argument("--watch", action="store_true", help="keep a progress bar updating until the run ends")
+    st.add_argument("--interval", type=float, default=5.0, help="seconds between updates with --watch")
+    st.set_defaults(func=cmd_status)
+    p = bsub.add_parser("pause", help="stop claiming new work everywhere (running jobs finish)")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=cmd_pause)
+    bsub.add_parser("resume", help="claim work again").set_defaults(func=cmd_resume)
+    r = bsub.add_parser("retry-dead", help="give dead-lettered jobs new attempts")
+    r.add_argument("--job", type=int, help="one job id")
+    r.add_argument("--item", type=int, help="one media item id")
+    r.add_argument("--all", action="store_true", help="every dead job")
+    r.set_defaults(func=cmd_retry_dead)
+
+    w = sub.add_parser("worker", help="run a backfill worker alone (any machine with the same DATABASE_URL)")
+    w.add_argument("--engines", help="transcription engines this machine runs, e.g. 'local' or 'local,openai' "
+                                     "(default: local, plus openai when a key is set)")
+    w.add_argument("--device", help="advertise this whisper device (default: detected)")
+    w.add_argument("--model", help="advertise this whisper model (default: the configured one)")
+    w.add_argument("--slots", type=int, help="jobs at once in this process (default WORKER_SLOTS)")
+    w.add_argument("--plugin", action="append", default=[], help="import a module first (it may register engines)")
+    w.add_argument("--max-jobs", type=int, help="stop after this many jobs")
+    w.add_argument("--exit-when-idle", action="store_true", help="stop when nothing is claimable")
+    w.add_argument("--until-drained", action="store_true", help="stop when no job is queued or running anywhere")
+    w.set_defaults(func=cmd_worker)
+
+    e = sub.add_parser("enqueue-channel", help="list the channel, queue new and unfinished videos, start a run")
+    e.add_argument("--url", help="channel or playlist URL (default: the configured channel)")
+    e.add_argument("--limit", type=int, help="only the first N videos of the listing")
+    e.set_defaults(func=cmd_enqueue_channel)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.db import session_scope
+    from core.progress import progress_summary
+
+    with session_scope() as s:
+        p = progress_summary(s)
+    if not args.watch:
+        print(p.line())
+        return 0
+    bar = tqdm(total=max(p.total, 1), unit="item", desc=p.label, dynamic_ncols=True)
+    try:
+        while True:
+            bar.total = max(p.total, 1)
+            bar.n = p.finished
+            eta = f"ETA {p.eta:%m-%d %H:%M}" if p.eta else "ETA ?"
+            money = f"${p.spent_usd:.2f} spent, ${min(p.left_today_usd, p.left_month_usd):.2f} left today"
+            bar.set_postfix_str(f"{eta} | {money}" + (f" | {p.dead} dead" if p.dead else ""))
+            bar.refresh()
+            if p.total and p.finished >= p.total:
+                break
+            time.sleep(args.interval)
+            with session_scope() as s:
+                p = progress_summary(s)
+    finally:
+        bar.close()
+    print(p.line())
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from core import queue
+    from core.db import session_scope
+
+    with session_scope() as s:
+        queue.set_paused(s, True, args.reason)
+    print("backfill paused: running jobs finish, nothing new starts")
+    return 0
+
+
+def cmd_resume(_args: argparse.Namespace) -> int:
+    from core import queue
+    from core.db import session_scope
+
+    with session_scope() as s:
+        queue.set_paused(s, False)
+    print("backfill resumed")
+    return 0
+
+
+def cmd_retry_dead(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from core import queue
+    from core.db import session_scope
+    from core.models import Job
+
+    with session_scope() as s:
+        if args.all:
+            ids = list(s.scalars(select(Job.id).where(Job.status == "dead")))
+            n = sum(queue.retry_dead(s, i) for i in ids)
+        elif args.job or args.item:
+            n = queue.retry_dead(s, args.job, item_id=args.item)
+        else:
+            print("error: name --job, --item or --all", file=sys.stderr)
+            return 2
+    print(f"{n} dead job(s) queued again")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.worker import Worker, install_signal_handlers
+
+    for name in args.plugin:
+        importlib.import_module(name)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines is not None else None
+    worker = Worker(engines=engines, device=args.device, model=args.model, slots=args.slots)
+    install_signal_handlers(worker)
+    worker.start()
+    print(f"worker {worker.id} ready: {worker.capabilities}", flush=True)
+    try:
+        done = worker.serve(max_jobs=args.max_jobs, exit_when_idle=args.exit_when_idle, until_drained=args.until_drained)
+    finally:
+        worker.close()
+    print(f"worker {worker.id} stopped after {done} job(s)", flush=True)
+    return 0
+
+
+def cmd_enqueue_channel(args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.progress import start_run
+    from core.sync import sync_channel
+
+    report = sync_channel(url=args.url, limit=args.limit)
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
+        return 1
+    with session_scope() as s:
+        start_run(s, label=f"channel backfill ({report.listed} videos)")
+    print(
+        f"{report.listed} videos listed, {report.new} new, {report.queued} queued; "
+        f"{report.dated_by_feed} dated from the channel feed, {report.dates_unknown} dates unknown (estimated from the listing order)"
+    )
+    return 0

@@ -1,0 +1,475 @@
+"""Read-only figures for the admin console: cost charts, backlog projection and the library table.
+
+Everything is aggregated in SQL (GROUP BY day/engine/status, LIMIT/OFFSET pages), so the
+pages stay fast at 10,000+ items and a year of ledger rows: Python only ever sees one row
+per day, per engine or per page. Money rules (caps, prices, estimates, budget days in the
+budget's timezone) come from core.budget; nothing here decides or writes anything.
+"""
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from core import budget, clock, queue
+from core.audit import escape_like
+from core.config import get_settings
+from core.models import ITEM_STATUSES, Job, LedgerEntry, MediaItem, Source
+
+# Items that still need work for the backlog projection: not done, not given up on.
+BACKLOG_STATUSES = ("queued", "fetching", "transcribing", "failed")
+DONE_STATUSES = ("indexed", "review")
+# Days of history that set the pace of the projection (long enough to smooth a slow day).
+PACE_DAYS = 14
+
+
+def _money(value) -> float:
+    return float(value or 0)
+
+
+def _local_day(column, tz_name: str):
+    """The calendar day of a timestamp in the budget's timezone (same days as core.budget)."""
+    return func.date(func.timezone(tz_name, column))
+
+
+def _days(first: date, n: int) -> list[date]:
+    return [first + timedelta(days=i) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Spend against the caps
+# ---------------------------------------------------------------------------------------------
+
+
+class DailySpend(NamedTuple):
+    day: date
+    usd: float
+    cap: float  # today's daily cap (min of budget and safety limit)
+    over: bool
+
+
+def daily_spend(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DailySpend]:
+    """Dollars per budget day for the last `days` days against the daily cap (zero days included)."""
+    cap = budget.get_budget(session).daily_cap
+    return [DailySpend(d.day, d.usd, cap, d.usd > cap + 1e-9) for d in budget.spend_by_day(session, days, now=now)]
+
+
+class MonthToDate(NamedTuple):
+    month_start: date
+    month_end: date  # first day of the next month
+    spent: float
+    reserved: float
+    cap: float
+    days_elapsed: float  # fraction of the month gone, in days
+    days_in_month: int
+    by_day: list[tuple[date, float]]  # cumulative spend at the end of each day so far
+
+    @property
+    def projected(self) -> float:
+        """Month-end spend if the month continues at its pace so far (never above the cap: work stops there)."""
+        if self.days_elapsed <= 0:
+            return self.spent
+        return min(self.cap, self.spent / self.days_elapsed * self.days_in_month)
+
+    @property
+    def fraction(self) -> float:
+        return self.spent / self.cap if self.cap else 0.0
+
+
+def month_to_date(session: Session, *, now: datetime | None = None) -> MonthToDate:
+    now = now or clock.now()
+    st = budget.state(session, now)
+    p = st.periods
+    tz = st.limits.tz
+    first = p.month_start.astimezone(tz).date()
+    next_first = p.month_end.astimezone(tz).date()
+    today = now.astimezone(tz).date()
+    day = _local_day(LedgerEntry.at, st.limits.timezone)
+    rows = dict(
+        session.execute(
+            select(day, func.sum(LedgerEntry.usd))
+            .where(LedgerEntry.at >= p.month_start, LedgerEntry.at < p.month_end)
+            .group_by(day)
+        ).all()
+    )
+    running, cumulative = 0.0, []
+    for d in _days(first, (today - first).days + 1):
+        running += _money(rows.get(d))
+        cumulative.append((d, round(running, 6)))
+    elapsed = (now - p.month_start).total_seconds() / 86400
+    return MonthToDate(
+        first, next_first, st.spent_month, st.reserved, st.limits.monthly_cap, elapsed, (next_first - first).days, cumulative
+    )
+
+
+class EngineRow(NamedTuple):
+    engine: str
+    items: int
+    audio_hours: float  # audio transcribed by this engine (indexed + review items)
+    usd: float  # money the ledger booked under this engine's name (0 for free engines)
+
+
+def by_engine(session: Session, *, since: datetime | None = None) -> list[EngineRow]:
+    """Per transcription engine: items, audio hours and spend; plus paid non-transcription lines (embeddings).
+
+    Audio hours come from the items (free engines never reach the ledger); dollars from the ledger.
+    """
+    stmt = select(
+        func.coalesce(MediaItem.engine, "unknown"),
+        func.count(),
+        func.coalesce(func.sum(MediaItem.duration_s), 0),
+    ).where(MediaItem.status.in_(DONE_STATUSES)).group_by(MediaItem.engine)
+    if since is not None:
+        stmt = stmt.where(MediaItem.indexed_at >= since)
+    items = {e: (int(n), float(s) / 3600) for e, n, s in session.execute(stmt)}
+    spend = {r.engine: r for r in budget.spend_by_engine(session, since=since)}
+    rows: list[EngineRow] = []
+    for engine, (n, hours) in items.items():
+        ledger = spend.pop(budget.ledger_name(engine), None)
+        rows.append(EngineRow(engine, n, hours, ledger.usd if ledger else 0.0))
+    for name, ledger in spend.items():  # paid lines that are no transcription engine (embeddings, GPU)
+        rows.append(EngineRow(name, 0, ledger.audio_minutes / 60, ledger.usd))
+    return sorted(rows, key=lambda r: (-r.usd, -r.audio_hours))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cumulative spend and the backlog projection
+# ---------------------------------------------------------------------------------------------
+
+
+class Backlog(NamedTuple):
+    items: int
+    known_hours: float  # audio of the backlog items whose length we know
+    unknown_length: int  # items without a duration (estimated at budget.UNKNOWN_DURATION_S)
+    worst_case_usd: float  # every backlog item through the paid engine
+    paid_share: float  # share of recently indexed audio that went through a paid engine
+    expected_usd: float  # worst case × paid share (+ paid embeddings)
+
+
+class Projection(NamedTuple):
+    backlog: Backlog
+    spent_total: float
+    items_per_day: float  # recent pace (last PACE_DAYS days)
+    usd_per_day_cap: float
+    finish_date: date | None  # None: no pace yet (nothing indexed recently)
+    bound_by: str  # "pace" | "budget" | "done" | "no pace yet"
+    total_usd: float  # spent so far + expected backlog cost
+
+
+def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
+    """What the unfinished items will cost, priced by core.budget.estimate at today's prices."""
+    now = now or clock.now()
+    n, known_s, unknown = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(MediaItem.duration_s), 0),
+            func.count().filter(MediaItem.duration_s.is_(None)),
+        ).where(MediaItem.status.in_(BACKLOG_STATUSES), MediaItem.skipped.is_(False))
+    ).one()
+    prices = budget.get_prices(session)
+    settings = get_settings()
+    paid = [e for e in settings.transcription_engines if budget.is_paid(prices, e)]
+    paid_embed = "openai-embed" if settings.embedding_provider == "openai" else None
+    # One estimate over the summed audio equals the sum of per-item estimates (prices are linear).
+    total_s = float(known_s) + int(unknown) * budget.UNKNOWN_DURATION_S
+    worst = budget.estimate(prices, duration_s=total_s, transcriber=paid[0] if paid else None, embedding_paid=paid_embed).usd if n else 0.0
+    share = _paid_share(session, prices, now=now)
+    embed_part = budget.estimate(prices, duration_s=total_s, transcriber=None, embedding_paid=paid_embed).usd if n else 0.0
+    expected = (worst - embed_part) * share + embed_part
+    return Backlog(int(n), float(known_s) / 3600, int(unknown), round(worst, 2), share, round(expected, 2))
+
+
+def _paid_share(session: Session, prices: dict, *, now: datetime) -> float:
+    """Share of audio indexed in the last 30 days that a paid engine transcribed (1.0 with no history: err high)."""
+    rows = session.execute(
+        select(MediaItem.engine, func.coalesce(func.sum(MediaItem.duration_s), 0))
+        .where(MediaItem.status.in_(DONE_STATUSES), MediaItem.indexed_at >= now - timedelta(days=30))
+        .group_by(MediaItem.engine)
+    ).all()
+    total = sum(float(s) for _, s in rows)
+    if total <= 0:
+        return 1.0
+    return sum(float(s) for e, s in rows if e and budget.is_paid(prices, e)) / total
+
+
+def cumulative_spend(session: Session, *, days: int = 90, now: datetime | None = None) -> list[tuple[date, float]]:
+    """All-time cumulative spend at the end of each of the last `days` days (starts from the earlier total)."""
+    now = now or clock.now()
+    limits = budget.get_budget(session)
+    tz = limits.tz
+    start = budget.periods(now, tz).day_start - timedelta(days=days - 1)
+    before = _money(session.scalar(select(func.coalesce(func.sum(LedgerEntry.usd), 0)).where(LedgerEntry.at < start)))
+    day = _local_day(LedgerEntry.at, limits.timezone)
+    rows = dict(session.execute(select(day, func.sum(LedgerEntry.usd)).where(LedgerEntry.at >= start).group_by(day)).all())
+    running, out = before, []
+    for d in _days(start.astimezone(tz).date(), days):
+        running += _money(rows.get(d))
+        out.append((d, round(running, 6)))
+    return out
+
+
+def projection(session: Session, *, now: datetime | None = None) -> Projection:
+    """When the backlog will be done and what it will have cost, at the recent pace and the daily cap.
+
+    The finish date is the later of two limits: items at the pace of the last PACE_DAYS days,
+    and the expected dollars at the daily cap (work stops at the cap).
+    """
+    now = now or clock.now()
+    b = backlog(session, now=now)
+    spent = budget.total_spent(session)
+    cap = budget.get_budget(session).daily_cap
+    done_recently = session.scalar(
+        select(func.count()).where(MediaItem.status.in_(DONE_STATUSES), MediaItem.indexed_at >= now - timedelta(days=PACE_DAYS))
+    ) or 0
+    pace = done_recently / PACE_DAYS
+    today = now.astimezone(budget.get_budget(session).tz).date()
+    total = round(spent + b.expected_usd, 2)
+    if b.items == 0:
+        return Projection(b, spent, pace, cap, today, "done", total)
+    if pace <= 0:
+        return Projection(b, spent, pace, cap, None, "no pace yet", total)
+    days_by_pace = b.items / pace
+    days_by_money = b.expected_usd / cap if cap > 0 else math.inf
+    if math.isinf(days_by_money):
+        return Projection(b, spent, pace, cap, None, "budget", total)
+    bound = "budget" if days_by_money > days_by_pace else "pace"
+    return Projection(b, spent, pace, cap, today + timedelta(days=math.ceil(max(days_by_pace, days_by_money))), bound, total)
+
+
+# ---------------------------------------------------------------------------------------------
+# Throughput and failures
+# ---------------------------------------------------------------------------------------------
+
+
+class DayCount(NamedTuple):
+    day: date
+    series: str
+    count: int
+
+
+def items_per_day(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DayCount]:
+    """Items indexed per day, split by engine (zero days included for the engines present)."""
+    now = now or clock.now()
+    limits = budget.get_budget(session)
+    start = budget.periods(now, limits.tz).day_start - timedelta(days=days - 1)
+    day = _local_day(MediaItem.indexed_at, limits.timezone)
+    engine = func.coalesce(MediaItem.engine, "unknown")
+    rows = session.execute(
+        select(day, engine, func.count())
+        .where(MediaItem.indexed_at >= start, MediaItem.status.in_(DONE_STATUSES))
+        .group_by(day, engine)
+    ).all()
+    return _fill(rows, start.astimezone(limits.tz).date(), days)
+
+
+def failures_per_day(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DayCount]:
+    """Failed runs per day: dead-lettered jobs (when they died) and failed attempts awaiting retry."""
+    now = now or clock.now()
+    limits = budget.get_budget(session)
+    start = budget.periods(now, limits.tz).day_start - timedelta(days=days - 1)
+    when = case((Job.status == "dead", Job.finished_at), else_=func.coalesce(Job.started_at, Job.created_at))
+    day = _local_day(when, limits.timezone)
+    series = case((Job.status == "dead", "dead-lettered"), else_="failed attempt, will retry")
+    rows = session.execute(
+        select(day, series, func.count())
+        .where(or_(Job.status == "dead", and_(Job.status == "retry", Job.last_error.is_not(None))), when >= start)
+        .group_by(day, series)
+    ).all()
+    return _fill(rows, start.astimezone(limits.tz).date(), days)
+
+
+def _fill(rows, first: date, days: int) -> list[DayCount]:
+    found = {(d, s): int(n) for d, s, n in rows}
+    names = sorted({s for _, s in found}) or []
+    return [DayCount(d, s, found.get((d, s), 0)) for d in _days(first, days) for s in names]
+
+
+# ---------------------------------------------------------------------------------------------
+# The library table
+# ---------------------------------------------------------------------------------------------
+
+SORTS = {
+    "newest first": (MediaItem.published_at.desc().nullslast(), MediaItem.id.desc()),
+    "oldest first": (MediaItem.published_at.asc().nullslast(), MediaItem.id.asc()),
+    "recently changed": (MediaItem.updated_at.desc(), MediaItem.id.desc()),
+    "title A–Z": (MediaItem.title.asc(), MediaItem.id.asc()),
+    "most expensive": (MediaItem.cost_usd.desc(), MediaItem.id.desc()),
+    "longest": (MediaItem.duration_s.desc().nullslast(), MediaItem.id.desc()),
+    "most chunks": (MediaItem.chunk_count.desc(), MediaItem.id.desc()),
+}
+
+
+class LibraryFilter(NamedTuple):
+    statuses: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ()
+    source_kinds: tuple[str, ...] = ()
+    search: str = ""  # words in the title, or an exact external id / item id
+    pinned_only: bool = False
+    sort: str = "newest first"
+
+
+class LibraryRow(NamedTuple):
+    id: int
+    title: str
+    url: str
+    source: str
+    external_id: str
+    status: str
+    status_detail: str | None
+    engine: str | None
+    route_reason: str | None
+    cost_usd: float
+    duration_s: float | None
+    chunk_count: int
+    published_at: datetime | None
+    indexed_at: datetime | None
+    pinned: bool
+    skipped: bool
+    visible: bool
+
+
+class LibraryPage(NamedTuple):
+    rows: list[LibraryRow]
+    total: int
+    page: int  # 1-based, clamped to the pages that exist
+    pages: int
+    page_size: int
+
+
+def _library_where(stmt: Select, f: LibraryFilter) -> Select:
+    if f.statuses:
+        stmt = stmt.where(MediaItem.status.in_(f.statuses))
+    if f.engines:
+        named = [e for e in f.engines if e != "none"]
+        conds = [MediaItem.engine.in_(named)] if named else []
+        if "none" in f.engines:
+            conds.append(MediaItem.engine.is_(None))
+        stmt = stmt.where(or_(*conds))
+    if f.source_kinds:
+        stmt = stmt.where(Source.kind.in_(f.source_kinds))
+    if f.pinned_only:
+        stmt = stmt.where(MediaItem.pinned.is_(True))
+    text = " ".join(f.search.split())
+    if text:
+        # Every word must appear in the title (bound, wildcards escaped), or the text is an id.
+        words = [MediaItem.title.ilike(f"%{escape_like(w)}%", escape="\\") for w in text.split()[:8]]
+        ids = [MediaItem.external_id == text]
+        if text.isdigit() and len(text) < 12:
+            ids.append(MediaItem.id == int(text))
+        stmt = stmt.where(or_(and_(*words), *ids))
+    return stmt
+
+
+def library_page(session: Session, f: LibraryFilter, *, page: int = 1, page_size: int = 50) -> LibraryPage:
+    """One page of items, filtered, searched and sorted in SQL, with the total for the pager."""
+    page_size = max(1, min(500, int(page_size)))
+    base = select(MediaItem.id).join(Source, Source.id == MediaItem.source_id)
+    total = int(session.scalar(select(func.count()).select_from(_library_where(base, f).subquery())) or 0)
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, int(page)), pages)
+    stmt = select(
+        MediaItem.id, MediaItem.title, MediaItem.url, Source.kind, MediaItem.external_id, MediaItem.status,
+        MediaItem.status_detail, MediaItem.engine, MediaItem.route_reason, MediaItem.cost_usd, MediaItem.duration_s,
+        MediaItem.chunk_count, MediaItem.published_at, MediaItem.indexed_at, MediaItem.pinned, MediaItem.skipped,
+        MediaItem.visible,
+    ).join(Source, Source.id == MediaItem.source_id)
+    stmt = _library_where(stmt, f).order_by(*SORTS.get(f.sort, SORTS["newest first"]))
+    stmt = stmt.limit(page_size).offset((page - 1) * page_size)
+    rows = [
+        LibraryRow(*r[:9], _money(r[9]), *r[10:]) for r in session.execute(stmt)
+    ]
+    return LibraryPage(rows, total, page, pages, page_size)
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """Items per status (every status listed, zero when none): the library's summary line."""
+    counts = {s: 0 for s in ITEM_STATUSES}
+    counts.update({s: int(n) for s, n in session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status))})
+    return counts
+
+
+def engines_in_use(session: Session) -> list[str]:
+    return [e for e in session.scalars(select(MediaItem.engine).distinct().order_by(MediaItem.engine)) if e]
+
+
+class Progress(NamedTuple):
+    total: int  # items the archive means to index (skipped ones excluded)
+    done: int  # indexed + review: searchable
+    waiting: int  # queued or failed-and-retrying
+    in_flight: int  # fetching or transcribing now
+    review: int
+    dead: int
+    skipped: int
+    hours_total: float
+    hours_done: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+def backfill_progress(session: Session) -> Progress:
+    """How far the backfill is, in items and hours of audio (one GROUP BY over the items)."""
+    rows = session.execute(
+        select(MediaItem.status, func.count(), func.coalesce(func.sum(MediaItem.duration_s), 0)).group_by(MediaItem.status)
+    ).all()
+    n = {s: int(c) for s, c, _ in rows}
+    h = {s: float(d) / 3600 for s, _, d in rows}
+    done = n.get("indexed", 0) + n.get("review", 0)
+    skipped = n.get("skipped", 0)
+    total = sum(n.values()) - skipped
+    return Progress(
+        total, done, n.get("queued", 0) + n.get("failed", 0), n.get("fetching", 0) + n.get("transcribing", 0),
+        n.get("review", 0), n.get("dead", 0), skipped,
+        sum(h.values()) - h.get("skipped", 0), h.get("indexed", 0) + h.get("review", 0),
+    )
+
+
+class RunningJob(NamedTuple):
+    job_id: int
+    item_id: int
+    title: str
+    kind: str
+    stage: str | None
+    engine: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    worker: str | None
+
+
+def running_jobs(session: Session, *, limit: int = 20) -> list[RunningJob]:
+    rows = session.execute(
+        select(Job.id, Job.media_item_id, MediaItem.title, Job.kind, Job.stage, Job.engine, Job.started_at,
+               Job.heartbeat_at, Job.lease_owner)
+        .join(MediaItem, MediaItem.id == Job.media_item_id)
+        .where(Job.status == "running")
+        .order_by(Job.started_at)
+        .limit(limit)
+    ).all()
+    return [RunningJob(*r) for r in rows]
+
+
+class DeadRow(NamedTuple):
+    job_id: int
+    item_id: int
+    title: str
+    kind: str
+    attempts: int
+    last_error: str | None
+    finished_at: datetime | None
+
+
+def dead_letters(session: Session, *, limit: int = 200) -> list[DeadRow]:
+    """Dead-lettered jobs with their item's title and last error, newest first (core.queue.dead_letter + titles)."""
+    jobs = queue.dead_letter(session, limit=limit)
+    titles = dict(
+        session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs]))).all()
+    ) if jobs else {}
+    return [
+        DeadRow(j.id, j.media_item_id, titles.get(j.media_item_id, "?"), j.kind, j.attempts, j.last_error, j.finished_at)
+        for j in jobs
+    ]
+

@@ -1,0 +1,283 @@
+"""Realistic demo data for the admin console: the real channel listing, a month of backfill.
+
+`seed_demo` registers the 572 videos of the real @anthonychaffeemd flat listing (read in
+place from ../shared/data, never copied) as YouTube items, then replays a month of a
+budget-capped backfill over them: about eleven items a day in priority order, captions when
+the video has them, the paid API while the day's cap allows, the local model otherwise.
+That leaves what a running archive really holds — indexed items with engines, costs and
+chunk counts, ledger rows that respect the caps, a few items in review, failed attempts
+waiting to retry, dead-lettered jobs with their real-looking last errors, the queue of the
+rest, and the scheduler and workers with their heartbeats.
+
+Nothing is transcribed or embedded: items carry chunk *counts*, not chunks, so search
+stays empty; ingest a few items for that. Deterministic (seeded random).
+"""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import NamedTuple
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from core import admin_actions, budget, clock, priorities
+from core.config import PROJECT_ROOT, get_settings
+from core.models import Feedback, Job, LedgerEntry, MediaItem, QueryLogEntry, Worker
+from core.pipeline import get_or_create_source, register_item
+from core.sources.youtube import parse_flat_entry
+
+LISTING = PROJECT_ROOT.parent / "shared" / "data" / "youtube" / "anthonychaffeemd_flat_playlist.jsonl"
+DEMO_ACTOR = "seed-demo"
+DAYS = 30
+ITEMS_PER_DAY = (8, 14)  # a CPU box with one GPU helper: this many items a day
+CHUNK_STEP_S = 35.0  # 45-second windows overlapping by 10 s (core.chunking)
+# Demo budget: a small creator's archive — tight enough that the cap visibly shapes the spend.
+DEMO_BUDGET = {"daily": 3.0, "monthly": 80.0, "daily_safety": 5.0, "monthly_safety": 120.0}
+DEMO_TOPICS = ["insulin", "cholesterol", "autoimmune", "plant toxins", "cancer", "ketosis"]
+
+DEAD_ERRORS = (
+    "PrivateItem: This video is private",
+    "MembersOnly: Join this channel to get access to members-only content like this video",
+    "Unavailable: Video unavailable. This video has been removed by the uploader",
+    "AgeRestricted: Sign in to confirm your age. This video may be inappropriate for some users",
+    "NoSpeech: the transcript is empty (no speech found)",
+    "TranscriptionError: audio decode failed (ffmpeg exit 1): Invalid data found when processing input",
+)
+RETRY_ERRORS = (
+    "RateLimited: HTTP Error 429: Too Many Requests",
+    "TransientSourceError: Unable to download webpage: The read operation timed out",
+    "APITimeoutError: Request timed out (openai transcription, 600 s)",
+)
+REVIEW_REASONS = (
+    "low speech density: 18 words/min (expected at least 60)",
+    "many repeated lines (possible hallucination loop in the transcript)",
+    "transcript much shorter than the audio (covers 41% of it)",
+)
+FEEDBACK_QUERIES = (
+    ("what does dr chaffee say about cholesterol", 1),
+    ("plant toxins oxalates", 1),
+    ("insulin resistance", 1),
+    ("autoimmune disease carnivore", -1),
+    ("how much fat per day", 1),
+    ("ketosis and cancer", -1),
+)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot be seeded here (database not empty, listing missing)."""
+
+
+class DemoSummary(NamedTuple):
+    items: int
+    by_status: dict[str, int]
+    ledger_rows: int
+    spent_usd: float
+    jobs: int
+    workers: int
+
+
+def database_is_empty(session: Session) -> bool:
+    return not any(
+        session.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table})"))
+        for table in ("media_items", "ledger", "jobs", "audit_log")
+    )
+
+
+def erase_all(session: Session) -> None:
+    """Empty every app table (the --force of seed-demo): the demo starts from a clean slate."""
+    session.execute(
+        text(
+            "TRUNCATE feedback, query_log, audit_log, login_attempts, ledger, reservations, jobs, workers, "
+            "rate_buckets, app_settings, chunks, transcript_segments, media_items, sources RESTART IDENTITY CASCADE"
+        )
+    )
+
+
+def _load_listing(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise DemoError(f"the channel listing is missing: {path} (the demo reads ../shared/data in place)")
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING, seed: int = 42) -> DemoSummary:
+    """Fill an empty database with the demo; `force` erases existing data first. The caller commits."""
+    if not database_is_empty(session):
+        if not force:
+            raise DemoError("the database already holds data; use --force to erase it and seed the demo")
+        erase_all(session)
+    rng = random.Random(seed)
+    now = clock.now()
+    settings = get_settings()
+    entries = _load_listing(listing)
+
+    admin_actions.set_budget(session, DEMO_ACTOR, **DEMO_BUDGET)
+    admin_actions.set_topics(session, DEMO_ACTOR, DEMO_TOPICS)
+
+    source = get_or_create_source(session, "youtube", "Anthony Chaffee MD", settings.channel_url)
+    source.last_synced_at = now - timedelta(minutes=42)
+    items: list[MediaItem] = []
+    for position, entry in enumerate(entries):
+        info = parse_flat_entry(entry)
+        if info is None:
+            continue
+        item = register_item(session, source, info)
+        # The channel's RSS feed dates only the newest 15 uploads; the rest stay "date unknown".
+        if position < 15:
+            item.published_at = now - timedelta(days=2 + position * 3, hours=rng.randint(0, 12))
+        item.created_at = now - timedelta(days=DAYS + 2)
+        items.append(item)
+    session.flush()
+
+    scorer = priorities.Scorer.load(session, now)
+    order = sorted(items, key=lambda it: -scorer.score(it))
+    prices = budget.get_prices(session)
+    cap = budget.get_budget(session).daily_cap
+
+    # Obvious non-talks (trailers, clips under two minutes) were skipped by the admin.
+    skipped = [it for it in order if (it.duration_s or 0) < 120 or "trailer" in it.title.lower()][:8]
+    for it in skipped:
+        it.skipped, it.status, it.status_detail = True, "skipped", "skipped by the admin (not a talk)"
+    todo = [it for it in order if not it.skipped]
+
+    jobs: list[Job] = []
+    ledger: list[LedgerEntry] = []
+    cursor = 0
+    first_day = (now - timedelta(days=DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    for day in range(DAYS):
+        start_of_day = first_day + timedelta(days=day)
+        spent_today = 0.0
+        for _ in range(rng.randint(*ITEMS_PER_DAY)):
+            if cursor >= len(todo) - 20:  # keep a real backlog
+                break
+            it = todo[cursor]
+            cursor += 1
+            # Today only up to half an hour ago: every simulated run has finished.
+            latest = min(23 * 60 + 30, int((now - start_of_day).total_seconds() // 60) - 30)
+            if latest < 20:
+                break
+            at = start_of_day + timedelta(minutes=rng.randint(20, latest))
+            fate = rng.random()
+            job = Job(media_item_id=it.id, kind="ingest", priority=scorer.score(it), created_at=it.created_at,
+                      started_at=at - timedelta(minutes=rng.randint(3, 25)), max_attempts=3)
+            if fate < 0.03:  # dead-lettered after its retries (or at once for a permanent error)
+                error = rng.choice(DEAD_ERRORS)
+                permanent = not error.startswith(("TranscriptionError", "NoSpeech"))
+                job.status, job.attempts, job.finished_at, job.last_error = "dead", 1 if permanent else 3, at, error
+                it.status = "dead"
+                it.status_detail = ("permanent error: " if permanent else "gave up after 3 attempts: ") + error
+                jobs.append(job)
+                continue
+            minutes = (it.duration_s or 3600) / 60
+            cost = budget.cost(prices, "openai", audio_minutes=minutes)
+            roll = rng.random()
+            if roll < 0.4:
+                engine, reason = "captions", "youtube has its own transcript (youtube:en (uploaded))"
+            elif roll < 0.95 and spent_today + cost <= cap:
+                engine, reason = "openai", "openai engine (no captions; within today's budget)"
+            else:
+                engine, reason = "local", "local engine (no captions; paid engine not allowed: daily budget spent)" \
+                    if spent_today + cost > cap else "local engine (no captions)"
+            job.status, job.attempts, job.finished_at, job.stage = "done", 1 + (rng.random() < 0.06), at, "done"
+            it.status = "review" if rng.random() < 0.035 else "indexed"
+            it.status_detail = rng.choice(REVIEW_REASONS) if it.status == "review" else None
+            it.engine, it.route_reason, it.indexed_at = engine, reason, at
+            it.chunk_count = max(1, int((it.duration_s or 600) / CHUNK_STEP_S))
+            # The pipeline learns the upload date from the video's own metadata while ingesting.
+            if it.published_at is None:
+                it.published_at = now - timedelta(days=60 + cursor * 4 + rng.randint(0, 3))
+            jobs.append(job)
+            if engine == "openai":
+                spent_today += cost
+                it.cost_usd = Decimal(str(round(cost, 6)))
+                ledger.append(LedgerEntry(at=at, media_item_id=it.id, engine="openai-transcribe",
+                                          audio_minutes=round(minutes, 2), usd=round(cost, 6),
+                                          note="whisper-1"))
+    session.add_all(jobs)
+    session.flush()
+    for entry in ledger:  # link each ledger row to its job now that jobs have ids
+        entry.job_id = next((j.id for j in jobs if j.media_item_id == entry.media_item_id), None)
+    session.add_all(ledger)
+
+    rest = todo[cursor:]
+    _seed_live_queue(session, rest, scorer, now, rng)
+    _seed_workers(session, now)
+    _seed_feedback(session, [it for it in todo[:cursor] if it.status == "indexed"], now, rng)
+    session.flush()
+    for it in items:
+        it.updated_at = it.indexed_at or (now - timedelta(hours=rng.randint(1, 48)))
+    session.flush()
+    return summary(session)
+
+
+def _seed_live_queue(session: Session, rest: list[MediaItem], scorer: priorities.Scorer, now: datetime, rng: random.Random) -> None:
+    """The items not reached yet: two in flight, a few failed attempts waiting to retry, the rest queued."""
+    for i, it in enumerate(rest):
+        job = Job(media_item_id=it.id, kind="ingest", priority=scorer.score(it), created_at=it.created_at,
+                  run_after=now - timedelta(hours=1), max_attempts=3)
+        if i < 2:
+            stage = "fetching" if i == 0 else "transcribing"
+            job.status, job.attempts, job.stage = "running", 1, stage
+            job.started_at = now - timedelta(minutes=4 + 9 * i)
+            job.heartbeat_at = now - timedelta(seconds=8)
+            job.lease_expires_at = now + timedelta(minutes=2)
+            job.lease_owner = "gpu-box:4117:demo" if i else "archive-1:2231:demo"
+            it.status = stage
+        elif i < 6:
+            error = rng.choice(RETRY_ERRORS)
+            job.status, job.attempts, job.last_error = "retry", 1 + (i % 2), error
+            job.started_at = now - timedelta(days=rng.randint(0, 6), hours=rng.randint(1, 20))
+            job.run_after = now + timedelta(minutes=10 * i)
+            it.status = "failed"
+            it.status_detail = f"retry {job.attempts + 1} of 3 after {job.run_after:%Y-%m-%d %H:%M} UTC — {error}"
+        else:
+            job.status, job.stage = "queued", None
+        session.add(job)
+
+
+def _seed_workers(session: Session, now: datetime) -> None:
+    session.add_all(
+        [
+            Worker(id="archive-1:2231:demo", role="scheduler", hostname="archive-1", pid=2231,
+                   capabilities={"device": "cpu", "cores": 2, "engines": ["captions", "local", "openai"],
+                                 "whisper_model": "tiny.en", "slots": 1},
+                   started_at=now - timedelta(days=6, hours=3), heartbeat_at=now - timedelta(seconds=12)),
+            Worker(id="gpu-box:4117:demo", role="worker", hostname="gpu-box", pid=4117,
+                   capabilities={"device": "cuda", "gpu": "NVIDIA L4 (24 GB)", "engines": ["local"],
+                                 "whisper_model": "large-v3", "slots": 2},
+                   started_at=now - timedelta(days=2, hours=5), heartbeat_at=now - timedelta(seconds=8)),
+            Worker(id="laptop:881:demo", role="worker", hostname="laptop", pid=881,
+                   capabilities={"device": "cpu", "cores": 8, "engines": ["captions", "local"],
+                                 "whisper_model": "small.en", "slots": 1},
+                   started_at=now - timedelta(days=1, hours=9), heartbeat_at=now - timedelta(hours=3, minutes=14)),
+        ]
+    )
+
+
+def _seed_feedback(session: Session, indexed: list[MediaItem], now: datetime, rng: random.Random) -> None:
+    for i, (query, vote) in enumerate(FEEDBACK_QUERIES):
+        for j in range(1 + i % 3):
+            it = rng.choice(indexed) if indexed else None
+            session.add(Feedback(at=now - timedelta(hours=3 * i + j), query=query,
+                                 media_item_id=it.id if it else None, start_s=float(rng.randint(60, 3000)),
+                                 vote=vote if j == 0 else rng.choice((1, -1))))
+    for i in range(60):
+        query, _ = FEEDBACK_QUERIES[i % len(FEEDBACK_QUERIES)]
+        session.add(QueryLogEntry(at=now - timedelta(hours=i * 5), query=query, result_count=rng.randint(3, 40),
+                                  latency_ms=rng.uniform(25, 140)))
+
+
+def summary(session: Session) -> DemoSummary:
+    by_status = dict(session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status)).all())
+    return DemoSummary(
+        items=sum(by_status.values()),
+        by_status={k: int(v) for k, v in sorted(by_status.items())},
+        ledger_rows=int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0),
+        spent_usd=float(session.scalar(select(func.coalesce(func.sum(LedgerEntry.usd), 0))) or 0),
+        jobs=int(session.scalar(select(func.count()).select_from(Job)) or 0),
+        workers=int(session.scalar(select(func.count()).select_from(Worker)) or 0),
+    )

@@ -1,0 +1,231 @@
+"""search(): query → preprocessing → (vector ∥ keyword) → fusion → [rerank] → shaping.
+
+Each arrow is one module of this package; this one only wires them, times them, and
+caches the finished response under the content fingerprint (cache.py).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.search import cache
+from core.search.links import youtube_id
+from core.search.fusion import FusionConfig, fusion_config, rrf
+from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
+from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
+from core.search.retrieval import keyword_candidates, vector_candidates
+from core.search.shaping import load_chunks, shape
+
+_qvec_lock = threading.Lock()
+_qvec_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def _embed_query(embedder, query: str) -> np.ndarray:
+    """Query vectors are reused: the same question asked twice costs one embedding."""
+    key = (embedder.provider, embedder.model, query)
+    with _qvec_lock:
+        if key in _qvec_cache:
+            _qvec_cache.move_to_end(key)
+            return _qvec_cache[key]
+    vec = np.asarray(embedder.embed_query(query), dtype=np.float32)
+    with _qvec_lock:
+        _qvec_cache[key] = vec
+        while len(_qvec_cache) > 256:
+            _qvec_cache.popitem(last=False)
+    return vec
+
+
+def _space(session: Session, embedder) -> tuple[int, int] | None:
+    # A plain lookup, never ensure_space(): its CREATE INDEX IF NOT EXISTS would take a lock
+    # that waits for (and blocks) the pipeline's inserts.
+    row = session.execute(
+        text("SELECT id, dim FROM embedding_spaces WHERE provider = :p AND model = :m"),
+        {"p": embedder.provider, "m": embedder.model},
+    ).first()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def archive_is_empty(session: Session, *, include_hidden: bool = False) -> bool:
+    """True when nothing searchable is indexed (the page then explains how to add content)."""
+    visible = "" if include_hidden else "AND m.visible"
+    return not session.execute(
+        text(f"SELECT EXISTS (SELECT 1 FROM chunks c JOIN media_items m ON m.id = c.media_item_id WHERE TRUE {visible})")
+    ).scalar()
+
+
+def search(
+    session: Session,
+    query: str,
+    *,
+    k: int = 10,
+    filters: SearchFilters | None = None,
+    sort: str = "relevance",
+    include_hidden: bool = False,
+    mode: str = "hybrid",
+    embedder=None,
+    log: bool = True,
+    use_cache: bool = True,
+    link_base: str = "/",
+    config: FusionConfig | None = None,
+) -> SearchResponse:
+    """Search the archive; k is the number of videos returned (each with up to 3 moments).
+
+    Hidden items are left out unless include_hidden (admin). Raises QueryError for an empty
+    or too long query. Iterate `response.hits()` for (video, moment) pairs in display order.
+    The query is logged (normalised, for trending/autocomplete) unless log=False or the
+    search includes hidden items; the caller's session commits it.
+    """
+    t_start = time.perf_counter()
+    validate(query)
+    if mode not in MODES:
+        raise QueryError(f"Unknown search mode {mode!r}; choose one of {', '.join(MODES)}.")
+    if sort not in SORTS:
+        raise QueryError(f"Unknown sort {sort!r}; choose relevance or date.")
+    k = max(1, min(int(k), 100))
+    filters = filters or SearchFilters()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round((now - since) * 1000, 3)
+        return now
+
+    t = time.perf_counter()
+    version = cache.content_version(session)
+    cfg = config or fusion_config(session)
+    rerank_on = mode == "hybrid+rerank" or (mode == "hybrid" and cfg.rerank)
+    key = (version, " ".join(query.split()).lower(), k, filters.cache_key(), sort, include_hidden, mode, cfg, link_base)
+    t = lap("fingerprint", t)
+    if use_cache:
+        hit = cache.get(key)
+        if hit is not None:
+            response = copy.copy(hit)
+            response.cached = True
+            response.total_ms = round((time.perf_counter() - t_start) * 1000, 3)
+            response.timings_ms = {"cache": response.total_ms}
+            if log and not include_hidden:
+                _log(session, response)
+            return response
+
+    prepared = prepare(query, vocab=vocabulary(session, version), synonyms=get_synonyms(session))
+    t = lap("preprocess", t)
+
+    lists: dict[str, list[Candidate]] = {}
+    if mode != "keyword":
+        if embedder is None:
+            from core.embeddings import get_embedder
+
+            embedder = get_embedder()
+        space = _space(session, embedder)
+        if space is not None:
+            qvec = _embed_query(embedder, prepared.cleaned)
+            t = lap("embed", t)
+            lists["vector"] = vector_candidates(
+                session, qvec, space_id=space[0], dim=space[1], limit=cfg.candidates,
+                filters=filters, include_hidden=include_hidden,
+            )
+            t = lap("vector", t)
+        else:
+            lists["vector"] = []
+    if mode != "vector":
+        lists["keyword"] = keyword_candidates(
+            session, prepared.keyword, limit=cfg.candidates, filters=filters,
+            include_hidden=include_hidden, strict=prepared.operators,
+        )
+        t = lap("keyword", t)
+
+    weights = {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}
+    if mode in ("vector", "keyword"):
+        weights = {mode: 1.0}
+    fused = rrf(lists, weights, cfg.rrf_k)
+    t = lap("fuse", t)
+
+    rows = load_chunks(session, [cid for cid, _ in fused])
+    t = lap("load", t)
+    reranked = False
+    if rerank_on and fused:
+        from core.search.rerank import get_cross_encoder, rerank
+
+        encoder = get_cross_encoder(cfg.reranker)
+        fused = rerank(encoder, prepared.cleaned, fused, {cid: r.text for cid, r in rows.items()}, cfg.rerank_top)
+        reranked = True
+        t = lap("rerank", t)
+
+    groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows)
+    lap("shape", t)
+    total = round((time.perf_counter() - t_start) * 1000, 3)
+    response = SearchResponse(
+        query=query, prepared=prepared, mode=mode, sort=sort, groups=groups,
+        timings_ms=timings, total_ms=total, reranked=reranked,
+    )
+    if use_cache:
+        cache.put(key, response)
+    if log and not include_hidden:
+        _log(session, response)
+    return response
+
+
+def _log(session: Session, response: SearchResponse) -> None:
+    from core.search.suggest import log_query
+
+    # The cleaned query (filler removed, spelling fixed) so that variants of one question
+    # count together in trending and autocomplete.
+    log_query(session, response.prepared.cleaned, len(response.groups), response.total_ms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small look-ups for the search page
+# ---------------------------------------------------------------------------------------------
+
+AUDIO_SUFFIXES = (".mp3", ".m4a", ".wav", ".flac", ".ogg", ".opus", ".aac")
+
+
+@dataclass(frozen=True)
+class PlayerItem:
+    id: int
+    title: str
+    url: str
+    media_path: str | None
+
+    @property
+    def youtube(self) -> bool:
+        return youtube_id(self.url) is not None
+
+    @property
+    def is_audio(self) -> bool:
+        return bool(self.media_path) and self.media_path.lower().endswith(AUDIO_SUFFIXES)
+
+
+def player_item(session: Session, item_id: int, *, include_hidden: bool = False) -> PlayerItem | None:
+    """What the page's player needs; None for an unknown item, or a hidden one unless admin."""
+    row = session.execute(
+        text("SELECT id, title, url, media_path, visible FROM media_items WHERE id = :id"), {"id": int(item_id)}
+    ).first()
+    if row is None or (not row.visible and not include_hidden):
+        return None
+    return PlayerItem(row.id, row.title, row.url, row.media_path)
+
+
+def speakers_list(session: Session, *, include_hidden: bool = False, limit: int = 500) -> list[str]:
+    """Distinct speaker names of (Zoom) chunks, for the speaker filter."""
+    visible = "" if include_hidden else "AND m.visible"
+    rows = session.execute(
+        text(
+            f"""
+            SELECT DISTINCT trim(name) AS name
+            FROM chunks c JOIN media_items m ON m.id = c.media_item_id,
+                 unnest(string_to_array(c.speakers, ',')) AS name
+            WHERE c.speakers IS NOT NULL AND c.speakers <> '' {visible}
+            ORDER BY name LIMIT :lim
+            """
+        ),
+        {"lim": limit},
+    ).scalars()
+    return [r for r in rows if r]

@@ -1,0 +1,83 @@
+"""Thumbs up / down per hit: stored anonymously, summarised for the admin, and read back by
+bench/relevance.py as extra relevance judgments."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.models import Chunk, Feedback
+from core.search.suggest import normalise_query
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    query: str
+    media_item_id: int | None
+    title: str | None
+    start_s: float | None
+    up: int
+    down: int
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One user's verdict on one moment, as the benchmark uses it."""
+
+    query: str
+    external_id: str  # YouTube id / file hash of the media item
+    start_s: float
+    end_s: float
+    relevant: bool
+
+
+def record_feedback(session: Session, query: str, chunk_id: int, vote: int) -> Feedback:
+    """Store +1 / -1 for the moment `chunk_id` shown for `query`."""
+    if vote not in (1, -1):
+        raise ValueError("vote must be +1 or -1")
+    chunk = session.get(Chunk, int(chunk_id))
+    if chunk is None:
+        raise ValueError(f"no chunk {chunk_id}")
+    row = Feedback(
+        query=normalise_query(query), chunk_id=chunk.id, media_item_id=chunk.media_item_id,
+        start_s=chunk.start_s, vote=vote,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def feedback_summary(session: Session, *, limit: int = 200) -> list[FeedbackRow]:
+    """Votes per (query, moment), most voted first: for the admin console."""
+    rows = session.execute(
+        text(
+            """
+            SELECT f.query, f.media_item_id, m.title, f.start_s,
+                   count(*) FILTER (WHERE f.vote > 0), count(*) FILTER (WHERE f.vote < 0)
+            FROM feedback f LEFT JOIN media_items m ON m.id = f.media_item_id
+            GROUP BY f.query, f.media_item_id, m.title, f.start_s
+            ORDER BY count(*) DESC, max(f.at) DESC
+            LIMIT :lim
+            """
+        ),
+        {"lim": limit},
+    ).all()
+    return [FeedbackRow(q, mid, t, s, int(u), int(d)) for q, mid, t, s, u, d in rows]
+
+
+def judgments(session: Session) -> list[Judgment]:
+    """Net verdict per (query, moment): relevant when up-votes outnumber down-votes."""
+    rows = session.execute(
+        text(
+            """
+            SELECT f.query, m.external_id, c.start_s, c.end_s, sum(f.vote)
+            FROM feedback f
+            JOIN media_items m ON m.id = f.media_item_id
+            JOIN chunks c ON c.id = f.chunk_id
+            GROUP BY f.query, m.external_id, c.start_s, c.end_s
+            HAVING sum(f.vote) <> 0
+            """
+        )
+    ).all()
+    return [Judgment(q, ext, float(s), float(e), int(v) > 0) for q, ext, s, e, v in rows]

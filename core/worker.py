@@ -1,0 +1,646 @@
+"""The worker: claim → route → reserve → run the pipeline → settle or fail, with heartbeats.
+
+One process (a standalone `python -m core worker`, or the scheduler's backfill tick) runs
+up to `slots` jobs at once, each in a daemon thread. Any number of such processes on any
+number of machines share the database:
+
+- it registers in `workers` with its capabilities (engines, device, model) and renews
+  its heartbeat and its jobs' leases every lease/3 seconds from a background thread;
+- a claim is one transaction: lock the claim queue, check pause / max concurrency, take
+  the best candidate with SKIP LOCKED, route it (core.transcribe.router), reserve its
+  estimated cost (core.budget, under the budget lock) and mark it running;
+- the pipeline's `heartbeat(stage)` callback records the stage and is where a timed-out,
+  taken-back or shut-down job stops (between stages);
+- a job running past its timeout stops renewing its lease, so the reaper hands it to
+  someone else even if its thread hangs;
+- SIGTERM: no new claims; running jobs get `shutdown_grace_s` to finish, then are
+  released (the attempt is not counted) and the process exits;
+- past the storage limit no new work is claimed, with a message in app_settings.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core import budget, clock, queue, ratelimit
+from core.config import Settings, get_settings
+from core.db import session_scope
+from core.models import Job, MediaItem, Worker as WorkerRow
+from core.sources.base import RateLimited, SourceError
+from core.transcribe.base import TranscriptionError
+from core.transcribe.router import WAIT_BUDGET, WAIT_WORKER, Policy, Route, RouteItem, WorkerCaps, route
+
+log = logging.getLogger(__name__)
+
+# How long a job that cannot run waits before it is looked at again (woken earlier by events).
+WAIT_S = {WAIT_WORKER: 600.0, WAIT_BUDGET: 3600.0, "waiting:source": 300.0}
+CANDIDATES_PER_CLAIM = 25
+STORAGE_CHECK_S = 60.0
+
+
+class JobTimeout(Exception):
+    retryable = True
+
+
+class LeaseLost(Exception):
+    """The reaper gave our job to someone else: stop and write nothing."""
+
+
+class ShutdownRequested(Exception):
+    """SIGTERM and the grace period is over: release the job."""
+
+
+Processor = Callable[..., Any]  # core.pipeline.process_item's signature
+
+
+# ---------------------------------------------------------------------------------------------
+# Capabilities and live workers
+# ---------------------------------------------------------------------------------------------
+
+
+def detect_capabilities(settings: Settings, engines: Sequence[str] | None = None) -> dict[str, Any]:
+    """What this machine can transcribe with: local whisper (+ device, model), the paid API if keyed."""
+    if engines is None:
+        engines = []
+        if "local" in settings.transcription_engines:
+            engines.append("local")
+        if "openai" in settings.transcription_engines and settings.openai_api_key:
+            engines.append("openai")
+    device = None
+    if "local" in engines:
+        try:
+            from core.transcribe.local import resolve_device
+
+            device = resolve_device(settings.whisper_device)[0]
+        except Exception:  # ctranslate2 missing or refusing: the worker still does captions/API
+            device = "cpu"
+    return {"engines": list(engines), "device": device, "model": settings.whisper_model or ("tiny.en" if device else None)}
+
+
+def caps_of(row: WorkerRow) -> WorkerCaps:
+    c = row.capabilities or {}
+    return WorkerCaps(row.id, tuple(c.get("engines") or ()), c.get("device"), c.get("model"))
+
+
+def live_workers(session: Session, *, now: datetime | None = None, stale_s: float | None = None) -> list[WorkerCaps]:
+    now = now or clock.now()
+    stale_s = stale_s if stale_s is not None else max(30.0, 2 * get_settings().lease_s)
+    rows = session.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= now - timedelta(seconds=stale_s)))
+    return [caps_of(r) for r in rows]
+
+
+def prune_workers(session: Session, *, now: datetime | None = None, older_than_s: float = 3600.0) -> int:
+    cutoff = (now or clock.now()) - timedelta(seconds=older_than_s)
+    return session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff)).rowcount
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage limit
+# ---------------------------------------------------------------------------------------------
+
+
+def _dir_bytes(path: Path, skip: Path | None = None) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if skip is None or Path(entry.path) != skip:
+                        stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+def storage_used_bytes(session: Session, settings: Settings) -> int:
+    """The database plus our files under data_dir (the embedded database's folder is counted once)."""
+    db_bytes = int(session.scalar(select(func.pg_database_size(func.current_database()))) or 0)
+    return db_bytes + _dir_bytes(settings.data_dir, skip=settings.data_dir / "pgdata")
+
+
+def storage_block(session: Session, settings: Settings, limit_gb: float) -> str | None:
+    """A message when storage is past its limit (and app_settings says so), else None (and clears it)."""
+    used = storage_used_bytes(session, settings)
+    if used > limit_gb * 1e9:
+        message = (
+            f"Backfill stopped: storage limit reached — {used / 1e9:.1f} GB used of {limit_gb:.0f} GB "
+            f"(database + {settings.data_dir}). Free space or raise the storage limit to continue."
+        )
+        queue.write_setting(session, "backfill_stopped", {"reason": message, "at": clock.now().isoformat()})
+        return message
+    if queue.read_setting(session, "backfill_stopped"):
+        queue.write_setting(session, "backfill_stopped", {})
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Claiming
+# ---------------------------------------------------------------------------------------------
+
+
+class Claim(NamedTuple):
+    job_id: int
+    item_id: int
+    source_id: int
+    attempt: int
+    route: Route
+    reservation_id: int | None
+    reserved_usd: float
+    rate_keys: tuple[str, ...]  # paid APIs this job will call (one rate-limit slot each)
+    wait_until: datetime | None  # when a captions-only try finds nothing: retry then
+
+
+def _embedding_ledger_name(settings: Settings) -> str | None:
+    return f"{settings.embedding_provider}-embed" if settings.embedding_provider != "local" else None
+
+
+def _route_item(item: MediaItem, source_kind: str) -> RouteItem:
+    captions = (item.extra or {}).get("captions")
+    return RouteItem(item.id, source_kind, item.published_at, bool(item.pinned), captions if isinstance(captions, bool) else None)
+
+
+def claim_next(session: Session, me: WorkerCaps, *, lease_s: float, now: datetime | None = None) -> Claim | None:
+    """Claim the best job this worker can run now, with its route and its reservation (one transaction)."""
+    from core.models import Source
+
+    now = now or clock.now()
+    settings = get_settings()
+    queue.lock_claims(session)
+    controls = queue.get_controls(session)
+    if controls.paused or queue.running_count(session, now) >= controls.max_concurrency:
+        return None
+    pauses = queue.source_pauses(session, now=now)
+    live = live_workers(session, now=now)
+    prices = budget.get_prices(session)
+    policy = Policy(tuple(settings.transcription_engines), controls.paid_routing, controls.urgent_days)
+    paid = {e for e in policy.allowed if budget.is_paid(prices, e)}
+    embed_name = _embedding_ledger_name(settings)
+    embed_paid = embed_name if embed_name and not prices.get(embed_name, budget.Price()).free else None
+    kinds = dict(session.execute(select(Source.id, Source.kind)).all())
+
+    for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM):
+        if item.source_id in pauses:
+            queue.defer(session, job, until=pauses[item.source_id], why="waiting:source")
+            continue
+        ri = _route_item(item, kinds.get(item.source_id, "upload"))
+
+        def plan(refusal: str | None) -> tuple[Route, budget.Estimate]:
+            r = route(ri, me=me, live=live, paid_engines=paid, policy=policy, now=now, forced=job.engine, budget_refusal=refusal)
+            est = budget.estimate(
+                prices, duration_s=item.duration_s, transcriber=r.paid, embedding_paid=embed_paid,
+                gpu=me.gpu and any(e not in ("captions",) and e not in paid for e in r.engines),
+            )
+            return r, est
+
+        r, est = plan(None)
+        refused: budget.ReserveResult | None = None
+        reservation: budget.ReserveResult | None = None
+        if r.engines and est.usd > 0:
+            reservation = budget.reserve(session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now)
+            if not reservation.ok:
+                refused, reservation = reservation, None
+                if r.paid:  # try again without the paid engine
+                    r, est = plan(refused.reason)
+                    if r.engines and est.usd > 0:
+                        reservation = budget.reserve(
+                            session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now
+                        )
+                        if not reservation.ok:
+                            reservation = None
+                            r = r._replace(engines=(), wait=WAIT_BUDGET, reason=f"{r.reason}; {refused.reason}")
+                else:
+                    r = r._replace(engines=(), wait=WAIT_BUDGET, reason=refused.reason)
+        if not r.engines:
+            retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
+            until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait or WAIT_WORKER, 600.0))
+            queue.defer(session, job, until=until, why=r.wait or WAIT_WORKER, detail=f"waiting: {r.reason}")
+            continue
+        queue.start(session, job, worker_id=me.worker_id, lease_s=lease_s, now=now)
+        wait_until = None
+        if r.wait:
+            retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
+            wait_until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait, 600.0))
+        keys = tuple(
+            sorted({budget.ledger_name(name).split("-")[0] for name in filter(None, (r.paid, embed_paid))})
+        )
+        return Claim(
+            job.id, item.id, item.source_id, job.attempts, r,
+            reservation.reservation_id if reservation else None, reservation.usd if reservation else 0.0,
+            keys, wait_until,
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    claim: Claim
+    started: float  # time.monotonic()
+    stage: str = "claimed"
+    lost: bool = False
+    released: bool = False  # shutdown gave it back; the thread's late result is ignored
+
+
+@dataclass
+class Worker:
+    """A claiming, heartbeating worker. `serve()` for a process of its own; `fill()` from a scheduler tick."""
+
+    engines: Sequence[str] | None = None
+    device: str | None = None
+    model: str | None = None
+    slots: int | None = None
+    role: str = "worker"
+    processor: Processor | None = None
+    settings: Settings = field(default_factory=get_settings)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        caps = detect_capabilities(s, self.engines)
+        if self.device is not None:
+            caps["device"] = self.device
+        if self.model is not None:
+            caps["model"] = self.model
+        self.capabilities = caps
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.caps = WorkerCaps(self.id, tuple(caps["engines"]), caps.get("device"), caps.get("model"))
+        self.slots = self.slots or s.worker_slots
+        self.lease_s = s.lease_s
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._beater: threading.Thread | None = None
+        self._storage_checked = -1e9
+        self._storage_message: str | None = None
+        self.jobs_done = 0
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = clock.now()
+        with session_scope() as s:
+            s.add(WorkerRow(
+                id=self.id, role=self.role, hostname=socket.gethostname(), pid=os.getpid(),
+                capabilities=self.capabilities, started_at=now, heartbeat_at=now,
+            ))
+            # A worker that can transcribe arrived: jobs that waited for one may run now.
+            if self.caps.engines:
+                queue.wake(s, why=WAIT_WORKER, now=now)
+        self._beater = threading.Thread(target=self._beat_loop, name="worker-heartbeat", daemon=True)
+        self._beater.start()
+        log.info("worker %s started: %s", self.id, self.capabilities)
+
+    def close(self) -> None:
+        self._stop.set()
+        with session_scope() as s:
+            s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+
+    def request_stop(self, grace_s: float | None = None) -> None:
+        """Claim nothing more; running jobs may finish within the grace period."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        if self._deadline is None:  # a second signal does not extend the grace
+            self._deadline = time.monotonic() + grace
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def busy(self) -> int:
+        with self._lock:
+            return sum(not r.released for r in self._running.values())
+
+    def drain(self) -> int:
+        """After request_stop: wait for running jobs until the deadline, then release the rest."""
+        deadline = self._deadline or time.monotonic()
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        released = 0
+        with self._lock:
+            leftovers = [r for r in self._running.values() if not r.released]
+            for r in leftovers:
+                r.released = True
+        for r in leftovers:
+            with session_scope() as s:
+                if queue.release(s, r.claim.job_id, self.id, why="released at shutdown"):
+                    self._money_after_failure(s, r, None)
+                    released += 1
+            log.warning("released job %s at shutdown (stage %s)", r.claim.job_id, r.stage)
+        return released
+
+    # -- heartbeats ----------------------------------------------------------------------------
+
+    def _beat_s(self) -> float:
+        return max(0.2, min(self.lease_s / 3.0, 15.0))
+
+    def _beat_loop(self) -> None:
+        while True:
+            try:
+                self.beat()
+            except Exception:  # the database may blink; the next beat tries again
+                log.exception("heartbeat failed")
+            if self._stop.wait(self._beat_s()) and not self.busy():
+                return
+
+    def beat(self) -> None:
+        """Renew this worker's row and the leases of its jobs (not of jobs past their timeout)."""
+        now = clock.now()
+        timeout = None
+        with session_scope() as s:
+            timeout = queue.get_controls(s).job_timeout_s
+            with self._lock:
+                running = [r for r in self._running.values() if not r.released]
+            current = running[0].claim.job_id if running else None
+            s.execute(update(WorkerRow).where(WorkerRow.id == self.id).values(heartbeat_at=now, current_job_id=current))
+            for r in running:
+                if time.monotonic() - r.started > timeout:
+                    continue  # let the lease run out: the reaper gives the job to a healthy worker
+                if not queue.heartbeat(s, r.claim.job_id, self.id, lease_s=self.lease_s, now=now):
+                    r.lost = True
+
+    def _stage_callback(self, run: _Running) -> Callable[[str], None]:
+        def on_stage(stage: str) -> None:
+            run.stage = stage
+            if run.lost or run.released:
+                raise LeaseLost(f"job {run.claim.job_id} was taken back")
+            with session_scope() as s:
+                timeout = queue.get_controls(s).job_timeout_s
+                if time.monotonic() - run.started > timeout:
+                    raise JobTimeout(f"timed out after {timeout / 3600:.1f} h (at '{stage}')")
+                if not queue.heartbeat(s, run.claim.job_id, self.id, lease_s=self.lease_s, stage=stage):
+                    run.lost = True
+                    raise LeaseLost(f"job {run.claim.job_id} was taken back")
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                raise ShutdownRequested("shutting down")
+
+        return on_stage
+
+    # -- claiming --------------------------------------------------------------------------------
+
+    def _storage_ok(self, controls: queue.Controls) -> bool:
+        if time.monotonic() - self._storage_checked >= STORAGE_CHECK_S:
+            with session_scope() as s:
+                self._storage_message = storage_block(s, self.settings, controls.storage_limit_gb)
+            self._storage_checked = time.monotonic()
+            if self._storage_message:
+                log.error(self._storage_message)
+        return self._storage_message is None
+
+    def claim(self) -> Claim | None:
+        if self.stopping:
+            return None
+        with session_scope() as s:
+            controls = queue.get_controls(s)
+        if controls.paused or not self._storage_ok(controls):
+            return None
+        with session_scope() as s:
+            return claim_next(s, self.caps, lease_s=self.lease_s)
+
+    def fill(self) -> int:
+        """Claim work for every free slot and run each job in its own thread; returns jobs started."""
+        started = 0
+        while not self.stopping and self.busy() < (self.slots or 1):
+            claim = self.claim()
+            if claim is None:
+                break
+            run = self._track(claim)
+            threading.Thread(target=self._execute, args=(run,), name=f"job-{claim.job_id}", daemon=True).start()
+            started += 1
+        return started
+
+    def _track(self, claim: Claim) -> _Running:
+        run = _Running(claim, time.monotonic())
+        with self._lock:
+            self._running[claim.job_id] = run
+        return run
+
+    def run_one(self) -> bool:
+        """Claim and run one job in this thread (tests, `worker --once`); False when nothing was claimable."""
+        claim = self.claim()
+        if claim is None:
+            return False
+        self._execute(self._track(claim))
+        return True
+
+    def serve(self, *, max_jobs: int | None = None, exit_when_idle: bool = False, until_drained: bool = False) -> int:
+        """The standalone loop: keep the slots busy until stopped; returns jobs finished."""
+        idle = self.settings.worker_idle_s
+        reap_every = max(1.0, min(self.lease_s, 60.0))
+        last_reap = -1e9
+        try:
+            while not self.stopping:
+                if time.monotonic() - last_reap >= reap_every:
+                    # Standalone workers reap too: a worker machine may run without a scheduler.
+                    reap()
+                    last_reap = time.monotonic()
+                started = self.fill()
+                if max_jobs is not None and self.jobs_done >= max_jobs and not self.busy():
+                    break
+                if not started and not self.busy():
+                    if exit_when_idle:
+                        break
+                    if until_drained and self._queue_drained():
+                        break
+                self._stop.wait(idle if not started and not self.busy() else 0.05)
+        finally:
+            if self.stopping:
+                self.drain()
+        return self.jobs_done
+
+    def _queue_drained(self) -> bool:
+        with session_scope() as s:
+            return not s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(queue.LIVE_STATUSES)))
+
+    # -- running one job ---------------------------------------------------------------------------
+
+    def _processor(self) -> Processor:
+        if self.processor is None:
+            from core.pipeline import process_item
+
+            self.processor = process_item
+        return self.processor
+
+    def _execute(self, run: _Running) -> None:
+        claim = run.claim
+        try:
+            with session_scope() as s:
+                controls = queue.get_controls(s)
+            for key in claim.rate_keys:
+                run.stage = "rate-limit"
+                ratelimit.acquire(f"api:{key}", limit=controls.paid_calls_per_minute, window_s=self.settings.rate_window_s)
+            result = self._processor()(claim.item_id, engines=list(claim.route.engines), heartbeat=self._stage_callback(run))
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the thread ends
+            if not run.released:
+                try:
+                    self._on_failure(run, exc)
+                except Exception:
+                    log.exception("could not record the failure of job %s", claim.job_id)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not run.released:
+                self._on_success(run, result)
+        finally:
+            with self._lock:
+                self._running.pop(claim.job_id, None)
+            self.jobs_done += 1
+
+    def _on_success(self, run: _Running, result: Any) -> None:
+        claim = run.claim
+        now = clock.now()
+        usage = list(getattr(result, "usage", []) or [])
+        elapsed_h = (time.monotonic() - run.started) / 3600.0
+        if self.caps.gpu and result.engine in self.caps.engines and result.engine not in ("captions", claim.route.paid):
+            usage.append(budget.UsageLike("gpu", hours=elapsed_h))
+        with session_scope() as s:
+            owned = queue.complete(s, claim.job_id, self.id, now=now)
+            budget.settle(s, claim.reservation_id, usage, job_id=claim.job_id, item_id=claim.item_id, now=now,
+                          note=f"{result.engine}" + (f" ({result.model})" if getattr(result, "model", None) else ""))
+            item = s.get(MediaItem, claim.item_id)
+            if item is not None:
+                extra = dict(item.extra or {})
+                if result.engine == "captions":
+                    extra["captions"] = True
+                if item.published_at is not None:
+                    # Freshness: publication → searchable, per item (the dashboards average it).
+                    extra["freshness_lag_s"] = max(0.0, (now - item.published_at).total_seconds())
+                extra["route"] = claim.route.reason
+                item.extra = extra
+                item.route_reason = f"{result.route_reason} — routing: {claim.route.reason}"
+            queue.clear_source_pause(s, claim.source_id)
+        if not owned:
+            log.warning("job %s finished after its lease was lost; its result stands (the index is idempotent)", claim.job_id)
+
+    def _money_after_failure(self, s: Session, run: _Running, exc: BaseException | None) -> None:
+        """A failed or released run: book the paid usage it reports, else charge or release by stage."""
+        claim = run.claim
+        usage = getattr(exc, "usage", None) if exc is not None else None
+        if usage is not None:
+            budget.settle(s, claim.reservation_id, usage, job_id=claim.job_id, item_id=claim.item_id, note="failed run")
+        elif claim.reservation_id:
+            # Past these stages a paid call may have been made (and the exception cannot say):
+            # charging the reservation errs high, which keeps the caps true.
+            paid_call_possible = run.stage not in budget.FREE_STAGES and (
+                claim.route.paid is not None or run.stage in ("embedding", "indexing")
+            )
+            if paid_call_possible:
+                budget.charge_reserved(s, claim.reservation_id, note=f"estimated: run failed during '{run.stage}'")
+            else:
+                budget.release(s, claim.reservation_id)
+
+    def _on_failure(self, run: _Running, exc: BaseException) -> None:
+        from core.pipeline import NoUsableTranscript
+
+        claim = run.claim
+        now = clock.now()
+        if isinstance(exc, LeaseLost):
+            log.warning("job %s: %s", claim.job_id, exc)
+            return
+        with session_scope() as s:
+            if isinstance(exc, ShutdownRequested):
+                if queue.release(s, claim.job_id, self.id, why="released at shutdown", now=now):
+                    self._money_after_failure(s, run, exc)
+                return
+            if isinstance(exc, RateLimited) or (isinstance(exc, SourceError) and exc.code == "rate_limited"):
+                until = queue.pause_source(
+                    s, claim.source_id, reason=str(exc), retry_after_s=getattr(exc, "retry_after_s", None), now=now
+                )
+                if queue.release(s, claim.job_id, self.id, run_after=until, why="waiting:source", now=now):
+                    self._money_after_failure(s, run, exc)
+                return
+            if isinstance(exc, NoUsableTranscript) and claim.route.wait:
+                # Captions were the only free option and there are none: remember, then wait
+                # for what the router said (a transcription worker, or next period's money).
+                item = s.get(MediaItem, claim.item_id)
+                if item is not None:
+                    item.extra = {**(item.extra or {}), "captions": False}
+                    item.status, item.status_detail = "queued", f"no captions; {claim.route.reason}"
+                if queue.release(s, claim.job_id, self.id, run_after=claim.wait_until, why=claim.route.wait, now=now):
+                    self._money_after_failure(s, run, exc)
+                return
+            retryable = bool(getattr(exc, "retryable", True)) if isinstance(exc, (SourceError, TranscriptionError, JobTimeout)) else True
+            outcome = queue.fail(s, claim.job_id, self.id, exc, retryable=retryable, now=now)
+            if outcome is not None:
+                self._money_after_failure(s, run, exc)
+                log.warning("job %s (item %s) failed → %s: %s", claim.job_id, claim.item_id, outcome.status, exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signals
+# ---------------------------------------------------------------------------------------------
+
+
+def install_signal_handlers(worker: Worker, on_stop: Callable[[], None] | None = None) -> None:
+    """SIGTERM / SIGINT: stop claiming; running jobs finish within the grace period or are released."""
+
+    def handler(signum, _frame) -> None:
+        log.warning("signal %s: finishing or releasing %d running job(s)", signum, worker.busy())
+        worker.request_stop()
+        if on_stop is not None:
+            on_stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+# ---------------------------------------------------------------------------------------------
+# Maintenance (the scheduler's reaper job calls this; any worker may too)
+# ---------------------------------------------------------------------------------------------
+
+
+class ReapReport(NamedTuple):
+    jobs: int
+    reservations: int
+    buckets: int
+    workers: int
+
+
+def reap(*, now: datetime | None = None) -> ReapReport:
+    """Take back expired leases, close their reservations, drop old rate windows and dead workers."""
+    now = now or clock.now()
+    with session_scope() as s:
+        jobs = queue.reap_expired(s, now=now)
+        reservations = budget.reap_reservations(s, now=now)
+        buckets = ratelimit.prune(s, now=now)
+        workers = prune_workers(s, now=now)
+    return ReapReport(len(jobs), len(reservations), buckets, workers)
+
+
+__all__ = [
+    "Claim",
+    "JobTimeout",
+    "LeaseLost",
+    "ShutdownRequested",
+    "Worker",
+    "claim_next",
+    "detect_capabilities",
+    "install_signal_handlers",
+    "live_workers",
+    "reap",
+    "storage_block",
+    "storage_used_bytes",
+]

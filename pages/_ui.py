@@ -1,0 +1,80 @@
+"""Small shared pieces of the admin pages: run an action safely, flash its outcome, format values.
+
+`run_action` is the one place a page changes anything: it opens a transaction, calls one
+core.admin_actions function with the signed-in admin as actor, and turns a refusal into
+st.error — never a traceback. Its outcome survives the st.rerun that refreshes the page.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import streamlit as st
+
+from core.admin_actions import AdminActionError
+from core.db import session_scope
+
+log = logging.getLogger(__name__)
+_FLASH = "admin_flash"
+
+
+def run_action(fn: Callable[..., Any], actor: str, *args: Any, success: str, **kwargs: Any) -> bool:
+    """Run `fn(session, actor, *args, **kwargs)` in one transaction; flash the outcome; True when done."""
+    try:
+        with session_scope() as session:
+            fn(session, actor, *args, **kwargs)
+    except AdminActionError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return False
+    except Exception:  # noqa: BLE001 - the admin gets a sentence, the log gets the traceback
+        log.exception("admin action %s failed", getattr(fn, "__name__", fn))
+        st.error("That did not work because of an unexpected error; it is in the server log. Nothing was changed.",
+                 icon=":material/error:")
+        return False
+    st.cache_data.clear()  # aggregates on every page must show the change at once
+    st.session_state[_FLASH] = success
+    return True
+
+
+def show_flash() -> None:
+    """Show the last action's success message once (after the rerun that refreshed the page)."""
+    message = st.session_state.pop(_FLASH, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def md_escape(text: str | None) -> str:
+    """User or source text inside st.markdown: shown literally, never as links, HTML or formatting."""
+    return _MD_SPECIAL.sub(r"\\\1", text or "")
+
+
+def usd(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"${value:,.{digits}f}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def when(value: datetime | date | None, *, unknown: str = "—") -> str:
+    if value is None:
+        return unknown
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value.utcoffset() is not None else value.strftime("%Y-%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d")
+
+
+def page_header(title: str, caption: str) -> None:
+    st.title(title)
+    st.caption(caption)

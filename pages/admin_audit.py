@@ -1,0 +1,90 @@
+"""Audit & feedback: every admin action (who, what, before → after, when), sign-ins, and viewers' votes."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import audit, auth
+from core.db import session_scope
+from core.search.feedback import feedback_summary
+from pages._auth import require_admin
+from pages._ui import page_header, when
+
+require_admin()
+page_header("Audit & feedback", "Every change made in the console, newest first, and what viewers think of the results.")
+
+PAGE_SIZE = 50
+log_tab, feedback_tab, signin_tab = st.tabs(["Audit log", "Search feedback", "Sign-ins"])
+
+with log_tab:
+    with session_scope() as s:
+        actions = audit.distinct_actions(s)
+        actors = audit.distinct_actors(s)
+    c1, c2, c3 = st.columns([2, 2, 3])
+    action = c1.selectbox("Action", ["all"] + actions, key="audit_action")
+    who = c2.selectbox("Who", ["all"] + actors, key="audit_actor")
+    text = c3.text_input("Search", placeholder="item title, target or action", key="audit_search")
+    filters = {"action": None if action == "all" else action, "actor": None if who == "all" else who, "search": text or None}
+    if st.session_state.get("audit_filters") != filters:
+        st.session_state["audit_filters"], st.session_state["audit_page"] = filters, 1
+    with session_scope() as s:
+        total = audit.count_entries(s, **filters)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = min(st.session_state.get("audit_page", 1), pages)
+        rows = audit.list_entries(s, **filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    if not rows:
+        st.info("Nothing recorded yet: admin actions (budgets, pauses, pins, retries, deletions …) appear here."
+                if total == 0 and not any(filters.values()) else "No entries match.", icon=":material/history:")
+    else:
+        st.dataframe(
+            pd.DataFrame([{"When": when(r.at), "Who": r.actor, "Action": r.action, "Target": r.target or "",
+                           "Before → after": audit.describe_change(r.before, r.after)} for r in rows]),
+            hide_index=True, width="stretch",
+            column_config={"Before → after": st.column_config.TextColumn(width="large"),
+                           "Target": st.column_config.TextColumn(width="medium")},
+        )
+        p1, p2, p3 = st.columns([1, 3, 1])
+        if p1.button("← Newer", disabled=page <= 1, key="audit_prev"):
+            st.session_state["audit_page"] = page - 1
+            st.rerun()
+        p2.caption(f"{total:,} entries · page {page} of {pages}")
+        if p3.button("Older →", disabled=page >= pages, key="audit_next"):
+            st.session_state["audit_page"] = page + 1
+            st.rerun()
+        with st.expander("Full detail of one entry"):
+            chosen = st.selectbox("Entry", rows, format_func=lambda r: f"{when(r.at)} · {r.action} · {r.target or ''}"[:120])
+            if chosen is not None:
+                b, a = st.columns(2)
+                b.caption("Before")
+                b.json(chosen.before or {}, expanded=True)
+                a.caption("After")
+                a.json(chosen.after or {}, expanded=True)
+
+with feedback_tab:
+    with session_scope() as s:
+        votes = feedback_summary(s)
+    if not votes:
+        st.info("No votes yet. Viewers can mark each search result 👍 or 👎; their votes appear here.",
+                icon=":material/thumbs_up_down:")
+    else:
+        up, down = sum(v.up for v in votes), sum(v.down for v in votes)
+        st.caption(f"{up + down:,} votes: {up:,} 👍 and {down:,} 👎 over {len(votes):,} query–moment pairs, most voted first.")
+        st.dataframe(
+            pd.DataFrame([{"Query": v.query, "Video": v.title or "(deleted item)",
+                           "At": f"{int(v.start_s // 60)}:{int(v.start_s % 60):02d}" if v.start_s is not None else "—",
+                           "👍": v.up, "👎": v.down, "Net": v.up - v.down} for v in votes]),
+            hide_index=True, width="stretch",
+            column_config={"Video": st.column_config.TextColumn(width="large"),
+                           "Net": st.column_config.ProgressColumn(min_value=-max(1, down), max_value=max(1, up), format="%d")},
+        )
+
+with signin_tab:
+    with session_scope() as s:
+        attempts = auth.recent_attempts(s, limit=50)
+    if not attempts:
+        st.info("No password sign-ins recorded yet.", icon=":material/login:")
+    else:
+        st.caption("Repeated failures for one user name make it wait before the next try.")
+        st.dataframe(pd.DataFrame([{"When": when(a.at), "User name": a.username,
+                                    "Result": "✅ signed in" if a.success else "❌ refused"} for a in attempts]),
+                     hide_index=True, width="stretch")

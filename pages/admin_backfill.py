@@ -1,0 +1,198 @@
+"""Backfill: live progress, pause/resume, sync now, budgets and safety limits, priorities, dead letter."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from core import admin_actions, budget, dashboard, priorities, queue
+from core.db import session_scope
+from pages._auth import require_admin
+from pages._ui import md_escape, page_header, run_action, show_flash, usd, when
+
+actor = require_admin()
+page_header("Backfill", "Works through the channel's back catalogue within the budget. Changes apply to every worker at once.")
+show_flash()
+
+
+# ---------------------------------------------------------------------------------------------
+# Live progress: re-runs on its own every few seconds, the rest of the page stays still.
+# ---------------------------------------------------------------------------------------------
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    minutes = int((datetime.now(timezone.utc) - moment).total_seconds() // 60)
+    return "just now" if minutes < 1 else f"{minutes} min ago"
+
+
+@st.fragment(run_every="5s")
+def live_progress() -> None:
+    with session_scope() as s:
+        progress = dashboard.backfill_progress(s)
+        controls = queue.get_controls(s)
+        money = budget.state(s)
+        running = dashboard.running_jobs(s)
+        sync = admin_actions.pending_sync_request(s)
+    if controls.paused:
+        st.warning(f"**Backfill paused** — {md_escape(controls.pause_reason or 'paused by the admin')}. "
+                   "Running jobs finish; nothing new starts.", icon=":material/pause_circle:")
+    else:
+        st.success("**Backfill running** — workers pick the next item by priority while the budget allows.",
+                   icon=":material/play_circle:")
+    st.progress(
+        min(1.0, progress.fraction),
+        text=f"{progress.done:,} of {progress.total:,} items searchable ({progress.fraction:.0%}) · "
+             f"{progress.hours_done:,.0f} of {progress.hours_total:,.0f} hours of audio",
+    )
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric("Searchable", f"{progress.done:,}", help="Indexed, or indexed and held for review")
+    c2.metric("Waiting", f"{progress.waiting:,}", help="Queued, or failed and waiting to retry")
+    c3.metric("Running now", f"{progress.in_flight:,}")
+    c4.metric("Need attention", f"{progress.review + progress.dead:,}",
+              help=f"{progress.review} in review, {progress.dead} dead-lettered (below)")
+    c5.metric("Skipped", f"{progress.skipped:,}")
+    cap = money.limits.daily_cap
+    st.progress(
+        min(1.0, money.spent_today / cap) if cap else 1.0,
+        text=f"Today {usd(money.spent_today)} of the {usd(cap)} daily cap · month {usd(money.spent_month)} of "
+             f"{usd(money.limits.monthly_cap)} · {usd(money.reserved)} reserved by running jobs",
+    )
+    if money.paid_paused_until is not None:
+        st.info(f"Paid transcription waits for the budget until {when(money.paid_paused_until)}; "
+                "free engines carry on.", icon=":material/savings:")
+    # st.status outside a `with` block keeps its running spinner (a `with` block marks it complete on exit).
+    if sync:
+        box = st.status(f"Channel sync requested by {sync.get('by')} — waiting for the scheduler", state="running")
+        box.write(f"Requested {when(datetime.fromisoformat(sync['at']))}. The scheduler picks it up on its next tick.")
+    for job in running:
+        box = st.status(f"{(job.stage or 'starting').capitalize()} · {job.title}"[:120], state="running")
+        box.write(f"Job {job.job_id} ({job.kind}{', engine ' + job.engine if job.engine else ''}) on "
+                  f"`{md_escape(job.worker or '?')}`, started {_ago(job.started_at)}, last heartbeat {_ago(job.heartbeat_at)}.")
+
+
+live_progress()
+st.divider()
+
+# ---------------------------------------------------------------------------------------------
+# Controls
+# ---------------------------------------------------------------------------------------------
+
+with session_scope() as s:
+    controls = queue.get_controls(s)
+    limits = budget.get_budget(s)
+    order = priorities.get_strategy_order(s)
+    topics = priorities.get_topics(s)
+
+run_col, budget_col = st.columns(2, gap="large")
+with run_col:
+    st.subheader("Run")
+    if controls.paused:
+        if st.button("Resume backfill", type="primary", icon=":material/play_arrow:"):
+            if run_action(admin_actions.set_paused, actor, False, success="Backfill resumed."):
+                st.rerun()
+    else:
+        reason = st.text_input("Reason for pausing (optional)", placeholder="e.g. checking transcript quality")
+        if st.button("Pause backfill", icon=":material/pause:"):
+            if run_action(admin_actions.set_paused, actor, True, reason or None, success="Backfill paused."):
+                st.rerun()
+    st.caption("Pausing stops new jobs everywhere; jobs already running finish.")
+    if st.button("Sync channel now", icon=":material/sync:"):
+        if run_action(admin_actions.request_sync, actor, success="Channel sync requested: the scheduler runs it on its next tick."):
+            st.rerun()
+    st.caption("Lists the channel for new videos now instead of at the next hourly sync.")
+
+    st.subheader("Safety limits")
+    with st.form("controls"):
+        concurrency = st.number_input("Jobs running at once (all workers)", min_value=1, max_value=100,
+                                      value=int(controls.max_concurrency), step=1)
+        attempts = st.number_input("Attempts before dead-lettering", min_value=1, max_value=20,
+                                   value=int(controls.max_attempts), step=1)
+        routing_options = ["never", "urgent", "always"]
+        routing = st.selectbox(
+            "Paid transcription", routing_options, index=routing_options.index(controls.paid_routing),
+            format_func={"never": "never (free engines only)", "urgent": "only for urgent items (recent or pinned)",
+                         "always": "whenever no free transcript exists"}.get,
+        )
+        calls = st.number_input("Paid API calls per minute (0 = no limit)", min_value=0, max_value=10_000,
+                                value=int(controls.paid_calls_per_minute), step=5)
+        if st.form_submit_button("Save limits"):
+            if run_action(admin_actions.set_controls, actor, max_concurrency=int(concurrency), max_attempts=int(attempts),
+                          paid_routing=routing, paid_calls_per_minute=int(calls), success="Safety limits saved."):
+                st.rerun()
+
+with budget_col:
+    st.subheader("Budget")
+    with st.form("budget"):
+        a, b = st.columns(2)
+        daily = a.number_input("Daily budget (USD)", min_value=0.0, value=float(limits.daily_usd), step=1.0, format="%.2f")
+        monthly = b.number_input("Monthly budget (USD)", min_value=0.0, value=float(limits.monthly_usd), step=5.0, format="%.2f")
+        daily_safety = a.number_input("Daily safety limit (USD)", min_value=0.0, value=float(limits.daily_safety_usd),
+                                      step=1.0, format="%.2f")
+        monthly_safety = b.number_input("Monthly safety limit (USD)", min_value=0.0,
+                                        value=float(limits.monthly_safety_usd), step=5.0, format="%.2f")
+        st.caption("Rules: daily ≤ monthly, and each budget ≤ its safety limit. Paid work stops at the lower of "
+                   f"budget and safety limit; days and months start at midnight {limits.timezone}.")
+        if st.form_submit_button("Save budget", type="primary"):
+            if run_action(admin_actions.set_budget, actor, daily=daily, monthly=monthly, daily_safety=daily_safety,
+                          monthly_safety=monthly_safety, success="Budget saved."):
+                st.rerun()
+
+    st.subheader("Priorities")
+    with st.form("priorities"):
+        labels = {"newest": "Newest first", "topic": "Topic keywords", "most_viewed": "Most viewed",
+                  "backlog": "Back catalogue (oldest first)"}
+        chosen = st.multiselect("Strategies, in order: the first decides, the next break ties",
+                                list(priorities.STRATEGIES), default=order, format_func=lambda k: labels.get(k, k))
+        topic_text = st.text_area("Topic keywords (one per line or comma-separated)", value="\n".join(topics), height=110)
+        st.caption("Pinned items always go first. Saving re-ranks the waiting queue.")
+        if st.form_submit_button("Save priorities"):
+            keywords = [w.strip() for line in topic_text.splitlines() for w in line.split(",") if w.strip()]
+            ok, changed = True, False
+            if chosen != order:
+                changed = True
+                ok = run_action(admin_actions.set_strategy_order, actor, chosen, success="Priorities saved.")
+            if ok and keywords != topics:
+                changed = True
+                ok = run_action(admin_actions.set_topics, actor, keywords, success="Priorities saved.")
+            if ok and changed:
+                st.rerun()
+            if ok and not changed:
+                st.info("Nothing to save: the priorities are unchanged.")
+
+st.divider()
+
+# ---------------------------------------------------------------------------------------------
+# Dead letter
+# ---------------------------------------------------------------------------------------------
+
+st.subheader("Dead letter")
+with session_scope() as s:
+    dead = dashboard.dead_letters(s)
+if not dead:
+    st.success("No dead-lettered items: every failure so far recovered on retry.", icon=":material/task_alt:")
+else:
+    st.caption("Items that failed every attempt. Retry gives them fresh attempts; discard skips them for good.")
+    st.dataframe(
+        pd.DataFrame(
+            [{"Job": d.job_id, "Item": d.item_id, "Title": d.title, "Attempts": d.attempts,
+              "Last error": d.last_error or "", "Died": when(d.finished_at)} for d in dead]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"Last error": st.column_config.TextColumn(width="large"),
+                       "Title": st.column_config.TextColumn(width="medium")},
+    )
+    choice = st.selectbox("Dead-lettered job", dead, format_func=lambda d: f"job {d.job_id} · {d.title[:70]}")
+    if choice is not None:
+        st.code(choice.last_error or "(no error recorded)", language=None, wrap_lines=True)
+        retry_col, discard_col, _ = st.columns([1, 1, 3])
+        if retry_col.button("Retry", icon=":material/replay:", key="dead_retry"):
+            if run_action(admin_actions.retry_dead, actor, job_id=choice.job_id, success=f"Job {choice.job_id} queued again."):
+                st.rerun()
+        if discard_col.button("Discard", icon=":material/delete_sweep:", key="dead_discard"):
+            if run_action(admin_actions.discard_dead, actor, job_id=choice.job_id,
+                          success=f"Job {choice.job_id} discarded; its item is skipped."):
+                st.rerun()

@@ -1,0 +1,145 @@
+"""Library: every item with status, engine, cost, duration and chunks; filters, search, pages; item actions."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import admin_actions, dashboard
+from core.config import ENGINES
+from core.db import session_scope
+from core.models import ITEM_STATUSES, SOURCE_KINDS
+from pages._auth import require_admin
+from pages._ui import duration, md_escape, page_header, run_action, show_flash, usd, when
+
+actor = require_admin()
+page_header("Library", "Every video and meeting the archive knows, whatever its state. Filters and search run in the database.")
+show_flash()
+
+STATUS_ICONS = {
+    "queued": "⏳ queued", "fetching": "⬇️ fetching", "transcribing": "📝 transcribing", "indexed": "✅ indexed",
+    "review": "🔎 review", "failed": "⚠️ failed", "skipped": "⏭️ skipped", "dead": "☠️ dead",
+}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _summary() -> tuple[dict[str, int], list[str]]:
+    with session_scope() as s:
+        return dashboard.status_counts(s), dashboard.engines_in_use(s)
+
+
+counts, engines = _summary()
+st.markdown("  ·  ".join(f"{STATUS_ICONS[k]} **{counts.get(k, 0):,}**" for k in ITEM_STATUSES))
+
+f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
+search = f1.text_input("Search titles", placeholder="words in the title, a YouTube id or an item number", key="lib_search")
+statuses = f2.multiselect("Status", list(ITEM_STATUSES), key="lib_status", format_func=STATUS_ICONS.get)
+engine_filter = f3.multiselect("Engine", sorted(set(engines) | set(ENGINES)) + ["none"], key="lib_engine",
+                               format_func=lambda e: "no transcript yet" if e == "none" else e)
+kinds = f4.multiselect("Source", list(SOURCE_KINDS), key="lib_kind")
+g1, g2, g3, _ = st.columns([2, 2, 2, 3])
+sort = g1.selectbox("Sort", list(dashboard.SORTS), key="lib_sort")
+page_size = g2.selectbox("Rows per page", [25, 50, 100, 200], index=1, key="lib_size")
+pinned_only = g3.checkbox("Pinned only", key="lib_pinned")
+
+filters = dashboard.LibraryFilter(tuple(statuses), tuple(engine_filter), tuple(kinds), search, pinned_only, sort)
+# A new filter starts at page 1; the page number lives in session state so the pager buttons can move it.
+if st.session_state.get("lib_filters") != filters:
+    st.session_state["lib_filters"] = filters
+    st.session_state["lib_page"] = 1
+
+with session_scope() as s:
+    result = dashboard.library_page(s, filters, page=st.session_state.get("lib_page", 1), page_size=page_size)
+st.session_state["lib_page"] = result.page
+
+if result.total == 0:
+    st.info("No items match these filters." if any(filters[:5]) else
+            "The library is empty. Run a channel sync (Backfill → Sync channel now) or `python -m core seed-demo`.",
+            icon=":material/search_off:")
+else:
+    table = pd.DataFrame(
+        [
+            {
+                "#": r.id,
+                "Title": r.title,
+                "Status": STATUS_ICONS.get(r.status, r.status),
+                "Engine": r.engine or "—",
+                "Cost": r.cost_usd,
+                "Duration": duration(r.duration_s),
+                "Chunks": r.chunk_count,
+                "Published": r.published_at.strftime("%Y-%m-%d") if r.published_at else "date unknown",
+                "Pinned": r.pinned,
+                "Link": r.url,
+            }
+            for r in result.rows
+        ]
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(table), 740),
+        column_config={
+            "#": st.column_config.NumberColumn(width="small", format="%d"),
+            "Title": st.column_config.TextColumn(width="large"),
+            "Cost": st.column_config.NumberColumn(format="$%.3f", help="Money spent on this item (USD)"),
+            "Chunks": st.column_config.NumberColumn(format="%d", help="Searchable passages"),
+            "Pinned": st.column_config.CheckboxColumn(width="small"),
+            "Link": st.column_config.LinkColumn(display_text="open ↗", width="small"),
+        },
+    )
+    first = (result.page - 1) * result.page_size + 1
+    p1, p2, p3 = st.columns([1, 3, 1])
+    if p1.button("← Previous", disabled=result.page <= 1, key="lib_prev"):
+        st.session_state["lib_page"] = result.page - 1
+        st.rerun()
+    p2.markdown(f"<div style='text-align:center'>Items {first:,}–{first + len(result.rows) - 1:,} of "
+                f"{result.total:,} · page {result.page} of {result.pages}</div>", unsafe_allow_html=True)
+    if p3.button("Next →", disabled=result.page >= result.pages, key="lib_next"):
+        st.session_state["lib_page"] = result.page + 1
+        st.rerun()
+
+    # -----------------------------------------------------------------------------------------
+    # Actions on one item of this page
+    # -----------------------------------------------------------------------------------------
+    st.subheader("Item actions")
+    item = st.selectbox("Item", result.rows, format_func=lambda r: f"#{r.id} · {r.title[:90]}", key="lib_item")
+    if item is not None:
+        st.markdown(
+            f"**{md_escape(item.title)}**  \n"
+            f"{STATUS_ICONS.get(item.status, item.status)} · engine {md_escape(item.engine or '—')} · "
+            f"{usd(item.cost_usd, 3)} · {duration(item.duration_s)} · {item.chunk_count:,} chunks · "
+            f"indexed {when(item.indexed_at)}"
+        )
+        if item.route_reason:
+            st.caption(f"Why this engine: {md_escape(item.route_reason)}")
+        if item.status_detail:
+            (st.error if item.status in ("failed", "dead") else st.info)(md_escape(item.status_detail))
+        a1, a2, a3 = st.columns(3)
+        with a1:
+            if item.pinned:
+                if st.button("Unpin", icon=":material/keep_off:", key="act_unpin"):
+                    if run_action(admin_actions.pin_item, actor, item.id, False, success=f"Item {item.id} unpinned."):
+                        st.rerun()
+            elif st.button("Pin (do next)", icon=":material/keep:", key="act_pin"):
+                if run_action(admin_actions.pin_item, actor, item.id, True, success=f"Item {item.id} pinned: it goes next."):
+                    st.rerun()
+            if item.skipped:
+                if st.button("Un-skip", icon=":material/undo:", key="act_unskip"):
+                    if run_action(admin_actions.skip_item, actor, item.id, False, success=f"Item {item.id} queued again."):
+                        st.rerun()
+            elif st.button("Skip", icon=":material/skip_next:", key="act_skip"):
+                if run_action(admin_actions.skip_item, actor, item.id, True, success=f"Item {item.id} skipped."):
+                    st.rerun()
+        with a2:
+            engine = st.selectbox("Engine", list(ENGINES), key="act_engine",
+                                  index=list(ENGINES).index("local") if "local" in ENGINES else 0)
+            if st.button("Re-transcribe", icon=":material/refresh:", key="act_retranscribe"):
+                if run_action(admin_actions.retranscribe, actor, item.id, engine,
+                              success=f"Item {item.id} queued for re-transcription with {engine}."):
+                    st.rerun()
+        with a3:
+            confirm = st.checkbox("Yes, delete this item, its transcript and chunks", key="act_confirm_delete")
+            if st.button("Delete item", icon=":material/delete:", disabled=not confirm, key="act_delete"):
+                if run_action(admin_actions.delete_item, actor, item.id, success=f"Item {item.id} deleted."):
+                    st.session_state.pop("act_confirm_delete", None)
+                    st.rerun()

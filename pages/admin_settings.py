@@ -1,0 +1,63 @@
+"""Search settings: the synonym groups that widen searches, and the prices the budget charges."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import admin_actions, budget
+from core.db import session_scope
+from core.search.preprocess import get_synonyms
+from pages._auth import require_admin
+from pages._ui import page_header, run_action, show_flash
+
+actor = require_admin()
+page_header("Search settings", "Words that mean the same thing to this archive's viewers, and what each paid engine costs.")
+show_flash()
+
+with session_scope() as s:
+    synonyms = get_synonyms(s)
+    prices = budget.get_prices(s)
+
+st.subheader("Synonyms")
+st.caption("A search for a term also finds its alternatives (e.g. *LDL* finds *cholesterol*). One group per row; "
+           "separate alternatives with commas. Delete a row to drop the group.")
+edited = st.data_editor(
+    pd.DataFrame([{"Term": k, "Also finds": ", ".join(v)} for k, v in sorted(synonyms.items())],
+                 columns=["Term", "Also finds"]),
+    num_rows="dynamic", hide_index=True, width="stretch", key="synonyms_editor",
+    column_config={"Term": st.column_config.TextColumn(width="medium", required=True),
+                   "Also finds": st.column_config.TextColumn(width="large")},
+)
+if st.button("Save synonyms", type="primary"):
+    mapping = {str(r["Term"]).strip(): str(r["Also finds"] or "") for _, r in edited.iterrows()
+               if isinstance(r["Term"], str) and r["Term"].strip()}
+    if run_action(admin_actions.set_synonyms, actor, mapping, success=f"{len(mapping)} synonym groups saved."):
+        st.rerun()
+
+st.subheader("Prices")
+st.caption("What the budget charges for each paid engine. Change them when the provider changes theirs; "
+           "estimates, reservations and the backlog projection use them at once.")
+paid = {name: p for name, p in prices.items() if name not in ("captions", "local")}
+with st.form("prices"):
+    values: dict[str, tuple[float, float, float]] = {}
+    for name, price in paid.items():
+        c0, c1, c2, c3 = st.columns([2, 2, 2, 2])
+        c0.markdown(f"**{name}**")
+        values[name] = (
+            c1.number_input("USD per audio minute", min_value=0.0, value=price.per_audio_minute, step=0.001,
+                            format="%.4f", key=f"price_min_{name}"),
+            c2.number_input("USD per million tokens", min_value=0.0, value=price.per_million_tokens, step=0.01,
+                            format="%.4f", key=f"price_tok_{name}"),
+            c3.number_input("USD per GPU hour", min_value=0.0, value=price.per_hour, step=0.1, format="%.2f",
+                            key=f"price_hour_{name}"),
+        )
+    if st.form_submit_button("Save prices"):
+        changed = {n: v for n, v in values.items() if v != tuple(paid[n])}
+        ok = True
+        for name, (per_min, per_tok, per_hour) in changed.items():
+            ok = ok and run_action(admin_actions.set_price, actor, name, per_audio_minute=per_min,
+                                   per_million_tokens=per_tok, per_hour=per_hour, success="Prices saved.")
+        if not changed:
+            st.info("Nothing to save: the prices are unchanged.")
+        elif ok:
+            st.rerun()

@@ -1,0 +1,68 @@
+"""The scheduler's jobs. APScheduler stores them by reference ("scheduler.jobs:channel_sync"),
+so each is a plain module-level function; the work itself lives in core/.
+
+Shared jobs (their schedule persists in Postgres; with several scheduler processes one of
+them runs each firing, and each is safe to run twice anyway):
+- channel_sync: list the channel, register and queue new videos;
+- budget_rollover: at the top of each hour (so at every midnight and first of the month in
+  the budget's timezone) wake jobs that waited for money if money is back;
+- lease_reaper: take back jobs of workers that stopped answering, close their reservations.
+
+Per-process jobs (in memory: every scheduler process runs its own):
+- backfill_tick: claim work for this process's free worker slots;
+- progress_snapshot: store the run's progress for the dashboards.
+"""
+from __future__ import annotations
+
+import logging
+
+from core import budget
+from core.db import session_scope
+from core.progress import save_snapshot
+from core.worker import ReapReport, Worker, reap
+
+log = logging.getLogger(__name__)
+
+_worker: Worker | None = None  # this process's worker, set by scheduler.__main__
+
+
+def set_worker(worker: Worker | None) -> None:
+    global _worker
+    _worker = worker
+
+
+def channel_sync() -> str:
+    from core.config import get_settings
+    from core.sync import sync_channel
+
+    if not get_settings().channel_url:
+        return "no channel configured"
+    report = sync_channel()
+    return str(report)
+
+
+def backfill_tick() -> int:
+    """Start jobs for free slots of this process (each runs in its own thread)."""
+    if _worker is None or _worker.stopping:
+        return 0
+    return _worker.fill()
+
+
+def budget_rollover() -> int:
+    with session_scope() as s:
+        woken = budget.roll_over(s)
+    if woken:
+        log.info("budget period rolled over: %d waiting job(s) may run again", woken)
+    return woken
+
+
+def lease_reaper() -> ReapReport:
+    report = reap()
+    if report.jobs or report.reservations:
+        log.warning("reaper: %s", report)
+    return report
+
+
+def progress_snapshot() -> str:
+    with session_scope() as s:
+        return save_snapshot(s).line()
