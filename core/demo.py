@@ -240,15 +240,19 @@ def _seed_live_queue(session: Session, rest: list[MediaItem], scorer: priorities
 
 
 def _seed_workers(session: Session, now: datetime) -> None:
+    session.flush()
+    busy = {j.lease_owner: j.id for j in session.scalars(select(Job).where(Job.status == "running"))}
     session.add_all(
         [
             Worker(id="archive-1:2231:demo", role="scheduler", hostname="archive-1", pid=2231,
                    capabilities={"device": "cpu", "cores": 2, "engines": ["captions", "local", "openai"],
                                  "whisper_model": "tiny.en", "slots": 1},
+                   current_job_id=busy.get("archive-1:2231:demo"),
                    started_at=now - timedelta(days=6, hours=3), heartbeat_at=now - timedelta(seconds=12)),
             Worker(id="gpu-box:4117:demo", role="worker", hostname="gpu-box", pid=4117,
                    capabilities={"device": "cuda", "gpu": "NVIDIA L4 (24 GB)", "engines": ["local"],
                                  "whisper_model": "large-v3", "slots": 2},
+                   current_job_id=busy.get("gpu-box:4117:demo"),
                    started_at=now - timedelta(days=2, hours=5), heartbeat_at=now - timedelta(seconds=8)),
             Worker(id="laptop:881:demo", role="worker", hostname="laptop", pid=881,
                    capabilities={"device": "cpu", "cores": 8, "engines": ["captions", "local"],

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -177,17 +177,16 @@ def reprioritize(session: Session, item_ids: Sequence[int] | None = None) -> int
     """Recompute the priority of waiting jobs (all, or of some items) after the admin changed something."""
     scorer = Scorer.load(session)
     stmt = (
-        select(Job, MediaItem)
+        select(Job.id, MediaItem)
         .join(MediaItem, MediaItem.id == Job.media_item_id)
         .where(Job.status.in_(CLAIMABLE_STATUSES + ("running",)))
     )
     if item_ids is not None:
         stmt = stmt.where(Job.media_item_id.in_(item_ids))
-    n = 0
-    for job, item in session.execute(stmt):
-        job.priority = scorer.score(item)
-        n += 1
-    return n
+    rows = [{"id": job_id, "priority": scorer.score(item)} for job_id, item in session.execute(stmt)]
+    if rows:
+        session.execute(update(Job), rows)  # bulk UPDATE by primary key: one pipelined round trip
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,8 +106,9 @@ def repetition_reasons(segments: Sequence[Segment]) -> list[str]:
         grams = list(zip(window, window[1:], window[2:]))
         distinct = len(set(grams)) / len(grams)
         if distinct < MIN_DISTINCT_TRIGRAMS:
-            top = " ".join(Counter(grams).most_common(1)[0][0])
-            at = _time_of_word(segments, start)
+            gram = Counter(grams).most_common(1)[0][0]
+            top = " ".join(gram)
+            at = _time_of_word(segments, start + grams.index(gram))
             reasons.append(
                 f"repeated phrase “{top} …” around {at // 60:.0f}:{at % 60:02.0f} "
                 f"(only {distinct:.0%} of its word triples are distinct): likely a transcription loop"

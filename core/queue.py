@@ -197,14 +197,37 @@ def enqueue(
 
 
 def enqueue_items(session: Session, item_ids: list[int], *, kind: str = "ingest") -> int:
-    """Queue many items at once with fresh priorities; returns how many new jobs there are."""
+    """Queue many items at once with fresh priorities (one statement per 1,000); returns how many are new."""
     from core import priorities
 
     scorer = priorities.Scorer.load(session)
-    new = 0
-    for item in session.scalars(select(MediaItem).where(MediaItem.id.in_(item_ids))):
-        new += enqueue(session, item.id, kind=kind, priority=scorer.score(item)) is not None
-    return new
+    attempts = get_controls(session).max_attempts
+    now = clock.now()
+    items = list(session.scalars(select(MediaItem).where(MediaItem.id.in_(item_ids), MediaItem.skipped.is_(False))))
+    new_ids: list[int] = []
+    for start in range(0, len(items), 1000):
+        rows = [
+            {"media_item_id": i.id, "kind": kind, "status": "queued", "priority": scorer.score(i),
+             "run_after": now, "max_attempts": attempts, "created_at": now}
+            for i in items[start : start + 1000]
+        ]
+        stmt = (
+            pg_insert(Job)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=[Job.media_item_id, Job.kind], index_where=text("status IN ('queued','running','retry')")
+            )
+            .returning(Job.media_item_id)
+        )
+        new_ids += session.scalars(stmt).all()
+    if new_ids:
+        session.execute(
+            update(MediaItem)
+            .where(MediaItem.id.in_(new_ids), MediaItem.status.not_in(("indexed", "review")))
+            .values(status="queued", status_detail=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(new_ids)
 
 
 def enqueue_source(session: Session, source_id: int) -> int:

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # How long a job that cannot run waits before it is looked at again (woken earlier by events).
 WAIT_S = {WAIT_WORKER: 600.0, WAIT_BUDGET: 3600.0, "waiting:source": 300.0}
-CANDIDATES_PER_CLAIM = 25
+CANDIDATES_PER_CLAIM = 50
 STORAGE_CHECK_S = 60.0
 
 
@@ -231,13 +231,17 @@ def claim_next(session: Session, me: WorkerCaps, *, lease_s: float, now: datetim
                 else:
                     r = r._replace(engines=(), wait=WAIT_BUDGET, reason=refused.reason)
         if not r.engines:
+            if r.elsewhere:
+                continue  # another live worker can do it: leave it claimable for them, untouched
             retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
             until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait or WAIT_WORKER, 600.0))
             queue.defer(session, job, until=until, why=r.wait or WAIT_WORKER, detail=f"waiting: {r.reason}")
             continue
         queue.start(session, job, worker_id=me.worker_id, lease_s=lease_s, now=now)
         wait_until = None
-        if r.wait:
+        if r.wait and r.elsewhere:
+            wait_until = now  # no captions: hand it straight to the worker that can transcribe it
+        elif r.wait:
             retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
             wait_until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait, 600.0))
         keys = tuple(
@@ -261,6 +265,7 @@ class _Running:
     claim: Claim
     started: float  # time.monotonic()
     stage: str = "claimed"
+    prev_stage: str = "claimed"
     lost: bool = False
     released: bool = False  # shutdown gave it back; the thread's late result is ignored
 
@@ -307,9 +312,11 @@ class Worker:
                 id=self.id, role=self.role, hostname=socket.gethostname(), pid=os.getpid(),
                 capabilities=self.capabilities, started_at=now, heartbeat_at=now,
             ))
-            # A worker that can transcribe arrived: jobs that waited for one may run now.
+            # A worker that can transcribe arrived: jobs that waited for one (or for money
+            # it may not need) may run now.
             if self.caps.engines:
                 queue.wake(s, why=WAIT_WORKER, now=now)
+                queue.wake(s, why=WAIT_BUDGET, now=now)
         self._beater = threading.Thread(target=self._beat_loop, name="worker-heartbeat", daemon=True)
         self._beater.start()
         log.info("worker %s started: %s", self.id, self.capabilities)
@@ -384,7 +391,7 @@ class Worker:
 
     def _stage_callback(self, run: _Running) -> Callable[[str], None]:
         def on_stage(stage: str) -> None:
-            run.stage = stage
+            run.prev_stage, run.stage = run.stage, stage
             if run.lost or run.released:
                 raise LeaseLost(f"job {run.claim.job_id} was taken back")
             with session_scope() as s:
@@ -542,15 +549,32 @@ class Worker:
         if usage is not None:
             budget.settle(s, claim.reservation_id, usage, job_id=claim.job_id, item_id=claim.item_id, note="failed run")
         elif claim.reservation_id:
-            # Past these stages a paid call may have been made (and the exception cannot say):
-            # charging the reservation errs high, which keeps the caps true.
-            paid_call_possible = run.stage not in budget.FREE_STAGES and (
-                claim.route.paid is not None or run.stage in ("embedding", "indexing")
-            )
-            if paid_call_possible:
-                budget.charge_reserved(s, claim.reservation_id, note=f"estimated: run failed during '{run.stage}'")
+            stage = self._stage_reached(run, exc)
+            if self._may_have_paid(run, stage, exc):
+                # The exception cannot say what was billed: charging the reservation errs
+                # high, which keeps the caps true.
+                budget.charge_reserved(s, claim.reservation_id, note=f"estimated: run failed during '{stage}'")
             else:
                 budget.release(s, claim.reservation_id)
+
+    @staticmethod
+    def _stage_reached(run: _Running, exc: BaseException | None) -> str:
+        # Our own stop signals are raised as a stage *begins*: nothing of it has run yet.
+        if isinstance(exc, (ShutdownRequested, JobTimeout, LeaseLost)):
+            return run.prev_stage
+        return run.stage
+
+    @staticmethod
+    def _may_have_paid(run: _Running, stage: str, exc: BaseException | None) -> bool:
+        if stage in budget.FREE_STAGES:
+            return False
+        paid_transcriber = run.claim.route.paid is not None
+        if stage == "transcribing":
+            # A request the API refused or failed is not billed; a run killed or broken mid-way may have been.
+            return paid_transcriber and not isinstance(exc, TranscriptionError)
+        if stage == "embedding":
+            return paid_transcriber  # the transcript was bought; a failed embedding call was not billed
+        return True  # indexing or later: everything before it was paid for
 
     def _on_failure(self, run: _Running, exc: BaseException) -> None:
         from core.pipeline import NoUsableTranscript

@@ -145,11 +145,14 @@ def sign_in_page() -> None:
 
 
 def sign_out_page() -> None:
+    """Sign out at once (the menu item says so), then show the sign-in form on the same URL."""
     user = current_admin()
-    method = st.session_state.get(SESSION_METHOD) or ("oidc" if user and not st.session_state.get(SESSION_KEY) else "password")
-    if user:
-        with session_scope() as session:
-            auth.sign_out(session, user, method=method)
+    if user is None:
+        sign_in_page()
+        return
+    method = st.session_state.get(SESSION_METHOD) or ("password" if st.session_state.get(SESSION_KEY) else "oidc")
+    with session_scope() as session:
+        auth.sign_out(session, user, method=method)
     for key in (SESSION_KEY, SESSION_METHOD):
         st.session_state.pop(key, None)
     st.session_state["signed_out_note"] = True

@@ -78,3 +78,27 @@ def when(value: datetime | date | None, *, unknown: str = "—") -> str:
 def page_header(title: str, caption: str) -> None:
     st.title(title)
     st.caption(caption)
+
+
+# Status colours shared by the tables (text colour; readable on white and without emoji fonts).
+STATUS_COLORS = {
+    "queued": "#5b6b7a", "fetching": "#1f6fb2", "transcribing": "#1f6fb2", "indexed": "#2e7d32",
+    "review": "#b26a00", "failed": "#c0392b", "skipped": "#8a8a8a", "dead": "#8e1b10",
+    "alive": "#2e7d32", "stale": "#c0392b", "signed in": "#2e7d32", "refused": "#c0392b",
+}
+# st.markdown badge colours for the same statuses.
+BADGE_COLORS = {
+    "queued": "gray", "fetching": "blue", "transcribing": "blue", "indexed": "green",
+    "review": "orange", "failed": "red", "skipped": "gray", "dead": "red",
+}
+
+
+def color_column(df, column: str, colors: dict[str, str] | None = None):
+    """A pandas Styler that colours one text column by value (st.dataframe renders it)."""
+    colors = colors or STATUS_COLORS
+
+    def paint(value: object) -> str:
+        color = colors.get(str(value))
+        return f"color: {color}; font-weight: 600" if color else ""
+
+    return df.style.map(paint, subset=[column])

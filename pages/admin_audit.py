@@ -8,7 +8,7 @@ from core import audit, auth
 from core.db import session_scope
 from core.search.feedback import feedback_summary
 from pages._auth import require_admin
-from pages._ui import page_header, when
+from pages._ui import color_column, page_header, when
 
 require_admin()
 page_header("Audit & feedback", "Every change made in the console, newest first, and what viewers think of the results.")
@@ -64,15 +64,15 @@ with feedback_tab:
     with session_scope() as s:
         votes = feedback_summary(s)
     if not votes:
-        st.info("No votes yet. Viewers can mark each search result 👍 or 👎; their votes appear here.",
+        st.info("No votes yet. Viewers can mark each search result helpful or not; their votes appear here.",
                 icon=":material/thumbs_up_down:")
     else:
         up, down = sum(v.up for v in votes), sum(v.down for v in votes)
-        st.caption(f"{up + down:,} votes: {up:,} 👍 and {down:,} 👎 over {len(votes):,} query–moment pairs, most voted first.")
+        st.caption(f"{up + down:,} votes: {up:,} helpful and {down:,} not helpful over {len(votes):,} query–moment pairs, most voted first.")
         st.dataframe(
             pd.DataFrame([{"Query": v.query, "Video": v.title or "(deleted item)",
                            "At": f"{int(v.start_s // 60)}:{int(v.start_s % 60):02d}" if v.start_s is not None else "—",
-                           "👍": v.up, "👎": v.down, "Net": v.up - v.down} for v in votes]),
+                           "Helpful": v.up, "Not helpful": v.down, "Net": v.up - v.down} for v in votes]),
             hide_index=True, width="stretch",
             column_config={"Video": st.column_config.TextColumn(width="large"),
                            "Net": st.column_config.ProgressColumn(min_value=-max(1, down), max_value=max(1, up), format="%d")},
@@ -85,6 +85,7 @@ with signin_tab:
         st.info("No password sign-ins recorded yet.", icon=":material/login:")
     else:
         st.caption("Repeated failures for one user name make it wait before the next try.")
-        st.dataframe(pd.DataFrame([{"When": when(a.at), "User name": a.username,
-                                    "Result": "✅ signed in" if a.success else "❌ refused"} for a in attempts]),
+        st.dataframe(color_column(pd.DataFrame([{"When": when(a.at), "User name": a.username,
+                                                 "Result": "signed in" if a.success else "refused"} for a in attempts]),
+                                  "Result"),
                      hide_index=True, width="stretch")

@@ -17,8 +17,14 @@ page_header("Costs", "Where the money goes, against the caps, and what finishing
 
 RED, ACCENT, GREY = "#c0392b", "#b4532a", "#7f8c8d"
 QUIET = {"delta_color": "off", "delta_arrow": "off", "border": True}  # metric sub-lines are context, not change
-ENGINE_COLORS = alt.Scale(domain=["captions", "local", "openai", "openai-transcribe", "openai-embed", "gpu", "unknown"],
-                          range=["#4c78a8", "#54a24b", "#b4532a", "#b4532a", "#e45756", "#b279a2", "#9d9d9d"])
+ENGINE_PALETTE = {"captions": "#4c78a8", "local": "#54a24b", "openai": "#b4532a", "openai-transcribe": "#b4532a",
+                  "openai-embed": "#e45756", "gpu": "#b279a2", "zoom": "#72b7b2", "unknown": "#9d9d9d"}
+
+
+def engine_scale(names) -> alt.Scale:
+    """Same colour for an engine on every chart; only the engines present appear in a legend."""
+    present = sorted(set(names))
+    return alt.Scale(domain=present, range=[ENGINE_PALETTE.get(n, "#9d9d9d") for n in present])
 
 
 @st.cache_data(ttl=60, show_spinner="Adding up the ledger…")
@@ -41,8 +47,8 @@ data = load(days)
 state, month, proj = data["state"], data["month"], data["projection"]
 
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("Spent today", usd(state.spent_today), f"of the {usd(state.limits.daily_cap)} daily cap", **QUIET)
-m2.metric("Month to date", usd(month.spent), f"of the {usd(month.cap)} monthly cap", **QUIET)
+m1.metric("Spent today", usd(state.spent_today), f"of the {usd(state.limits.daily_cap)} cap", **QUIET)
+m2.metric("Month to date", usd(month.spent), f"of the {usd(month.cap)} cap", **QUIET)
 m3.metric("Spent in total", usd(proj.spent_total), "since the first paid call", **QUIET)
 m4.metric("Backlog will cost", usd(proj.backlog.expected_usd), f"{proj.backlog.items:,} items, ≈{proj.backlog.known_hours:,.0f} h",
           **QUIET,
@@ -122,7 +128,7 @@ else:
     tip = [alt.Tooltip("engine:N", title="Engine"), alt.Tooltip("usd:Q", title="Spent", format="$,.2f"),
            alt.Tooltip("audio_hours:Q", title="Audio", format=",.1f"), alt.Tooltip("items:Q", title="Items", format=",d")]
     base = alt.Chart(engines).encode(y=alt.Y("engine:N", title="Engine", sort="-x"),
-                                     color=alt.Color("engine:N", scale=ENGINE_COLORS, legend=None), tooltip=tip)
+                                     color=alt.Color("engine:N", scale=engine_scale(engines["engine"]), legend=None), tooltip=tip)
     e1.altair_chart(base.mark_bar().encode(x=alt.X("usd:Q", axis=_axis_usd("Spend, all time (USD)")))
                     .properties(height=200, title="Spend"), width="stretch")
     e2.altair_chart(base.mark_bar().encode(x=alt.X("audio_hours:Q", title="Audio transcribed (hours)"))
@@ -169,7 +175,7 @@ with t1:
         st.altair_chart(alt.Chart(items).mark_bar().encode(
             x=alt.X("day:T", title="Day (UTC)", axis=alt.Axis(format="%d %b")),
             y=alt.Y("sum(items):Q", title="Items indexed (count)"),
-            color=alt.Color("engine:N", scale=ENGINE_COLORS, legend=alt.Legend(title="Engine", orient="top")),
+            color=alt.Color("engine:N", scale=engine_scale(items["engine"]), legend=alt.Legend(title="Engine", orient="top")),
             tooltip=[alt.Tooltip("day:T", title="Day", format="%a %d %b"), alt.Tooltip("engine:N", title="Engine"),
                      alt.Tooltip("items:Q", title="Items")],
         ).properties(height=280), width="stretch")

@@ -8,7 +8,7 @@ from core import health
 from core.config import get_settings
 from core.db import session_scope
 from pages._auth import require_admin
-from pages._ui import md_escape, page_header, when
+from pages._ui import color_column, md_escape, page_header, when
 
 require_admin()
 page_header("Health", "Is everything running? This page refreshes itself every ten seconds.")
@@ -29,6 +29,10 @@ def _capabilities(caps: dict) -> str:
     return " · ".join(parts) or "—"
 
 
+def _percent(fraction: float) -> str:
+    return "under 0.1%" if 0 < fraction < 0.001 else f"{fraction:.1%}"
+
+
 @st.fragment(run_every="10s")
 def live_health() -> None:
     settings = get_settings()
@@ -44,10 +48,10 @@ def live_health() -> None:
         st.error("No scheduler has ever reported. Start it with `python -m core serve` (or `python -m scheduler`).",
                  icon=":material/error:")
     elif beat.alive:
-        st.success(f"**Alive** — `{md_escape(beat.hostname)}` last reported {health.human_age(beat.age_s)}.",
+        st.success(f"**Alive** — {md_escape(beat.hostname)} last reported {health.human_age(beat.age_s)}.",
                    icon=":material/favorite:")
     else:
-        st.error(f"**Stale** — the last heartbeat from `{md_escape(beat.hostname)}` was {health.human_age(beat.age_s)} "
+        st.error(f"**Stale** — the last heartbeat from {md_escape(beat.hostname)} was {health.human_age(beat.age_s)} "
                  f"(more than {settings.scheduler_stale_after_s:.0f} s). Syncs and the backfill are not running.",
                  icon=":material/heart_broken:")
 
@@ -68,23 +72,23 @@ def live_health() -> None:
                 icon=":material/info:")
     else:
         st.dataframe(
-            pd.DataFrame([
-                {"": "🟢 alive" if w.alive else "🔴 stale", "Role": w.role, "Host": w.hostname, "PID": w.pid,
-                 "Capabilities": _capabilities(w.capabilities), "Job": w.current_job_id,
+            color_column(pd.DataFrame([
+                {"State": "alive" if w.alive else "stale", "Role": w.role, "Host": w.hostname, "PID": w.pid,
+                 "Capabilities": _capabilities(w.capabilities),
+                 "Job": f"#{w.current_job_id}" if w.current_job_id else "idle",
                  "Last heartbeat": health.human_age(w.age_s), "Up since": when(w.started_at)}
                 for w in workers
-            ]),
+            ]), "State"),
             hide_index=True, width="stretch",
             column_config={"Capabilities": st.column_config.TextColumn(width="large"),
-                           "PID": st.column_config.NumberColumn(format="%d"),
-                           "Job": st.column_config.NumberColumn(format="%d")},
+                           "PID": st.column_config.NumberColumn(format="%d")},
         )
 
     st.subheader("Storage")
     st.progress(
         min(1.0, store.fraction),
         text=f"{health.human_bytes(store.used_bytes)} of {health.human_bytes(store.limit_bytes)} "
-             f"({store.fraction:.1%}) — database {health.human_bytes(store.database_bytes)}, "
+             f"({_percent(store.fraction)}) — database {health.human_bytes(store.database_bytes)}, "
              f"downloaded media {health.human_bytes(store.media_bytes)}",
     )
     if store.fraction >= 0.9:

@@ -9,16 +9,12 @@ from core.config import ENGINES
 from core.db import session_scope
 from core.models import ITEM_STATUSES, SOURCE_KINDS
 from pages._auth import require_admin
-from pages._ui import duration, md_escape, page_header, run_action, show_flash, usd, when
+from pages._ui import BADGE_COLORS, color_column, duration, md_escape, page_header, run_action, show_flash, usd, when
 
 actor = require_admin()
 page_header("Library", "Every video and meeting the archive knows, whatever its state. Filters and search run in the database.")
 show_flash()
 
-STATUS_ICONS = {
-    "queued": "⏳ queued", "fetching": "⬇️ fetching", "transcribing": "📝 transcribing", "indexed": "✅ indexed",
-    "review": "🔎 review", "failed": "⚠️ failed", "skipped": "⏭️ skipped", "dead": "☠️ dead",
-}
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -28,11 +24,11 @@ def _summary() -> tuple[dict[str, int], list[str]]:
 
 
 counts, engines = _summary()
-st.markdown("  ·  ".join(f"{STATUS_ICONS[k]} **{counts.get(k, 0):,}**" for k in ITEM_STATUSES))
+st.markdown(" ".join(f":{BADGE_COLORS[k]}-badge[{k} {counts.get(k, 0):,}]" for k in ITEM_STATUSES))
 
 f1, f2, f3, f4 = st.columns([3, 2, 2, 2])
 search = f1.text_input("Search titles", placeholder="words in the title, a YouTube id or an item number", key="lib_search")
-statuses = f2.multiselect("Status", list(ITEM_STATUSES), key="lib_status", format_func=STATUS_ICONS.get)
+statuses = f2.multiselect("Status", list(ITEM_STATUSES), key="lib_status")
 engine_filter = f3.multiselect("Engine", sorted(set(engines) | set(ENGINES)) + ["none"], key="lib_engine",
                                format_func=lambda e: "no transcript yet" if e == "none" else e)
 kinds = f4.multiselect("Source", list(SOURCE_KINDS), key="lib_kind")
@@ -61,7 +57,7 @@ else:
             {
                 "#": r.id,
                 "Title": r.title,
-                "Status": STATUS_ICONS.get(r.status, r.status),
+                "Status": r.status,
                 "Engine": r.engine or "—",
                 "Cost": r.cost_usd,
                 "Duration": duration(r.duration_s),
@@ -74,7 +70,7 @@ else:
         ]
     )
     st.dataframe(
-        table,
+        color_column(table, "Status"),
         hide_index=True,
         width="stretch",
         height=min(38 + 35 * len(table), 740),
@@ -106,7 +102,7 @@ else:
     if item is not None:
         st.markdown(
             f"**{md_escape(item.title)}**  \n"
-            f"{STATUS_ICONS.get(item.status, item.status)} · engine {md_escape(item.engine or '—')} · "
+            f":{BADGE_COLORS.get(item.status, 'gray')}-badge[{item.status}] · engine {md_escape(item.engine or '—')} · "
             f"{usd(item.cost_usd, 3)} · {duration(item.duration_s)} · {item.chunk_count:,} chunks · "
             f"indexed {when(item.indexed_at)}"
         )

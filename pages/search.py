@@ -143,7 +143,7 @@ def _vote(query: str, chunk_id: int, key: str) -> None:
 include_hidden = _is_admin()
 version = _content_version()
 
-st.title("🔎 Chaffee Search")
+st.title("Chaffee Search")
 st.caption("Search every talk and call by meaning or by word; each hit opens the video at the second it was said.")
 
 query_in_url = st.query_params.get("q", "")

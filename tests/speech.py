@@ -19,6 +19,10 @@ PARAGRAPHS = (
     "and rest days let the muscles repair themselves.",
     "The next question is about vitamin tablets. Most people who eat fresh meat and eggs get enough "
     "vitamins from their food alone.",
+    "Someone wrote in about coffee in the afternoon. Caffeine stays in the blood for many hours, "
+    "so a cup at four o'clock can still keep you awake at midnight.",
+    "Another caller asked about drinking water with meals. Thirst is a good guide for most healthy "
+    "adults, and there is no need to force down extra glasses.",
     "Now a story about the lighthouse keeper of the northern island, who counted seventeen ships "
     "every night during the great winter storm.",
     "Finally, thank you for listening. Send your questions by email and we will answer them next week.",

@@ -14,7 +14,7 @@ from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.pipeline import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.transcribe.router import WorkerCaps
-from core.worker import claim_next, reap
+from core.worker import Worker, claim_next, reap
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)  # a Sunday, two days before December
 PAID = WorkerCaps("paid-worker", ("openai",))
@@ -74,9 +74,15 @@ def test_paid_work_pauses_at_the_daily_cap_resumes_next_day_and_free_work_keeps_
         assert "daily budget spent" in item.status_detail and "2026-11-30 00:00" in item.status_detail
         state = budget.state(s)
         assert state.paid_paused_until == datetime(2026, 11, 30, tzinfo=timezone.utc) or state.left_today < 0.066
-    # A worker with local whisper is not held back by money.
-    free = claim(LOCAL)
+    # A worker with local whisper arrives: money does not hold it back.
+    local = Worker(engines=["local"], device="cpu")
+    local.start()
+    try:
+        free = local.claim()
+    finally:
+        local.close()
     assert free is not None and free.route.paid is None and free.reservation_id is None
+    assert "local whisper on cpu" in free.route.reason
 
     clock.set_now(datetime(2026, 11, 30, 0, 0, 1, tzinfo=timezone.utc))
     again = claim()
@@ -89,7 +95,7 @@ def test_paid_work_pauses_at_the_daily_cap_resumes_next_day_and_free_work_keeps_
 def test_paid_work_pauses_at_the_monthly_cap_until_the_first_of_next_month(db):
     ids = make_items(5)
     with session_scope() as s:
-        budget.set_budget(s, 0.10, 0.12)
+        budget.set_budget(s, 0.10, 0.13)
         queue.set_controls(s, paid_routing="always")
         for i in ids:
             queue.enqueue(s, i)
@@ -106,7 +112,7 @@ def test_paid_work_pauses_at_the_monthly_cap_until_the_first_of_next_month(db):
     with session_scope() as s:
         assert budget.roll_over(s) >= 0
     assert claim() is not None
-    assert spent(datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc)) <= 0.12
+    assert spent(datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc)) <= 0.13
 
 
 def test_concurrent_reservations_never_pass_the_cap(db, engine):

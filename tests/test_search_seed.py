@@ -59,6 +59,17 @@ def _segments(passage: Passage) -> list[Segment]:
     return segs
 
 
+_VECTORS: dict[str, object] = {}  # text → vector, kept across tests (the model is deterministic)
+
+
+def embed(texts: list[str]):
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        for t, v in zip(missing, get_embedder().embed_documents(missing)):
+            _VECTORS[t] = v
+    return [_VECTORS[t] for t in texts]
+
+
 def seed_archive(session: Session, passages=PASSAGES) -> dict[str, MediaItem]:
     """Insert the passages as indexed media items; returns them by key."""
     embedder = get_embedder()
@@ -88,7 +99,7 @@ def seed_archive(session: Session, passages=PASSAGES) -> dict[str, MediaItem]:
             part = [s for s in segs if a <= s.start < b]
             # Numbering jumps between spans, as chunks that do not touch (never merged into one moment).
             chunks += [c._replace(index=100 * span_no + c.index) for c in chunk_segments(part)]
-        vectors = embedder.embed_documents([c.text for c in chunks])
+        vectors = embed([c.text for c in chunks])
         for c, v in zip(chunks, vectors):
             session.add(Chunk(media_item_id=item.id, idx=c.index, start_s=c.start, end_s=c.end, text=c.text,
                               speakers=", ".join(c.speakers) or None, embedding=v, embedding_space_id=space.id))

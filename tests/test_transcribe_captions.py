@@ -80,6 +80,10 @@ Jane O'Neil: Thanks. Quick question: what about fiber?
 Anthony Chaffee: Note: 5:30 is when we start.
 
 4
+00:00:12.000 --> 00:00:12.100
+Note: 5:30 sharp.
+
+5
 00:00:12.100 --> 00:00:14.000
 Dr. Mary Ann Smith: Sounds good &amp; see you then.
 """
@@ -120,6 +124,7 @@ def test_zoom_speaker_prefix_goes_to_speaker():
         ("Anthony Chaffee", "Welcome everyone to the call."),
         ("Jane O'Neil", "Thanks. Quick question: what about fiber?"),
         ("Anthony Chaffee", "Note: 5:30 is when we start."),
+        (None, "Note: 5:30 sharp."),  # a label followed by a time names nobody
         ("Dr. Mary Ann Smith", "Sounds good & see you then."),
     ]
     assert segments[0].start == 1.0 and segments[-1].end == 14.0

@@ -11,7 +11,7 @@ import pytest
 from core.config import load_settings
 from core.transcribe.audio import probe_duration
 from core.transcribe.base import CorruptMedia, EngineUnavailable, NoSpeech
-from core.transcribe.local import LocalWhisperEngine
+from core.transcribe.local import LocalWhisperEngine, resolve_device
 from tests.conftest import require_binary, shared_path
 
 pytestmark = pytest.mark.slow
@@ -155,3 +155,15 @@ def test_from_settings_and_unavailable_model(tmp_path):
     assert big.model_name == "small.en"
     with pytest.raises(EngineUnavailable, match="small.en.*(offline|bundled tiny.en)"):
         big.load()
+
+
+def test_device_choice():
+    import ctranslate2
+
+    assert resolve_device("cpu") == ("cpu", "int8")
+    if ctranslate2.get_cuda_device_count() > 0:
+        assert resolve_device("auto") == ("cuda", "float16")
+    else:
+        assert resolve_device("auto") == ("cpu", "int8")
+        with pytest.raises(EngineUnavailable, match="no CUDA device"):
+            resolve_device("cuda")

@@ -42,8 +42,7 @@ def fake():
 
 @pytest.fixture(autouse=True)
 def _fresh(fake):
-    fake.requests.clear()
-    fake._failures.clear()
+    fake.reset()
     fake.max_upload_bytes = API_MAX_BYTES
 
 

@@ -74,6 +74,7 @@ def search(
     use_cache: bool = True,
     link_base: str = "/",
     config: FusionConfig | None = None,
+    moments_per_video: int = 3,
 ) -> SearchResponse:
     """Search the archive; k is the number of videos returned (each with up to 3 moments).
 
@@ -101,7 +102,8 @@ def search(
     version = cache.content_version(session)
     cfg = config or fusion_config(session)
     rerank_on = mode == "hybrid+rerank" or (mode == "hybrid" and cfg.rerank)
-    key = (version, " ".join(query.split()).lower(), k, filters.cache_key(), sort, include_hidden, mode, cfg, link_base)
+    key = (version, " ".join(query.split()).lower(), k, filters.cache_key(), sort, include_hidden, mode, cfg, link_base,
+           moments_per_video)
     t = lap("fingerprint", t)
     if use_cache:
         hit = cache.get(key)
@@ -158,7 +160,8 @@ def search(
         reranked = True
         t = lap("rerank", t)
 
-    groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows)
+    groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
+                   moments_per_video=moments_per_video)
     lap("shape", t)
     total = round((time.perf_counter() - t_start) * 1000, 3)
     response = SearchResponse(

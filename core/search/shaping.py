@@ -124,16 +124,25 @@ def merge_texts(a: str, b: str, max_overlap_words: int = 80) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _runs(rows: list[ChunkRow]) -> list[list[ChunkRow]]:
-    """Consecutive chunks (by number) form one run; long runs split every MAX_MERGED_CHUNKS."""
+def _runs(rows: list[ChunkRow], score: dict[int, float]) -> list[list[ChunkRow]]:
+    """Consecutive matching chunks (by number) form one passage. A passage longer than
+    MAX_MERGED_CHUNKS is cut to the window around its best chunk: the rest is the same
+    passage continuing, not another moment worth a separate line."""
     rows = sorted(rows, key=lambda r: r.idx)
     runs: list[list[ChunkRow]] = []
     for row in rows:
-        if runs and row.idx == runs[-1][-1].idx + 1 and len(runs[-1]) < MAX_MERGED_CHUNKS:
+        if runs and row.idx == runs[-1][-1].idx + 1:
             runs[-1].append(row)
         else:
             runs.append([row])
-    return runs
+    out = []
+    for run in runs:
+        if len(run) > MAX_MERGED_CHUNKS:
+            best = max(range(len(run)), key=lambda i: score[run[i].id])
+            start = max(0, min(best - MAX_MERGED_CHUNKS // 2, len(run) - MAX_MERGED_CHUNKS))
+            run = run[start : start + MAX_MERGED_CHUNKS]
+        out.append(run)
+    return out
 
 
 def shape(
@@ -165,7 +174,7 @@ def shape(
     # Score every video first (cheap), keep the best k, and only then build their snippets.
     scored: list[tuple[float, int, list[tuple[float, list[ChunkRow]]]]] = []
     for item_id in order:
-        runs = [(max(score[r.id] for r in run), run) for run in _runs(per_item[item_id])]
+        runs = [(max(score[r.id] for r in run), run) for run in _runs(per_item[item_id], score)]
         runs.sort(key=lambda sr: (-sr[0], sr[1][0].start_s))
         scored.append((runs[0][0], item_id, runs[:moments_per_video]))
     scored.sort(key=lambda s: -s[0])

@@ -8,7 +8,8 @@ markup, and no text repeated by YouTube's rolling automatic captions.
 Speaker rule (Zoom writes `Name: text` on each cue): a leading `Name:` becomes
 `Segment.speaker` when
   * the prefix looks like a name: 1–4 words, ≤ 40 characters, starts with a letter, holds no
-    digit-colon time and no sentence punctuation (`?`, `!`, `"`), and is followed by a space; and
+    digit-colon time and no sentence punctuation (`?`, `!`, `"`), is followed by a space, and
+    what follows does not start with a clock time ("Note: 5:30 …" is a label, not a speaker); and
   * the file looks like a speaker-labelled transcript: at least half of its cues start that way.
 The file-level test keeps ordinary captions ("Note: take 5", "Step one: fast") intact, since
 such prefixes are a small minority there. WebVTT voice spans (`<v Name>text`) always name
@@ -240,6 +241,8 @@ def _speaker_prefix(text: str) -> tuple[str, str] | None:
         return None
     if re.search(r"\d:\d|[?!\"“”]", name) or name.endswith((".", ",")):
         return None
+    if re.match(r"\d{1,2}:\d{2}\b", rest):
+        return None  # "Note: 5:30 …" / "Start: 10:00": a label and a time, not a speaker
     return name, rest
 
 

@@ -60,6 +60,7 @@ class Route(NamedTuple):
     paid: str | None  # the paid engine among them (needs a reservation)
     reason: str
     wait: str | None = None  # what to wait for if these engines give no transcript
+    elsewhere: bool = False  # another live worker can do it: leave the job to it, do not delay it
 
 
 def is_urgent(item: RouteItem, policy: Policy, now: datetime) -> bool:
@@ -102,35 +103,38 @@ def route(
     paid_ok = paid_wanted and budget_refusal is None
     why_urgent = "pinned" if item.pinned else "recent upload" if urgent else "backlog"
 
-    def paid_route() -> Route:
-        return Route(head + (paid[0],), paid[0], f"{cap_why}; else paid {paid[0]} ({why_urgent}, within budget)")
+    then = "; without them " if head else "; "
 
-    def wait_route(what: str, why: str) -> Route:
-        # Captions still cost nothing: try them now; without them, wait.
-        if head:
-            return Route(head, None, f"{cap_why}; else wait: {why}", wait=what)
-        return Route((), None, f"{cap_why}; waiting: {why}", wait=what)
+    def paid_route() -> Route:
+        return Route(head + (paid[0],), paid[0], f"{cap_why}{then}paid {paid[0]} ({why_urgent}, within budget)")
+
+    def wait_route(what: str, why: str, elsewhere: bool = False) -> Route:
+        # Captions still cost nothing: try them now; without them, wait (or leave it to `elsewhere`).
+        return Route(head, None, f"{cap_why}{then}{why}", wait=what, elsewhere=elsewhere)
 
     if mine is not None:
         on_gpu = me.gpu
         if gpu_elsewhere is not None and not on_gpu and not urgent:
-            return wait_route(WAIT_WORKER, f"leaving transcription to GPU worker {gpu_elsewhere.describe()}")
+            return wait_route(WAIT_WORKER, f"transcription left to GPU worker {gpu_elsewhere.describe()}", True)
         if paid_ok and urgent and not on_gpu:
             return paid_route()  # a CPU worker is slow; an urgent item is worth the money
         where = f"{me.device or 'this machine'}" + (f", {me.model}" if me.model else "")
-        return Route(head + (mine,), None, f"{cap_why}; else {mine} whisper on {where} (free)")
+        return Route(head + (mine,), None, f"{cap_why}{then}{mine} whisper on {where} (free)")
     if others:
         if paid_ok and urgent:
             return paid_route()
         best = gpu_elsewhere or others[0]
-        return wait_route(WAIT_WORKER, f"transcription by worker {best.describe()}")
+        why = f"transcription left to worker {best.describe()}"
+        if paid_wanted and budget_refusal:
+            why += f" ({budget_refusal})"
+        return wait_route(WAIT_WORKER, why, True)
     if paid_ok:
         return paid_route()
     if paid_wanted and budget_refusal:
-        return wait_route(WAIT_BUDGET, budget_refusal)
+        return wait_route(WAIT_BUDGET, f"waiting: {budget_refusal}")
     if paid and policy.paid_routing == "urgent" and not urgent:
-        return wait_route(WAIT_WORKER, "no local whisper worker is running, and the paid API is kept for urgent items")
-    return wait_route(WAIT_WORKER, "no worker can transcribe (start a worker with local whisper, or allow the paid API)")
+        return wait_route(WAIT_WORKER, "waiting: no local whisper worker is running, and the paid API is kept for urgent items")
+    return wait_route(WAIT_WORKER, "waiting: no worker can transcribe (start a worker with local whisper, or allow the paid API)")
 
 
 def _forced(
@@ -140,9 +144,9 @@ def _forced(
     if engine == "captions":
         return Route(("captions",), None, why)
     if engine not in me.engines:
-        holder = next((w for w in live if engine in w.engines), None)
+        holder = next((w for w in live if engine in w.engines and w.worker_id != me.worker_id), None)
         where = f"worker {holder.describe()}" if holder else "a worker that can run it"
-        return Route((), None, f"{why}; waiting for {where}", wait=WAIT_WORKER)
+        return Route((), None, f"{why}; waiting for {where}", wait=WAIT_WORKER, elsewhere=holder is not None)
     if engine in paid_engines:
         if budget_refusal:
             return Route((), None, f"{why}; {budget_refusal}", wait=WAIT_BUDGET)

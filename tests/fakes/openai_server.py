@@ -33,7 +33,7 @@ POST /v1/chat/completions   {model, messages, stream?} → {id, object: chat.com
     message as "fake answer: …". stream=true answers server-sent chunk events and [DONE].
 
 Every request is recorded in `fake.requests` (a `FakeRequest`: method, path, headers, json,
-form, files, status). `fail_next(n, status=429, retry_after=0.01, path=None)` makes the next n
+form, files, status); `requests_to(path, status=200)` filters them, `reset()` forgets them. `fail_next(n, status=429, retry_after=0.01, path=None)` makes the next n
 requests (to `path`, if given) fail with an OpenAI-style error body and Retry-After /
 retry-after-ms headers. `api_key="…"` makes other bearer tokens get 401.
 """
@@ -194,6 +194,12 @@ class FakeOpenAI:
         """The next `count` requests (to `path`, e.g. "/v1/embeddings", if given) fail with `status`."""
         with self._lock:
             self._failures.extend(_Failure(status, retry_after, path) for _ in range(count))
+
+    def reset(self) -> None:
+        """Forget recorded requests and pending failures (between tests sharing one fake)."""
+        with self._lock:
+            self.requests.clear()
+            self._failures.clear()
 
     def requests_to(self, path: str, *, status: int | None = 200) -> list[FakeRequest]:
         """Recorded requests to `path` (answered with `status`; None = any status)."""

@@ -1,0 +1,354 @@
+"""Real worker processes on one real Postgres: budget caps under concurrency, kill -9, rate limits,
+SIGTERM, and a 200-item backfill with mixed routing (captions / local / paid API via a local fake).
+
+Workers are `python -m core worker` child processes. The speech model is replaced by the
+stand-in engines of tests/fakes/queue_engines.py (and the paid API by tests/fakes/openai_server.py);
+everything else — pipeline, queue, budget, router, quality gates — is the real code.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import wave
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from core import budget, clock, priorities, queue
+from core.chunking import chunk_segments
+from core.config import PROJECT_ROOT, get_settings
+from core.db import session_scope
+from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
+from core.pipeline import get_or_create_source, register_item
+from core.records import ItemInfo
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.queue_engines import speech_like
+
+T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture()
+def fake_openai():
+    with FakeOpenAI(embedding_dim=64) as fake:
+        yield fake
+
+
+def worker_env(fake: FakeOpenAI, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "EMBEDDING_PROVIDER": "openai",  # embeddings from the fake API: fast, and they cost (a little)
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "TRANSCRIPTION_ENGINES": "captions,local,openai",
+        "WORKER_IDLE_S": "0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("CHAFFEE_CLOCK_FILE", None)
+    env.update(extra)
+    return env
+
+
+def spawn(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "core", "worker", "--plugin", "tests.fakes.queue_engines", *args],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            outputs = "\n---\n".join((q.communicate()[0] or "")[-3000:] for q in procs)
+            pytest.fail(f"workers did not finish in {timeout:.0f} s:\n{outputs}")
+    for p in procs:
+        out = p.communicate()[0] or ""
+        assert p.returncode == 0, out[-3000:]
+
+
+def add_items(specs: list[dict], tmp: Path, *, kind: str = "upload", published: datetime | None = None) -> list[int]:
+    """Upload items whose 'audio' is a spec file the stand-in engines read (see queue_engines)."""
+    ids = []
+    with session_scope() as s:
+        src = get_or_create_source(s, kind, kind, None)
+        for i, spec in enumerate(specs):
+            path = tmp / f"{kind}-{i}.json"
+            path.write_text(json.dumps(spec))
+            info = ItemInfo(f"{kind}-{i}", f"Talk {i}", f"file://{path}", duration_s=spec["seconds"], published_at=published)
+            ids.append(register_item(s, src, info, media_path=path).id)
+        queue.enqueue_items(s, ids)
+    return ids
+
+
+def ledger_by_day() -> dict[str, float]:
+    with session_scope() as s:
+        day = func.date(func.timezone("UTC", LedgerEntry.at))
+        return {str(d): float(u) for d, u in s.execute(select(day, func.sum(LedgerEntry.usd)).group_by(day))}
+
+
+def assert_ledger_matches_reservations() -> None:
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Reservation).where(Reservation.status == "open")) == 0
+        unreserved = s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.reservation_id.is_(None)))
+        assert unreserved == 0, "every dollar spent was reserved first"
+        over = s.execute(text(
+            "SELECT r.id, r.usd, sum(l.usd) FROM reservations r JOIN ledger l ON l.reservation_id = r.id "
+            "GROUP BY r.id, r.usd HAVING sum(l.usd) > r.usd + 0.000001"
+        )).all()
+        assert over == [], f"spent more than reserved: {over}"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_concurrent_workers_with_random_costs_never_pass_the_caps_and_every_job_ends(db, fake_openai, tmp_path):
+    seed = int(os.environ.get("BUDGET_PROPERTY_SEED", random.randrange(10_000)))
+    rng = random.Random(seed)
+    specs = [{"seconds": rng.randint(2, 20) * 60} for _ in range(24)]
+    for i in rng.sample(range(24), 6):  # failures on purpose
+        specs[i].update(fail_times=rng.choice([1, 5, 5]), fail=rng.choice(["retryable", "retryable", "permanent"]))
+    daily, monthly = 0.30, 0.75
+    clock_file = tmp_path / "clock"
+    clock.write_clock_file(clock_file, T0)
+    clock.set_now(T0)
+    try:
+        with session_scope() as s:
+            budget.set_budget(s, daily, monthly)
+            queue.set_controls(s, paid_routing="always")
+        add_items(specs, tmp_path)
+        env = worker_env(fake_openai, CHAFFEE_CLOCK_FILE=str(clock_file), FAKE_PAID_ENGINE="1",
+                         PAID_CALLS_PER_MINUTE="0", RETRY_BASE_S="600", LEASE_S="60")
+        procs = [spawn(env, "--engines", "openai", "--until-drained") for _ in range(3)]
+        # Drive the calendar: whenever nothing can run now, jump to the next moment something can.
+        now, deadline = T0, time.monotonic() + 90
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            with session_scope() as s:
+                live = s.execute(select(Job.status, Job.run_after).where(Job.status.in_(queue.LIVE_STATUSES))).all()
+            if not live:
+                break
+            if all(st != "running" and after > now for st, after in live):
+                now = min(after for _, after in live) + timedelta(seconds=1)
+                clock.write_clock_file(clock_file, now)
+                clock.set_now(now)
+            time.sleep(0.1)
+        wait_all(procs, 30)
+    finally:
+        clock.set_now(None)
+
+    days = ledger_by_day()
+    assert days and all(usd <= daily + 1e-9 for usd in days.values()), (seed, days)
+    months = defaultdict(float)
+    for d, usd in days.items():
+        months[d[:7]] += usd
+    assert all(usd <= monthly + 1e-9 for usd in months.values()), (seed, months)
+    assert len(days) >= 3, f"a ${sum(days.values()):.2f} backlog at ${daily}/day spans several days (seed {seed})"
+    with session_scope() as s:
+        jobs = s.scalars(select(Job)).all()
+        assert {j.status for j in jobs} <= {"done", "dead"}, (seed, Counter(j.status for j in jobs))
+        for job, spec in zip(sorted(jobs, key=lambda j: j.media_item_id), specs):
+            item = s.get(MediaItem, job.media_item_id)
+            doomed = spec.get("fail") == "permanent" or spec.get("fail_times", 0) >= 3
+            if doomed:
+                assert job.status == "dead" and item.status == "dead" and job.last_error, (seed, spec)
+                assert job.attempts == (1 if spec["fail"] == "permanent" else 3)
+            else:
+                assert job.status == "done" and item.status == "indexed", (seed, spec, job.last_error)
+    assert_ledger_matches_reservations()
+
+
+def test_a_worker_killed_mid_job_leaves_every_item_indexed_exactly_once(db, fake_openai, tmp_path):
+    marker = tmp_path / "started"
+    specs = [{"seconds": 240 + 30 * i} for i in range(6)]
+    specs[0].update(sleep=60, sleep_times=1, marker=str(marker))
+    ids = add_items(specs, tmp_path)
+    with session_scope() as s:
+        priorities.pin_item(s, ids[0])  # the slow one is claimed first
+    env = worker_env(fake_openai, LEASE_S="2", RETRY_BASE_S="0.2")
+    first = spawn(env)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert first.poll() is None and time.monotonic() < deadline, (first.communicate()[0] or "")[-3000:]
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # mid-transcription, lease held, no goodbye
+    first.wait()
+    with session_scope() as s:
+        assert s.scalar(select(Job.status).where(Job.media_item_id == ids[0])) == "running"
+    second = spawn(env, "--until-drained")
+    wait_all([second], 60)
+
+    with session_scope() as s:
+        for item_id, spec in zip(ids, specs):
+            item = s.get(MediaItem, item_id)
+            expected = list(chunk_segments(speech_like(Path(item.media_path).name, spec["seconds"])))
+            texts = s.scalars(select(Chunk.text).where(Chunk.media_item_id == item_id).order_by(Chunk.idx)).all()
+            assert item.status == "indexed" and item.chunk_count == len(expected)
+            assert texts == [c.text for c in expected]  # none lost, none twice
+            segs = s.scalar(select(func.count()).select_from(TranscriptSegment).where(TranscriptSegment.media_item_id == item_id))
+            assert segs == len(speech_like(Path(item.media_path).name, spec["seconds"]))
+        jobs = s.scalars(select(Job).order_by(Job.media_item_id)).all()
+        assert [j.status for j in jobs] == ["done"] * 6
+        assert jobs[0].attempts == 2  # the killed run counts; the rerun finished it
+        assert all(j.attempts == 1 for j in jobs[1:])
+    assert_ledger_matches_reservations()
+
+
+def test_the_paid_rate_limit_holds_across_two_workers(db, fake_openai, tmp_path):
+    limit, window, n = 3, 1.0, 12
+    log = tmp_path / "calls.log"
+    add_items([{"seconds": 120} for _ in range(n)], tmp_path)
+    with session_scope() as s:
+        queue.set_controls(s, paid_routing="always", paid_calls_per_minute=limit)
+    env = worker_env(fake_openai, FAKE_PAID_ENGINE="1", RATE_WINDOW_S=str(window), FAKE_ENGINE_LOG=str(log))
+    procs = [spawn(env, "--engines", "openai", "--until-drained") for _ in range(2)]
+    wait_all(procs, 60)
+    calls = [line.split("\t") for line in log.read_text().splitlines()]
+    assert len(calls) == n and len({pid for *_, pid in calls}) == 2  # both workers called the API
+    times = sorted(float(t) for _, _, t, _ in calls)
+    per_window = Counter(math.floor(t / window) for t in times)
+    # Slots are taken just before the call: allow the one call that crosses a window edge.
+    assert max(per_window.values()) <= limit + 1, per_window
+    assert times[-1] - times[0] >= (n / limit - 1) * window * 0.9  # the pair went no faster than one limit
+
+
+def test_sigterm_finishes_a_short_job_and_releases_a_long_one(db, fake_openai, tmp_path):
+    marker = tmp_path / "started"
+    ids = add_items([{"seconds": 180, "sleep": 2, "marker": str(marker)}], tmp_path)
+    env = worker_env(fake_openai, SHUTDOWN_GRACE_S="15")
+    proc = spawn(env)
+    while not marker.exists():
+        assert proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    wait_all([proc], 30)
+    with session_scope() as s:
+        assert s.scalar(select(Job.status).where(Job.media_item_id == ids[0])) == "done"  # finished within the grace
+        assert s.scalar(select(func.count()).select_from(Worker)) == 0  # unregistered on the way out
+
+    marker.unlink()
+    with session_scope() as s:
+        src = get_or_create_source(s, "upload", "upload", None)
+        path = tmp_path / "long.json"
+        path.write_text(json.dumps({"seconds": 180, "sleep": 60, "marker": str(marker)}))
+        long_id = register_item(s, src, ItemInfo("long", "Long", "file://long", duration_s=180), media_path=path).id
+        queue.enqueue(s, long_id)
+    proc = spawn(worker_env(fake_openai, SHUTDOWN_GRACE_S="0.5"))
+    while not marker.exists():
+        assert proc.poll() is None
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    wait_all([proc], 20)
+    assert time.monotonic() - started < 10  # it did not wait for the 60 s job
+    with session_scope() as s:
+        job = s.scalars(select(Job).where(Job.media_item_id == long_id)).one()
+        assert (job.status, job.attempts, job.lease_owner, job.stage) == ("queued", 0, None, "released at shutdown")
+    assert_ledger_matches_reservations()
+
+
+# ---------------------------------------------------------------------------------------------
+# The done-criterion run
+# ---------------------------------------------------------------------------------------------
+
+
+class FreshSpeech:
+    """The fake API's transcript: new words on every request (so no two items look alike)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.n = seconds, 0
+
+    def __iter__(self):
+        self.n += 1
+        return iter([(s.start, s.end, s.text) for s in speech_like(f"api-{self.n}", self.seconds)])
+
+
+def tone_wav(path: Path, seconds: float) -> Path:
+    """A real audio file (a 440 Hz tone): the real OpenAI engine probes and uploads it."""
+    rate = 8000
+    frames = bytearray()
+    for i in range(int(seconds * rate)):
+        v = int(8000 * math.sin(2 * math.pi * 440 * i / rate))
+        frames += v.to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return path
+
+
+def vtt(segments) -> str:
+    def stamp(t: float) -> str:
+        return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
+
+    return "WEBVTT\n\n" + "\n\n".join(f"{stamp(s.start)} --> {stamp(s.end)}\nHost: {s.text}" for s in segments) + "\n"
+
+
+def test_a_200_item_backfill_with_mixed_routing_ends_within_budget(db, fake_openai, tmp_path):
+    seconds = 30.0
+    fake_openai.segments = FreshSpeech(seconds)  # the paid engine is the real OpenAI client → this server
+    audio = tone_wav(tmp_path / "tone.wav", seconds)
+    recent, old = T0 - timedelta(days=2), T0 - timedelta(days=700)
+    now = datetime.now(timezone.utc)
+    with session_scope() as s:
+        budget.set_budget(s, 0.10, 1.00)  # room for ≈ 30 paid items: the rest must go elsewhere
+        zoom = get_or_create_source(s, "zoom", "Zoom", None)
+        uploads = get_or_create_source(s, "upload", "Uploads", None)
+        ids = []
+        for i in range(70):  # Zoom meetings with their own transcript: captions
+            captions = tmp_path / f"meeting-{i}.vtt"
+            captions.write_text(vtt(speech_like(f"meeting-{i}", seconds)))
+            item = register_item(s, zoom, ItemInfo(f"meeting-{i}", f"Meeting {i}", f"zoom://{i}", duration_s=seconds,
+                                                    published_at=old), media_path=audio)
+            item.extra = {"zoom": {"transcript_path": str(captions)}}
+            ids.append(item.id)
+        for i in range(130):  # files: 60 recent (urgent), 70 from the back catalogue
+            published = now - timedelta(days=2) if i < 60 else old
+            spec = tmp_path / f"file-{i}.json"
+            spec.write_text(json.dumps({"seconds": seconds}))
+            media = spec
+            if i < 60:  # urgent ones may go to the real paid engine: real audio (a link per item: own name)
+                media = tmp_path / f"file-{i}.wav"
+                os.link(audio, media)
+            ids.append(register_item(s, uploads, ItemInfo(f"file-{i}", f"File {i}", f"file://{i}", duration_s=seconds,
+                                                          published_at=published), media_path=media).id)
+        s.flush()
+        queue.enqueue_items(s, ids)
+    env = worker_env(fake_openai)
+    started = time.monotonic()
+    gpu = spawn(env, "--engines", "local", "--device", "cuda", "--model", "fake-large", "--until-drained")
+    api = spawn(env, "--engines", "openai", "--until-drained")
+    wait_all([gpu, api], 150)
+    elapsed = time.monotonic() - started
+
+    with session_scope() as s:
+        statuses = Counter(s.scalars(select(Job.status)).all())
+        assert statuses == {"done": 200}, statuses
+        items = s.scalars(select(MediaItem)).all()
+        assert Counter(i.status for i in items) == {"indexed": 200}
+        engines = Counter(i.engine for i in items)
+        assert engines["captions"] == 70 and engines["local"] > 0 and engines["openai"] > 0, engines
+        assert engines["local"] + engines["openai"] == 130
+        assert all(i.route_reason for i in items)
+        paid = [i for i in items if i.engine == "openai"]
+        assert all("paid openai (recent upload" in i.route_reason for i in paid)
+        assert all(i.published_at and i.published_at > now - timedelta(days=14) for i in paid)
+        state = budget.state(s, datetime.now(timezone.utc))
+        assert state.spent_today <= 0.10 + 1e-9
+        by_engine = {e.engine: e for e in budget.spend_by_engine(s)}
+        assert by_engine["openai-transcribe"].calls == engines["openai"]
+        assert by_engine["openai-transcribe"].audio_minutes == pytest.approx(engines["openai"] * seconds / 60)
+    assert_ledger_matches_reservations()
+    print(f"\n200 items, mixed routing {dict(engines)}: {elapsed:.1f} s, ${state.spent_today:.4f} spent")
