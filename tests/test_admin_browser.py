@@ -124,6 +124,7 @@ def test_admin_console_in_chromium(demo_app):
             # and would announce "page not found" for a deep link, once.)
             page.goto(demo_app)
             _settle(page, "Admin")
+            page.screenshot(path=str(SHOTS / "0-debug-home.png"))
             page.goto(demo_app + "/admin-costs")
             _settle(page, "Admin sign-in")
             nav = page.locator("[data-testid=stSidebarNav]").inner_text()
