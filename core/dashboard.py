@@ -8,7 +8,7 @@ budget's timezone) come from core.budget; nothing here decides or writes anythin
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import NamedTuple
 
 from sqlalchemy import Select, and_, case, func, or_, select
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core import budget, clock, queue
 from core.audit import escape_like
 from core.config import get_settings
-from core.models import ITEM_STATUSES, Job, LedgerEntry, MediaItem, Source
+from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
 
 # Items that still need work for the backlog projection: not done, not given up on.
 BACKLOG_STATUSES = ("queued", "fetching", "transcribing", "failed")
@@ -47,14 +47,50 @@ def _days(first: date, n: int) -> list[date]:
 class DailySpend(NamedTuple):
     day: date
     usd: float
-    cap: float  # today's daily cap (min of budget and safety limit)
+    cap: float  # the daily cap in force at the end of that day (from the audit trail of budget changes)
     over: bool
 
 
+def _cap_steps(session: Session, current: float) -> list[tuple[datetime, float]]:
+    """(since, daily cap) steps read from the `budget.set` audit rows, oldest first.
+
+    Before the first recorded change the cap was that row's `before`; with no change on
+    record the current cap is all we know.
+    """
+    rows = session.execute(
+        select(AuditEntry.at, AuditEntry.before, AuditEntry.after)
+        .where(AuditEntry.action == "budget.set")
+        .order_by(AuditEntry.at, AuditEntry.id)
+    ).all()
+
+    def cap(values: dict | None) -> float | None:
+        try:
+            return min(float(values["daily_usd"]), float(values["daily_safety_usd"]))  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    if not rows:
+        return [(datetime.min.replace(tzinfo=timezone.utc), current)]
+    first = cap(rows[0].before)
+    steps = [(datetime.min.replace(tzinfo=timezone.utc), first if first is not None else current)]
+    steps += [(at, c) for at, _, after in rows if (c := cap(after)) is not None]
+    return steps
+
+
 def daily_spend(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DailySpend]:
-    """Dollars per budget day for the last `days` days against the daily cap (zero days included)."""
-    cap = budget.get_budget(session).daily_cap
-    return [DailySpend(d.day, d.usd, cap, d.usd > cap + 1e-9) for d in budget.spend_by_day(session, days, now=now)]
+    """Dollars per budget day for the last `days` days against that day's cap (zero days included)."""
+    limits = budget.get_budget(session)
+    steps = _cap_steps(session, limits.daily_cap)
+    tz = limits.tz
+    out = []
+    for d in budget.spend_by_day(session, days, now=now):
+        day_end = datetime.combine(d.day + timedelta(days=1), datetime.min.time(), tz)
+        cap = next((c for at, c in reversed(steps) if at < day_end), steps[0][1])
+        out.append(DailySpend(d.day, d.usd, cap, d.usd > cap + 1e-9))
+    if out:  # today is always judged against the cap in force now
+        last = out[-1]
+        out[-1] = last._replace(cap=limits.daily_cap, over=last.usd > limits.daily_cap + 1e-9)
+    return out
 
 
 class MonthToDate(NamedTuple):
@@ -393,39 +429,6 @@ def status_counts(session: Session) -> dict[str, int]:
 
 def engines_in_use(session: Session) -> list[str]:
     return [e for e in session.scalars(select(MediaItem.engine).distinct().order_by(MediaItem.engine)) if e]
-
-
-class Progress(NamedTuple):
-    total: int  # items the archive means to index (skipped ones excluded)
-    done: int  # indexed + review: searchable
-    waiting: int  # queued or failed-and-retrying
-    in_flight: int  # fetching or transcribing now
-    review: int
-    dead: int
-    skipped: int
-    hours_total: float
-    hours_done: float
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 0.0
-
-
-def backfill_progress(session: Session) -> Progress:
-    """How far the backfill is, in items and hours of audio (one GROUP BY over the items)."""
-    rows = session.execute(
-        select(MediaItem.status, func.count(), func.coalesce(func.sum(MediaItem.duration_s), 0)).group_by(MediaItem.status)
-    ).all()
-    n = {s: int(c) for s, c, _ in rows}
-    h = {s: float(d) / 3600 for s, _, d in rows}
-    done = n.get("indexed", 0) + n.get("review", 0)
-    skipped = n.get("skipped", 0)
-    total = sum(n.values()) - skipped
-    return Progress(
-        total, done, n.get("queued", 0) + n.get("failed", 0), n.get("fetching", 0) + n.get("transcribing", 0),
-        n.get("review", 0), n.get("dead", 0), skipped,
-        sum(h.values()) - h.get("skipped", 0), h.get("indexed", 0) + h.get("review", 0),
-    )
 
 
 class RunningJob(NamedTuple):

@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from core import admin_actions, budget, clock, priorities
+from core import admin_actions, audit, budget, clock, priorities
 from core.config import PROJECT_ROOT, get_settings
-from core.models import Feedback, Job, LedgerEntry, MediaItem, QueryLogEntry, Worker
+from core.models import AuditEntry, Feedback, Job, LedgerEntry, LoginAttempt, MediaItem, QueryLogEntry, Worker
 from core.pipeline import get_or_create_source, register_item
 from core.sources.youtube import parse_flat_entry
 
 LISTING = PROJECT_ROOT.parent / "shared" / "data" / "youtube" / "anthonychaffeemd_flat_playlist.jsonl"
 DEMO_ACTOR = "seed-demo"
+DEMO_ADMIN = "admin"  # the demo's history is told as the admin's own actions
 DAYS = 30
 ITEMS_PER_DAY = (8, 14)  # a CPU box with one GPU helper: this many items a day
 CHUNK_STEP_S = 35.0  # 45-second windows overlapping by 10 s (core.chunking)
@@ -115,8 +118,13 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
     settings = get_settings()
     entries = _load_listing(listing)
 
-    admin_actions.set_budget(session, DEMO_ACTOR, **DEMO_BUDGET)
-    admin_actions.set_topics(session, DEMO_ACTOR, DEMO_TOPICS)
+    start = now - timedelta(days=DAYS, hours=3)
+    _signed_in(session, start)
+    with _dated(session, start + timedelta(minutes=4)):
+        admin_actions.set_budget(session, DEMO_ADMIN, **DEMO_BUDGET)
+        admin_actions.set_controls(session, DEMO_ADMIN, paid_routing="always")
+    with _dated(session, start + timedelta(minutes=9)):
+        admin_actions.set_topics(session, DEMO_ADMIN, DEMO_TOPICS)
 
     source = get_or_create_source(session, "youtube", "Anthony Chaffee MD", settings.channel_url)
     source.last_synced_at = now - timedelta(minutes=42)
@@ -140,8 +148,10 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
 
     # Obvious non-talks (trailers, clips under two minutes) were skipped by the admin.
     skipped = [it for it in order if (it.duration_s or 0) < 120 or "trailer" in it.title.lower()][:8]
-    for it in skipped:
-        it.skipped, it.status, it.status_detail = True, "skipped", "skipped by the admin (not a talk)"
+    with _dated(session, start + timedelta(days=1, minutes=17)):
+        for it in skipped:
+            admin_actions.skip_item(session, DEMO_ADMIN, it.id)
+            it.status_detail = "skipped by the admin (not a talk)"
     todo = [it for it in order if not it.skipped]
 
     jobs: list[Job] = []
@@ -204,6 +214,17 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
     session.add_all(ledger)
 
     rest = todo[cursor:]
+    # A maintenance pause mid-month, a mistyped password, and two items pinned this morning.
+    _signed_in(session, now - timedelta(days=12, hours=1))
+    with _dated(session, now - timedelta(days=12)):
+        admin_actions.set_paused(session, DEMO_ADMIN, True, "checking transcript quality of the local model")
+    with _dated(session, now - timedelta(days=12) + timedelta(hours=2, minutes=25)):
+        admin_actions.set_paused(session, DEMO_ADMIN, False)
+    _signed_in(session, now - timedelta(hours=3, minutes=10), failures=1)
+    with _dated(session, now - timedelta(hours=3)):
+        for it in rest[:2]:
+            admin_actions.pin_item(session, DEMO_ADMIN, it.id)
+    scorer = priorities.Scorer.load(session, now)
     _seed_live_queue(session, rest, scorer, now, rng)
     _seed_workers(session, now)
     _seed_feedback(session, [it for it in todo[:cursor] if it.status == "indexed"], now, rng)
@@ -211,7 +232,28 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
     for it in items:
         it.updated_at = it.indexed_at or (now - timedelta(hours=rng.randint(1, 48)))
     session.flush()
-    return summary(session)
+    result = summary(session)
+    audit.record(session, DEMO_ACTOR, "demo.seed", "database", None,
+                 {"items": result.items, "ledger_rows": result.ledger_rows, "listing": listing.name})
+    return result
+
+
+@contextmanager
+def _dated(session: Session, at: datetime) -> Iterator[None]:
+    """Audit rows written inside the block get `at` as their time: the demo's history happened then."""
+    session.flush()
+    last = session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0)))
+    yield
+    session.flush()
+    session.execute(update(AuditEntry).where(AuditEntry.id > last).values(at=at))
+
+
+def _signed_in(session: Session, at: datetime, *, failures: int = 0) -> None:
+    for i in range(failures):
+        session.add(LoginAttempt(at=at - timedelta(seconds=40 * (failures - i)), username=DEMO_ADMIN, success=False))
+    session.add(LoginAttempt(at=at, username=DEMO_ADMIN, success=True))
+    with _dated(session, at):
+        audit.record(session, DEMO_ADMIN, "auth.sign_in", "admin console", None, {"method": "password"})
 
 
 def _seed_live_queue(session: Session, rest: list[MediaItem], scorer: priorities.Scorer, now: datetime, rng: random.Random) -> None:

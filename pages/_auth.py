@@ -33,7 +33,7 @@ ADMIN_PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("admin_costs.py", "Costs", ":material/payments:", "admin-costs"),
     ("admin_health.py", "Health", ":material/monitor_heart:", "admin-health"),
     ("admin_audit.py", "Audit & feedback", ":material/history:", "admin-audit"),
-    ("admin_settings.py", "Search settings", ":material/tune:", "admin-settings"),
+    ("admin_settings.py", "Settings", ":material/tune:", "admin-settings"),
 )
 
 

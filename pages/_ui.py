@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 import streamlit as st
@@ -71,7 +71,9 @@ def when(value: datetime | date | None, *, unknown: str = "—") -> str:
     if value is None:
         return unknown
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC") if value.utcoffset() is not None else value.strftime("%Y-%m-%d %H:%M")
+        if value.utcoffset() is None:
+            return value.strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return value.strftime("%Y-%m-%d")
 
 

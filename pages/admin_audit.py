@@ -14,9 +14,21 @@ require_admin()
 page_header("Audit & feedback", "Every change made in the console, newest first, and what viewers think of the results.")
 
 PAGE_SIZE = 50
-log_tab, feedback_tab, signin_tab = st.tabs(["Audit log", "Search feedback", "Sign-ins"])
 
-with log_tab:
+
+def _clock(seconds: float | None) -> str:
+    """A moment in a video as players show it: 1:15, 1:02:03."""
+    if seconds is None:
+        return "—"
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+st.subheader("Audit log")
+log_box = st.container()
+feedback_box = st.container()
+signin_box = st.container()
+
+with log_box:
     with session_scope() as s:
         actions = audit.distinct_actions(s)
         actors = audit.distinct_actors(s)
@@ -43,11 +55,12 @@ with log_tab:
             column_config={"Before → after": st.column_config.TextColumn(width="large"),
                            "Target": st.column_config.TextColumn(width="medium")},
         )
-        p1, p2, p3 = st.columns([1, 3, 1])
+        p1, p2, p3 = st.columns([1, 3, 1], vertical_alignment="center")
         if p1.button("← Newer", disabled=page <= 1, key="audit_prev"):
             st.session_state["audit_page"] = page - 1
             st.rerun()
-        p2.caption(f"{total:,} entries · page {page} of {pages}")
+        p2.markdown(f"<div style='text-align:center'>{total:,} entries · page {page} of {pages}</div>",
+                    unsafe_allow_html=True)
         if p3.button("Older →", disabled=page >= pages, key="audit_next"):
             st.session_state["audit_page"] = page + 1
             st.rerun()
@@ -60,7 +73,8 @@ with log_tab:
                 a.caption("After")
                 a.json(chosen.after or {}, expanded=True)
 
-with feedback_tab:
+with feedback_box:
+    st.subheader("Search feedback")
     with session_scope() as s:
         votes = feedback_summary(s)
     if not votes:
@@ -71,16 +85,18 @@ with feedback_tab:
         st.caption(f"{up + down:,} votes: {up:,} helpful and {down:,} not helpful over {len(votes):,} query–moment pairs, most voted first.")
         st.dataframe(
             pd.DataFrame([{"Query": v.query, "Video": v.title or "(deleted item)",
-                           "At": f"{int(v.start_s // 60)}:{int(v.start_s % 60):02d}" if v.start_s is not None else "—",
+                           "At": _clock(v.start_s),
                            "Helpful": v.up, "Not helpful": v.down, "Net": v.up - v.down} for v in votes]),
             hide_index=True, width="stretch",
-            column_config={"Video": st.column_config.TextColumn(width="large"),
-                           "Net": st.column_config.ProgressColumn(min_value=-max(1, down), max_value=max(1, up), format="%d")},
+            column_config={"Query": st.column_config.TextColumn(width="medium"),
+                           "Video": st.column_config.TextColumn(width="large"),
+                           "Net": st.column_config.NumberColumn(format="%+d", help="Helpful minus not helpful")},
         )
 
-with signin_tab:
+with signin_box:
+    st.subheader("Sign-ins")
     with session_scope() as s:
-        attempts = auth.recent_attempts(s, limit=50)
+        attempts = auth.recent_attempts(s, limit=12)
     if not attempts:
         st.info("No password sign-ins recorded yet.", icon=":material/login:")
     else:
@@ -88,4 +104,4 @@ with signin_tab:
         st.dataframe(color_column(pd.DataFrame([{"When": when(a.at), "User name": a.username,
                                                  "Result": "signed in" if a.success else "refused"} for a in attempts]),
                                   "Result"),
-                     hide_index=True, width="stretch")
+                     hide_index=True, width="content")

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from core import admin_actions, budget, dashboard, priorities, queue
+from core import admin_actions, budget, dashboard, priorities, progress, queue
 from core.db import session_scope
 from pages._auth import require_admin
 from pages._ui import md_escape, page_header, run_action, show_flash, usd, when
@@ -31,7 +31,7 @@ def _ago(moment: datetime | None) -> str:
 @st.fragment(run_every="5s")
 def live_progress() -> None:
     with session_scope() as s:
-        progress = dashboard.backfill_progress(s)
+        p = progress.progress_summary(s)
         controls = queue.get_controls(s)
         money = budget.state(s)
         running = dashboard.running_jobs(s)
@@ -42,26 +42,30 @@ def live_progress() -> None:
     else:
         st.success("**Backfill running** — workers pick the next item by priority while the budget allows.",
                    icon=":material/play_circle:")
+    eta = f"done around {when(p.eta)}" if p.eta and p.remaining else ("all done" if not p.remaining else "no pace yet")
     st.progress(
-        min(1.0, progress.fraction),
-        text=f"{progress.done:,} of {progress.total:,} items searchable ({progress.fraction:.0%}) · "
-             f"{progress.hours_done:,.0f} of {progress.hours_total:,.0f} hours of audio",
+        min(1.0, p.percent / 100),
+        text=f"{p.finished:,} of {p.total:,} items finished ({p.percent:.0f}%) · {p.audio_hours_done:,.0f} hours of "
+             f"audio done, {p.audio_hours_left:,.0f} to go · {eta}",
     )
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric("Searchable", f"{progress.done:,}", help="Indexed, or indexed and held for review")
-    c2.metric("Waiting", f"{progress.waiting:,}", help="Queued, or failed and waiting to retry")
-    c3.metric("Running now", f"{progress.in_flight:,}")
-    c4.metric("Need attention", f"{progress.review + progress.dead:,}",
-              help=f"{progress.review} in review, {progress.dead} dead-lettered (below)")
-    c5.metric("Skipped", f"{progress.skipped:,}")
+    c1.metric("Searchable", f"{p.done:,}", help=f"Indexed ({p.review} of them held for review)")
+    c2.metric("Ready to run", f"{p.queued:,}", help="Queued or retrying, runnable now")
+    c3.metric("Deferred", f"{p.waiting:,}", help="Waiting for the budget, a resting source, a worker or a retry back-off")
+    c4.metric("Running now", f"{p.running:,}")
+    c5.metric("Dead-lettered", f"{p.dead:,}", help="Gave up after their attempts: decide below")
+    if p.items_per_hour:
+        st.caption(f"Pace: {p.items_per_hour:.1f} items an hour over the last hours · "
+                   f"{usd(p.spent_usd)} spent in this run" + (f" ({p.dates_unknown:,} items without a known upload date)"
+                                                             if p.dates_unknown else ""))
     cap = money.limits.daily_cap
     st.progress(
         min(1.0, money.spent_today / cap) if cap else 1.0,
         text=f"Today {usd(money.spent_today)} of the {usd(cap)} daily cap · month {usd(money.spent_month)} of "
              f"{usd(money.limits.monthly_cap)} · {usd(money.reserved)} reserved by running jobs",
     )
-    if money.paid_paused_until is not None:
-        st.info(f"Paid transcription waits for the budget until {when(money.paid_paused_until)}; "
+    if p.paid_paused_until is not None:
+        st.info(f"Paid transcription waits for the budget until {when(p.paid_paused_until)}; "
                 "free engines carry on.", icon=":material/savings:")
     # st.status outside a `with` block keeps its running spinner (a `with` block marks it complete on exit).
     if sync:
@@ -146,7 +150,7 @@ with budget_col:
                   "backlog": "Back catalogue (oldest first)"}
         chosen = st.multiselect("Strategies, in order: the first decides, the next break ties",
                                 list(priorities.STRATEGIES), default=order, format_func=lambda k: labels.get(k, k))
-        topic_text = st.text_area("Topic keywords (one per line or comma-separated)", value="\n".join(topics), height=110)
+        topic_text = st.text_area("Topic keywords (one per line or comma-separated)", value="\n".join(topics), height=170)
         st.caption("Pinned items always go first. Saving re-ranks the waiting queue.")
         if st.form_submit_button("Save priorities"):
             keywords = [w.strip() for line in topic_text.splitlines() for w in line.split(",") if w.strip()]
@@ -182,8 +186,12 @@ else:
         ),
         hide_index=True,
         width="stretch",
-        column_config={"Last error": st.column_config.TextColumn(width="large"),
-                       "Title": st.column_config.TextColumn(width="medium")},
+        column_config={"Job": st.column_config.NumberColumn(width="small", format="%d"),
+                       "Item": st.column_config.NumberColumn(width="small", format="%d"),
+                       "Attempts": st.column_config.NumberColumn(width="small"),
+                       "Title": st.column_config.TextColumn(width="large"),
+                       "Last error": st.column_config.TextColumn(width="large"),
+                       "Died": st.column_config.TextColumn(width="medium")},
     )
     choice = st.selectbox("Dead-lettered job", dead, format_func=lambda d: f"job {d.job_id} · {d.title[:70]}")
     if choice is not None:

@@ -15,7 +15,7 @@ from pages._ui import page_header, usd
 require_admin()
 page_header("Costs", "Where the money goes, against the caps, and what finishing the backlog will cost. Updated every minute.")
 
-RED, ACCENT, GREY = "#c0392b", "#b4532a", "#7f8c8d"
+RED, ACCENT, GREY, BLUE = "#c0392b", "#b4532a", "#7f8c8d", "#4c78a8"
 QUIET = {"delta_color": "off", "delta_arrow": "off", "border": True}  # metric sub-lines are context, not change
 ENGINE_PALETTE = {"captions": "#4c78a8", "local": "#54a24b", "openai": "#b4532a", "openai-transcribe": "#b4532a",
                   "openai-embed": "#e45756", "gpu": "#b279a2", "zoom": "#72b7b2", "unknown": "#9d9d9d"}
@@ -76,16 +76,21 @@ with left:
     bars = alt.Chart(daily).mark_bar(cornerRadiusTopLeft=2, cornerRadiusTopRight=2).encode(
         x=alt.X("day:T", title="Day (UTC)", axis=alt.Axis(format="%d %b")),
         y=alt.Y("usd:Q", axis=_axis_usd("Spend (USD)")),
-        color=alt.Color("state:N", scale=alt.Scale(domain=["within the cap", "over the cap"], range=[ACCENT, RED]),
+        color=alt.Color("state:N", scale=alt.Scale(domain=["within the cap", "over the cap"], range=[BLUE, RED]),
                         legend=alt.Legend(title=None, orient="top")),
         tooltip=[alt.Tooltip("day:T", title="Day", format="%a %d %b %Y"), alt.Tooltip("usd:Q", title="Spent", format="$,.2f"),
-                 alt.Tooltip("cap:Q", title="Daily cap", format="$,.2f")],
+                 alt.Tooltip("cap:Q", title="Daily cap that day", format="$,.2f")],
     )
-    cap_rule = alt.Chart(daily.head(1)).mark_rule(color=RED, strokeDash=[6, 4], size=2).encode(
-        y="cap:Q", tooltip=[alt.Tooltip("cap:Q", title="Daily cap", format="$,.2f")])
-    cap_label = alt.Chart(daily.head(1)).mark_text(align="left", dx=4, dy=-7, color=RED, fontWeight="bold").encode(
-        x="day:T", y="cap:Q", text=alt.value(f"daily cap {usd(state.limits.daily_cap)}"))
-    st.altair_chart((bars + cap_rule + cap_label).properties(height=300), width="stretch")
+    # The cap in force each day (budget changes come from the audit log) as a step line that spans each
+    # day's bar: `step` changes half-way between days, and two end points stretch it to the outer bars.
+    half = pd.Timedelta(hours=12)
+    caps = pd.concat([daily[["day", "cap"]].head(1).assign(day=lambda d: d["day"] - half), daily[["day", "cap"]],
+                      daily[["day", "cap"]].tail(1).assign(day=lambda d: d["day"] + half)], ignore_index=True)
+    cap_line = alt.Chart(caps).mark_line(color=RED, strokeDash=[6, 4], strokeWidth=2, interpolate="step").encode(
+        x="day:T", y="cap:Q", tooltip=[alt.Tooltip("cap:Q", title="Daily cap", format="$,.2f")])
+    cap_label = alt.Chart(caps.head(1)).mark_text(align="left", dx=2, dy=-8, color=RED, fontWeight="bold").encode(
+        x="day:T", y="cap:Q", text=alt.value("daily cap"))
+    st.altair_chart((bars + cap_line + cap_label).properties(height=300), width="stretch")
 
 # --- month to date against the monthly cap ------------------------------------------------------
 with right:
@@ -137,6 +142,9 @@ else:
 # --- cumulative spend and the projection --------------------------------------------------------
 st.subheader("Cumulative spend and the backlog projection")
 cum = pd.DataFrame([{"day": pd.Timestamp(d), "usd": v} for d, v in data["cumulative"]])
+spending = cum.index[cum["usd"] > 0]
+if len(spending) and spending[0] > 3:  # start just before the first paid day, not with weeks of zeros
+    cum = cum.iloc[spending[0] - 3:].reset_index(drop=True)
 layers = [
     alt.Chart(cum).mark_line(color=ACCENT, strokeWidth=3).encode(
         x=alt.X("day:T", title="Day (UTC)", axis=alt.Axis(format="%d %b %y")),

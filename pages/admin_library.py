@@ -63,8 +63,7 @@ else:
                 "Duration": duration(r.duration_s),
                 "Chunks": r.chunk_count,
                 "Published": r.published_at.strftime("%Y-%m-%d") if r.published_at else "date unknown",
-                "Pinned": r.pinned,
-                "Link": r.url,
+                "Flags": ", ".join(f for f, on in (("pinned", r.pinned), ("hidden", not r.visible)) if on),
             }
             for r in result.rows
         ]
@@ -77,14 +76,17 @@ else:
         column_config={
             "#": st.column_config.NumberColumn(width="small", format="%d"),
             "Title": st.column_config.TextColumn(width="large"),
-            "Cost": st.column_config.NumberColumn(format="$%.3f", help="Money spent on this item (USD)"),
-            "Chunks": st.column_config.NumberColumn(format="%d", help="Searchable passages"),
-            "Pinned": st.column_config.CheckboxColumn(width="small"),
-            "Link": st.column_config.LinkColumn(display_text="open ↗", width="small"),
+            "Status": st.column_config.TextColumn(width="small"),
+            "Engine": st.column_config.TextColumn(width="small"),
+            "Cost": st.column_config.NumberColumn(format="$%.3f", width="small", help="Money spent on this item (USD)"),
+            "Duration": st.column_config.TextColumn(width="small"),
+            "Chunks": st.column_config.NumberColumn(format="%d", width="small", help="Searchable passages"),
+            "Published": st.column_config.TextColumn(width="small"),
+            "Flags": st.column_config.TextColumn(width="small", help="pinned: goes first; hidden: not shown to viewers"),
         },
     )
     first = (result.page - 1) * result.page_size + 1
-    p1, p2, p3 = st.columns([1, 3, 1])
+    p1, p2, p3 = st.columns([1, 3, 1], vertical_alignment="center")
     if p1.button("← Previous", disabled=result.page <= 1, key="lib_prev"):
         st.session_state["lib_page"] = result.page - 1
         st.rerun()
@@ -106,6 +108,8 @@ else:
             f"{usd(item.cost_usd, 3)} · {duration(item.duration_s)} · {item.chunk_count:,} chunks · "
             f"indexed {when(item.indexed_at)}"
         )
+        if item.url.startswith(("https://", "http://")):  # never a javascript: or file: link
+            st.link_button("Open the original ↗", item.url, type="tertiary")
         if item.route_reason:
             st.caption(f"Why this engine: {md_escape(item.route_reason)}")
         if item.status_detail:

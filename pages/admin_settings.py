@@ -1,4 +1,4 @@
-"""Search settings: the synonym groups that widen searches, and the prices the budget charges."""
+"""Settings: the synonym groups that widen searches, and the prices the budget charges."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,7 +11,7 @@ from pages._auth import require_admin
 from pages._ui import page_header, run_action, show_flash
 
 actor = require_admin()
-page_header("Search settings", "Words that mean the same thing to this archive's viewers, and what each paid engine costs.")
+page_header("Settings", "Words that mean the same thing to this archive's viewers, and what each paid engine costs.")
 show_flash()
 
 with session_scope() as s:
@@ -24,7 +24,7 @@ st.caption("A search for a term also finds its alternatives (e.g. *LDL* finds *c
 edited = st.data_editor(
     pd.DataFrame([{"Term": k, "Also finds": ", ".join(v)} for k, v in sorted(synonyms.items())],
                  columns=["Term", "Also finds"]),
-    num_rows="dynamic", hide_index=True, width="stretch", key="synonyms_editor",
+    num_rows="dynamic", hide_index=True, width="stretch", key="synonyms_editor", height=38 + 35 * (len(synonyms) + 1),
     column_config={"Term": st.column_config.TextColumn(width="medium", required=True),
                    "Also finds": st.column_config.TextColumn(width="large")},
 )

@@ -116,7 +116,7 @@ def test_admin_navigation_signed_out_and_in(db):
     at.session_state["admin_user"] = "admin"
     nav = at.run().session_state["nav"]
     titles = [t for t, _, _ in nav]
-    assert titles[:6] == ["Backfill", "Library", "Costs", "Health", "Audit & feedback", "Search settings"]
+    assert titles[:6] == ["Backfill", "Library", "Costs", "Health", "Audit & feedback", "Settings"]
     assert titles[-1] == "Sign out" and "Sign in" not in titles
 
 

@@ -1,0 +1,199 @@
+"""The search page in headless Chromium: a real `streamlit run`, the real database, real embeddings.
+
+Screenshots go to artifacts/screenshots/ (git-ignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from core.config import PROJECT_ROOT
+from core.db import session_scope
+from core.search import cache, log_query
+from tests.test_search_seed import seed_archive
+
+pytestmark = pytest.mark.slow
+SHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(engine, tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="needs the playwright package (requirements-dev.txt)")
+    app = tmp_path_factory.mktemp("app") / "app.py"
+    app.write_text(
+        "import streamlit as st\n"
+        "st.set_page_config(page_title='Chaffee Search', layout='wide')\n"
+        f"st.navigation([st.Page({str(PROJECT_ROOT / 'pages' / 'search.py')!r}, title='Search', default=True)]).run()\n"
+    )
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}  # DATA_DIR etc.: the tests' own database
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()
+
+
+@pytest.fixture()
+def archive(db):
+    cache.clear()
+    with session_scope() as s:
+        items = seed_archive(s)
+        for q, n in (("calcium supplements", 3), ("crohn's disease remission", 2)):
+            for _ in range(n):
+                log_query(s, q, 3, 20.0)
+        return {k: v.id for k, v in items.items()}
+
+
+def _shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _results(page, url: str):
+    page.goto(url)
+    page.wait_for_selector("text=server-side")
+    page.wait_for_timeout(500)  # let the last elements settle before reading or shooting
+
+
+def test_results_are_grouped_with_working_timestamp_links_and_play_in_the_page(app_url, archive, page):
+    _results(page, f"{app_url}/?q=" + quote("Crohn's disease remission on a meat diet"))
+    titles = page.locator(".video-title").all_inner_texts()
+    assert titles[0] == "Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"
+    assert "Private coaching call (unpublished)" not in titles
+    links = page.locator("a.moment-link")
+    assert links.count() >= 3
+    for i in range(links.count()):
+        href, label = links.nth(i).get_attribute("href"), links.nth(i).inner_text()
+        m = re.fullmatch(r"https://www\.youtube\.com/watch\?v=[\w-]{11}&t=(\d+)s", href)
+        assert m, href
+        mm, ss = label.split(":")[-2:]
+        assert int(m.group(1)) % 3600 == int(mm) * 60 + int(ss)  # the link opens at the second shown
+    first_label = links.first.inner_text()
+    _shot(page, "search_results.png")
+
+    page.get_by_role("button", name=f"▶ {first_label}").first.click()
+    frame = page.wait_for_selector("iframe[src*='youtube']")
+    second = int(re.search(r"&t=(\d+)s", links.first.get_attribute("href")).group(1))
+    assert f"start={second}" in frame.get_attribute("src")
+    page.wait_for_function(f"window.location.search.includes('t={second}')")
+    assert "play=" in page.evaluate("window.location.search")  # the playing moment is in the shareable URL
+    _shot(page, "search_playing.png")
+
+
+def test_suggestions_appear_while_typing(app_url, archive, page):
+    page.goto(app_url)
+    box = page.locator("[data-testid=stSelectbox]").first
+    box.wait_for()
+    box.click()
+    page.keyboard.type("calc", delay=60)
+    page.wait_for_selector("[role=option]:has-text('calcium supplements')")
+    page.keyboard.press("Backspace")
+    for _ in range(3):
+        page.keyboard.press("Backspace")
+    page.keyboard.type("athl", delay=60)
+    option = page.wait_for_selector("[role=option]:has-text('Carnivore for athletes and youth')")
+    _shot(page, "search_autocomplete.png")
+    option.click()
+    page.wait_for_selector("text=server-side")
+    assert page.locator(".video-title").first.inner_text() == "Carnivore for athletes and youth"
+    assert "q=Carnivore" in page.evaluate("window.location.search")
+
+
+def test_filters_change_the_results(app_url, archive, page):
+    _results(page, f"{app_url}/?q={quote('diet and autoimmune disease')}")
+    before = page.locator(".video-title").all_inner_texts()
+    assert len(before) >= 2
+    page.get_by_text("Filters").click()
+    page.get_by_text("Over 1 hour").click()
+    page.wait_for_function("window.location.search.includes('len=long')")
+    page.wait_for_timeout(1500)
+    after = page.locator(".video-title").all_inner_texts()
+    assert after == ["Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"], after
+    _shot(page, "search_filtered.png")
+    # The filter lives in the URL: opening it again gives the same results (a shareable search).
+    _results(page, f"{app_url}/?q={quote('diet and autoimmune disease')}&src=zoom")
+    assert page.locator(".video-title").all_inner_texts() == ["Members Zoom call: lectins and autoimmunity"]
+    assert "Steven Bowen" in page.inner_text("body")
+
+
+def test_a_cited_answer_renders_with_clickable_citations(app_url, archive, page):
+    _results(page, f"{app_url}/?q={quote('should I take calcium supplements')}&answer=1")
+    page.wait_for_selector("a.cite")
+    cites = page.locator("a.cite")
+    assert cites.count() >= 1
+    for i in range(cites.count()):
+        assert re.search(r"youtube\.com/watch\?v=[\w-]{11}&t=\d+s", cites.nth(i).get_attribute("href"))
+        assert re.fullmatch(r"\[\d\]", cites.nth(i).inner_text())
+    _shot(page, "search_answer.png")
+    with page.context.expect_page() as opened:  # a citation opens the clip (in a new tab)
+        cites.first.click()
+    assert "&t=" in opened.value.url
+
+
+def test_an_empty_archive_explains_how_to_add_content_and_bad_input_is_refused(app_url, db, page):
+    cache.clear()
+    page.goto(app_url)
+    page.wait_for_selector("text=python -m core ingest")
+    assert "python -m core sync-channel" in page.inner_text("body")
+    _shot(page, "search_empty_archive.png")
+    page.goto(f"{app_url}/?q={'x' * 600}")
+    page.wait_for_selector("text=too long")
