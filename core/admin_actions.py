@@ -152,6 +152,22 @@ def set_topics(session: Session, actor: str, keywords: Iterable[str]) -> list[st
     return after  # type: ignore[return-value]
 
 
+def set_priorities(session: Session, actor: str, order: Sequence[str], keywords: Iterable[str]) -> bool:
+    """The priorities form in one transaction: order and topics, each saved (and audited) only if changed.
+
+    Returns False when nothing changed.
+    """
+    keywords = list(keywords)
+    changed = False
+    if list(order) != priorities.get_strategy_order(session):
+        set_strategy_order(session, actor, order)
+        changed = True
+    if [k.strip() for k in keywords if k.strip()] != priorities.get_topics(session):
+        set_topics(session, actor, keywords)
+        changed = True
+    return changed
+
+
 def pin_item(session: Session, actor: str, item_id: int, pinned: bool = True) -> None:
     item = _item(session, item_id)
     before = item.pinned

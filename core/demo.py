@@ -161,7 +161,8 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
     for day in range(DAYS):
         start_of_day = first_day + timedelta(days=day)
         spent_today = 0.0
-        for _ in range(rng.randint(*ITEMS_PER_DAY)):
+        share = min(1.0, (now - start_of_day).total_seconds() / 86400)  # today has only had its first hours
+        for _ in range(round(rng.randint(*ITEMS_PER_DAY) * share)):
             if cursor >= len(todo) - 20:  # keep a real backlog
                 break
             it = todo[cursor]

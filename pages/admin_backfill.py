@@ -42,7 +42,8 @@ def live_progress() -> None:
     else:
         st.success("**Backfill running** — workers pick the next item by priority while the budget allows.",
                    icon=":material/play_circle:")
-    eta = f"done around {when(p.eta)}" if p.eta and p.remaining else ("all done" if not p.remaining else "no pace yet")
+    eta = (f"at the last hours' pace, done around {when(p.eta)}" if p.eta and p.remaining
+           else ("all done" if not p.remaining else "no pace yet"))
     st.progress(
         min(1.0, p.percent / 100),
         text=f"{p.finished:,} of {p.total:,} items finished ({p.percent:.0f}%) · {p.audio_hours_done:,.0f} hours of "
@@ -69,10 +70,12 @@ def live_progress() -> None:
                 "free engines carry on.", icon=":material/savings:")
     # st.status outside a `with` block keeps its running spinner (a `with` block marks it complete on exit).
     if sync:
-        box = st.status(f"Channel sync requested by {sync.get('by')} — waiting for the scheduler", state="running")
+        box = st.status(f"Channel sync requested by {md_escape(str(sync.get('by')))} — waiting for the scheduler",
+                        state="running")
         box.write(f"Requested {when(datetime.fromisoformat(sync['at']))}. The scheduler picks it up on its next tick.")
     for job in running:
-        box = st.status(f"{(job.stage or 'starting').capitalize()} · {job.title}"[:120], state="running")
+        label = f"{(job.stage or 'starting').capitalize()} · {job.title}"
+        box = st.status(md_escape(label[:120]), state="running")  # labels render Markdown: titles stay literal
         box.write(f"Job {job.job_id} ({job.kind}{', engine ' + job.engine if job.engine else ''}) on "
                   f"`{md_escape(job.worker or '?')}`, started {_ago(job.started_at)}, last heartbeat {_ago(job.heartbeat_at)}.")
 
@@ -154,17 +157,11 @@ with budget_col:
         st.caption("Pinned items always go first. Saving re-ranks the waiting queue.")
         if st.form_submit_button("Save priorities"):
             keywords = [w.strip() for line in topic_text.splitlines() for w in line.split(",") if w.strip()]
-            ok, changed = True, False
-            if chosen != order:
-                changed = True
-                ok = run_action(admin_actions.set_strategy_order, actor, chosen, success="Priorities saved.")
-            if ok and keywords != topics:
-                changed = True
-                ok = run_action(admin_actions.set_topics, actor, keywords, success="Priorities saved.")
-            if ok and changed:
-                st.rerun()
-            if ok and not changed:
+            if chosen == order and keywords == topics:
                 st.info("Nothing to save: the priorities are unchanged.")
+            elif run_action(admin_actions.set_priorities, actor, chosen, keywords,
+                            success="Priorities saved; the waiting queue is re-ranked."):
+                st.rerun()
 
 st.divider()
 
@@ -189,7 +186,7 @@ else:
         column_config={"Job": st.column_config.NumberColumn(width="small", format="%d"),
                        "Item": st.column_config.NumberColumn(width="small", format="%d"),
                        "Attempts": st.column_config.NumberColumn(width="small"),
-                       "Title": st.column_config.TextColumn(width="large"),
+                       "Title": st.column_config.TextColumn(width="medium"),
                        "Last error": st.column_config.TextColumn(width="large"),
                        "Died": st.column_config.TextColumn(width="medium")},
     )

@@ -293,3 +293,15 @@ def test_audit_page_lists_actions_and_feedback(db):
     assert list(log["Action"]) == ["item.pin"] and "pinned: false → true" in log["Before → after"][0]
     feedback = at.dataframe[1].value
     assert feedback["Query"][0] == "insulin" and feedback["At"][0] == "1:15" and feedback["Helpful"][0] == 1
+
+
+def test_sign_in_page_offers_oidc_when_auth_is_configured(db):
+    at = AppTest.from_string("from pages._auth import sign_in_page\nsign_in_page()", default_timeout=30)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "google": {"client_id": "id", "client_secret": "secret",
+                   "server_metadata_url": "https://accounts.google.com/.well-known/openid-configuration"},
+    }
+    at.run()
+    _no_errors(at)
+    assert [b.label for b in at.button][:1] == ["Sign in with Google"]

@@ -42,7 +42,7 @@ PASSAGES = (
             "Carnivore for athletes and youth", datetime(2023, 9, 10, tzinfo=timezone.utc), 4400),
     Passage("lectins", A, ((3179, 3437),), "zoom",
             "Members Zoom call: lectins and autoimmunity", datetime(2025, 1, 10, tzinfo=timezone.utc), 1800,
-            speakers=("Anthony Chaffee", "Steven Bowen")),
+            speakers=("Anthony Chaffee", "Steven Bowen"), media_path="/srv/zoom/members-call.m4a"),
     Passage("hidden", B, ((1240, 1493),), "zoom",
             "Private coaching call (unpublished)", datetime(2025, 2, 1, tzinfo=timezone.utc), 1500,
             visible=False, speakers=("Anthony Chaffee", "Jeff Prosperi"), media_path="/srv/zoom/private-call.m4a"),
