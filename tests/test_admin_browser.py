@@ -121,10 +121,11 @@ def test_admin_console_in_chromium(demo_app):
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         try:
             # Viewers see only Search; the Admin section offers just "Sign in". (The first visit goes to
-            # the home page: Streamlit's very first run after start-up treats pages/ as a v1 pages folder
-            # and would announce "page not found" for a deep link, once.)
+            # the home page and waits for the app's own navigation: until the first script run reaches
+            # st.navigation, Streamlit treats pages/ as a v1 pages folder and a deep link opened then is
+            # answered "page not found".)
             page.goto(demo_app)
-            _settle(page, "Admin")
+            _settle(page, "Sign in")
             page.goto(demo_app + "/admin-costs")
             _settle(page, "Admin sign-in")
             nav = page.locator("[data-testid=stSidebarNav]").inner_text()

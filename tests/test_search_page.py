@@ -171,13 +171,14 @@ def test_suggestions_appear_while_typing(app_url, archive, page):
 def test_filters_change_the_results(app_url, archive, page):
     _results(page, f"{app_url}/?q={quote('diet and autoimmune disease')}")
     before = page.locator(".video-title").all_inner_texts()
-    assert len(before) >= 2
+    zoom_call = "Members Zoom call: lectins and autoimmunity"  # 30 minutes long
+    assert zoom_call in before and len(before) >= 2
     page.get_by_text("Filters").click()
     page.get_by_text("Over 1 hour").click()
     page.wait_for_function("window.location.search.includes('len=long')")
     _settle(page)
     after = page.locator(".video-title").all_inner_texts()
-    assert after == ["Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"], after
+    assert after and zoom_call not in after and set(after) < set(before), after
     _shot(page, "search_filtered.png")
     # The filter lives in the URL: opening it again gives the same results (a shareable search).
     _results(page, f"{app_url}/?q={quote('diet and autoimmune disease')}&src=zoom")
@@ -194,9 +195,12 @@ def test_a_cited_answer_renders_with_clickable_citations(app_url, archive, page)
         assert re.search(r"youtube\.com/watch\?v=[\w-]{11}&t=\d+s", cites.nth(i).get_attribute("href"))
         assert re.fullmatch(r"\[\d\]", cites.nth(i).inner_text())
     _shot(page, "search_answer.png")
+    # Offline here: answer YouTube with a stub page so the opened tab keeps the clip's URL.
+    page.context.route("https://www.youtube.com/**", lambda route: route.fulfill(status=200, body="<p>clip</p>"))
     with page.context.expect_page() as opened:  # a citation opens the clip (in a new tab)
         cites.first.click()
-    assert "&t=" in opened.value.url
+    opened.value.wait_for_load_state()
+    assert opened.value.url == cites.first.get_attribute("href")
 
 
 def test_an_empty_archive_explains_how_to_add_content_and_bad_input_is_refused(app_url, db, page):

@@ -59,6 +59,7 @@ def worker_env(fake: FakeOpenAI, **extra: str) -> dict[str, str]:
         "OPENAI_API_KEY": "test-key",
         "TRANSCRIPTION_ENGINES": "captions,local,openai",
         "WORKER_IDLE_S": "0.1",
+        "RETRY_BASE_S": "1",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("CHAFFEE_CLOCK_FILE", None)
