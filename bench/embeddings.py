@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 import numpy as np  # noqa: E402
 
 from core.config import get_settings  # noqa: E402
-from core.embeddings import Embedder, OnnxMiniLMEmbedder, SentenceTransformerEmbedder  # noqa: E402
+from core.embeddings import Embedder, OnnxMiniLMEmbedder, SentenceTransformerEmbedder, usable_cpus  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CHUNK_WORDS = 115
@@ -97,15 +97,15 @@ def nfcorpus_dev(folder: Path, max_docs: int | None) -> Retrieval:
 
 
 def ndcg_at_10(doc_vecs: np.ndarray, query_vecs: np.ndarray, data: Retrieval) -> float:
-    """Mean nDCG@10 with linear gains (trec_eval / BEIR convention), exact cosine ranking."""
+    """Mean nDCG@10 with gains 2^grade - 1 (as in STACK-NOTES), exact cosine ranking."""
     scores = query_vecs @ doc_vecs.T
     discounts = 1.0 / np.log2(np.arange(2, 12))
     total = 0.0
     for row, rels in zip(scores, data.qrels):
         top = np.argpartition(-row, 10)[:10] if len(row) > 10 else np.arange(len(row))
         top = top[np.argsort(-row[top])]
-        gains = np.array([rels.get(data.doc_ids[i], 0) for i in top], dtype=float)
-        ideal = np.sort(np.array(list(rels.values()), dtype=float))[::-1][:10]
+        gains = 2.0 ** np.array([rels.get(data.doc_ids[i], 0) for i in top], dtype=float) - 1
+        ideal = 2.0 ** np.sort(np.array(list(rels.values()), dtype=float))[::-1][:10] - 1
         idcg = float(ideal @ discounts[: len(ideal)])
         total += float(gains @ discounts[: len(gains)]) / idcg if idcg > 0 else 0.0
     return total / len(data.qrels)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; the best counts")
     ap.add_argument("--docs", type=int, default=None, help="NFCorpus documents to index (default: all 3,633)")
     ap.add_argument("--no-ndcg", action="store_true", help="throughput and agreement only")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--threads", type=int, default=usable_cpus())
     args = ap.parse_args(argv)
 
     import torch
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         chunks = nfcorpus_chunks(args.data / "nfcorpus")
     chunks = chunks[: args.chunks]
     print(f"{len(chunks)} chunks of {CHUNK_WORDS} words from {args.chunks_from}, {args.threads} threads, "
-          f"best of {args.rounds} alternating rounds")
+          f"best of {args.rounds} alternating rounds; load average before: {os.getloadavg()[0]:.1f}")
 
     rates = {name: 0.0 for name in backends}
     vectors: dict[str, np.ndarray] = {}
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, embedder in backends.items():
             rate, vectors[name] = timed(embedder.embed_documents, chunks)
             rates[name] = max(rates[name], rate)
+    print(f"load average after timing: {os.getloadavg()[0]:.1f} (other processes skew the ratio)")
 
     ndcg: dict[str, float] = {}
     if not args.no_ndcg:

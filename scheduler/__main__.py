@@ -44,11 +44,25 @@ def add_jobs(scheduler: BlockingScheduler, settings: Settings, *, sync: bool = T
                       id="budget-rollover", name="budget roll-over", **shared)
     scheduler.add_job("scheduler.jobs:lease_reaper", "interval", seconds=max(5.0, settings.lease_s / 2),
                       id="lease-reaper", name="lease reaper", next_run_time=soon, **shared)
+    if sync:
+        scheduler.add_job("scheduler.jobs:sync_requests", "interval", seconds=10,
+                          id="sync-requests", name="sync on request", **shared)
     local = dict(jobstore="local", replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,
                       id="backfill-tick", name="backfill tick", next_run_time=soon, **local)
     scheduler.add_job("scheduler.jobs:progress_snapshot", "interval", seconds=60,
                       id="progress-snapshot", name="progress snapshot", next_run_time=soon, **local)
+
+
+def forget_jobs(ids: tuple[str, ...]) -> None:
+    """Drop stored jobs this process must not run (the job store outlives the process)."""
+    from sqlalchemy import text
+
+    from core.db import get_engine
+
+    with get_engine().begin() as conn:
+        if conn.execute(text("SELECT to_regclass(:t)"), {"t": JOBS_TABLE}).scalar():
+            conn.execute(text(f"DELETE FROM {JOBS_TABLE} WHERE id = ANY(:ids)"), {"ids": list(ids)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     worker.start()
     jobs.set_worker(worker)
     scheduler = build_scheduler(url)
+    if args.no_sync:
+        forget_jobs(("channel-sync", "sync-requests"))  # stored by an earlier run that did sync
     add_jobs(scheduler, settings, sync=not args.no_sync)
 
     def stop(signum, _frame) -> None:

@@ -6,7 +6,8 @@ them runs each firing, and each is safe to run twice anyway):
 - channel_sync: list the channel, register and queue new videos;
 - budget_rollover: at the top of each hour (so at every midnight and first of the month in
   the budget's timezone) wake jobs that waited for money if money is back;
-- lease_reaper: take back jobs of workers that stopped answering, close their reservations.
+- lease_reaper: take back jobs of workers that stopped answering, close their reservations;
+- sync_requests: the admin's "sync now", picked up within seconds.
 
 Per-process jobs (in memory: every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
@@ -31,14 +32,32 @@ def set_worker(worker: Worker | None) -> None:
     _worker = worker
 
 
-def channel_sync() -> str:
+def channel_sync(url: str | None = None) -> str:
     from core.config import get_settings
     from core.sync import sync_channel
 
-    if not get_settings().channel_url:
+    if not (url or get_settings().channel_url):
         return "no channel configured"
-    report = sync_channel()
+    report = sync_channel(url=url)
     return str(report)
+
+
+def sync_requests() -> str | None:
+    """Run the admin's "sync now" (core.admin_actions.request_sync) without waiting for the interval."""
+    try:
+        from core.admin_actions import take_sync_request
+    except ImportError:  # no admin console in this build
+        return None
+    from core.models import Source
+
+    with session_scope() as s:
+        request = take_sync_request(s)
+        source = s.get(Source, request["source_id"]) if request and request.get("source_id") else None
+        url = source.url if source is not None and source.kind == "youtube" else None
+    if not request:
+        return None
+    log.info("sync requested by %s", request.get("by"))
+    return channel_sync(url)
 
 
 def backfill_tick() -> int:

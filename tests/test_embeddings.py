@@ -126,10 +126,12 @@ def test_onnx_agrees_with_torch_on_real_transcript_text(onnx, torch_embedder):
 
 def test_batching_by_length_keeps_each_text_with_its_vector(onnx):
     # Texts are sorted by length inside; the answer must still come back in the caller's order.
+    # Not bit-identical to one-by-one: int8 activation scales are set per batch.
     texts = [SENTENCES[1], "meat", SENTENCES[3] * 5, SENTENCES[0]]
     together = onnx.embed_documents(texts)
     alone = np.stack([onnx.embed_query(t) for t in texts])
-    np.testing.assert_allclose(together, alone, atol=1e-4)
+    assert _cosines(together, alone).min() >= 0.98
+    assert onnx.embed_documents(texts[:1]) @ alone[0] > 0.999  # alone in a batch is exactly alone
 
 
 def test_concurrent_callers_get_the_same_answers(onnx):

@@ -16,7 +16,7 @@ from core.pipeline import get_or_create_source, register_item
 from core.records import ItemInfo, Segment, Transcript
 from tests.conftest import shared_path
 from tests.fakes.openai_server import fake_embedding
-from tests.fakes.queue_engines import speech_like
+from tests.fakes.fake_speech import speech_like
 
 DIM = 256
 

@@ -20,7 +20,7 @@ from core.search.links import youtube_id
 from core.search.fusion import FusionConfig, fusion_config, rrf
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
-from core.search.retrieval import keyword_candidates, vector_candidates
+from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 from core.search.shaping import load_chunks, shape
 
 _qvec_lock = threading.Lock()
@@ -139,7 +139,7 @@ def search(
     if mode != "vector":
         lists["keyword"] = keyword_candidates(
             session, prepared.keyword, limit=cfg.candidates, filters=filters,
-            include_hidden=include_hidden, strict=prepared.operators,
+            include_hidden=include_hidden, strict=prepared.operators, stats=keyword_stats(session, version),
         )
         t = lap("keyword", t)
 

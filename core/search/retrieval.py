@@ -8,6 +8,9 @@ filter instead of returning the few of the first ef_search neighbours that happe
 """
 from __future__ import annotations
 
+import math
+import threading
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -92,6 +95,56 @@ def vector_candidates(
     return [Candidate(int(cid), rank, 1.0 - float(dist)) for rank, (cid, dist) in enumerate(rows, start=1)]
 
 
+# ---------------------------------------------------------------------------------------------
+# Keyword side: term weights
+# ---------------------------------------------------------------------------------------------
+
+STATS_SAMPLE_CHUNKS = 20_000  # document frequencies from an even sample: bounded cost at any size
+COMMON_SHARE = 0.25  # a word in more than this share of chunks only breaks ties when rarer words exist
+
+
+@dataclass(frozen=True)
+class KeywordStats:
+    """Document frequency of each lexeme (Postgres 'english' stems) over a sample of chunks."""
+
+    chunks: int
+    df: dict[str, int]
+
+    def idf(self, lexeme: str) -> float:
+        # BM25's idf: a word found in few chunks says much more about a match than a common one.
+        n, d = max(self.chunks, 1), self.df.get(lexeme, 0)
+        return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
+
+
+_stats_lock = threading.Lock()
+_stats_cache: dict[object, KeywordStats] = {}
+
+
+def keyword_stats(session: Session, version: object) -> KeywordStats:
+    """KeywordStats for the content version (built once per version and process: ts_stat over a sample)."""
+    with _stats_lock:
+        found = _stats_cache.get(version)
+    if found is not None:
+        return found
+    total = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
+    stride = max(1, int(total // STATS_SAMPLE_CHUNKS) + 1) if total > STATS_SAMPLE_CHUNKS else 1
+    sample = f"SELECT tsv FROM chunks WHERE id % {int(stride)} = 0"  # integers only: safe to inline
+    n = session.execute(text(f"SELECT count(*) FROM ({sample}) s")).scalar_one()
+    df = dict(session.execute(text(f"SELECT word, ndoc FROM ts_stat('{sample}')")).all()) if n else {}
+    stats = KeywordStats(int(n), {w: int(d) for w, d in df.items()})
+    with _stats_lock:
+        _stats_cache.clear()
+        _stats_cache[version] = stats
+    return stats
+
+
+def query_lexemes(session: Session, keyword: str) -> list[str]:
+    """The query's words as Postgres stems them (the same 'english' configuration as chunks.tsv)."""
+    return list(
+        session.execute(text("SELECT tsvector_to_array(to_tsvector('english', :kw))"), {"kw": keyword}).scalar_one() or []
+    )
+
+
 def keyword_candidates(
     session: Session,
     keyword: str,
@@ -100,22 +153,33 @@ def keyword_candidates(
     filters: SearchFilters | None = None,
     include_hidden: bool = False,
     strict: bool = False,
+    stats: KeywordStats | None = None,
 ) -> list[Candidate]:
     """Full-text matches, best first.
 
     Questions are long and rarely have every word in one 45-second chunk, so unless the
-    user typed websearch operators (`strict`), any query word may match; chunks that hold
-    all the words (or a quoted phrase) rank first, then by ts_rank_cd (cover density:
-    query words close together in the chunk score higher).
+    user typed websearch operators (`strict`), a chunk matching any query word is a
+    candidate. Score: the sum of the idf of the query words it contains (a BM25 without
+    term-frequency saturation — chunks are short), + 1 when it holds all the words or the
+    quoted phrase, + ts_rank_cd (query words close together) to break ties.
     """
     where, params = filter_sql(filters, include_hidden)
-    if strict:
-        query_sql = "websearch_to_tsquery('english', :kw)"
+    lexemes = [] if strict else query_lexemes(session, keyword)
+    if strict or not lexemes:
+        query_sql, weight_sql = "websearch_to_tsquery('english', :kw)", "0"
     else:
-        # Any of the query's lexemes: 'a' | 'b' | … built from to_tsvector (already stemmed).
-        query_sql = (
-            "(SELECT coalesce(string_agg(quote_literal(l), ' | '), '')::tsquery "
-            " FROM unnest(tsvector_to_array(to_tsvector('english', :kw))) l)"
+        weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
+        if stats and stats.chunks:
+            rare = [lx for lx in weights if stats.df.get(lx, 0) <= COMMON_SHARE * stats.chunks]
+            match = rare or list(weights)  # very common words alone would match most of the archive
+        else:
+            match = list(weights)
+        params.update({f"lx{i}": lx for i, lx in enumerate(weights)})
+        params.update({f"w{i}": float(w) for i, w in enumerate(weights.values())})
+        parts = [f"CAST(quote_literal(CAST(:lx{list(weights).index(lx)} AS text)) AS tsquery)" for lx in match]
+        query_sql = "(" + " || ".join(parts) + ")"
+        weight_sql = " + ".join(
+            f"(c.tsv @@ CAST(quote_literal(CAST(:lx{i} AS text)) AS tsquery))::int * :w{i}" for i in range(len(weights))
         )
     sql = text(
         f"""
@@ -123,7 +187,7 @@ def keyword_candidates(
             SELECT {query_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq
         )
         SELECT c.id,
-               (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
+               {weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
         FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
         WHERE c.tsv @@ q.anyq AND {where}
         ORDER BY score DESC, c.id
