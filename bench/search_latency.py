@@ -116,6 +116,7 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space) -> 
     from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 
     out: dict[str, list[float]] = {k: [] for k in ("hybrid", "filtered", "vector", "keyword", "recall", "results_filtered")}
+    stages: dict[str, list[float]] = {}
     version = cache.content_version(session)
     vocab = vocabulary(session, version)  # built once per content version, before the clock starts
     t = time.perf_counter()
@@ -129,8 +130,10 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space) -> 
     filt = SearchFilters(date_from=date(2020, 1, 1), date_to=date(2020, 10, 1))  # ≈ 10% of items
     for q, qv in zip(queries, qvecs):
         t = time.perf_counter()
-        search(session, q, log=False, use_cache=False, embedder=embedder)
+        r = search(session, q, log=False, use_cache=False, embedder=embedder)
         out["hybrid"].append((time.perf_counter() - t) * 1000)
+        for stage, ms in r.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt)
         out["filtered"].append((time.perf_counter() - t) * 1000)
@@ -146,6 +149,7 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space) -> 
         truth = {c.chunk_id for c in exact}
         out["recall"].append(len(truth & {c.chunk_id for c in approx}) / max(len(truth), 1))
         session.rollback()
+    out["stages"] = {k: statistics.median(v) for k, v in stages.items()}
     return out
 
 
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=200, help="NFCorpus dev questions timed at each size")
     ap.add_argument("--sizes", default="10000,100000", help="chunk counts, ascending")
+    ap.add_argument("--smoke", action="store_true",
+                    help="reuse the relevance benchmark's 8,980 chunks (sizes ≤ 8980) to check the script quickly")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -165,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     from core.search.retrieval import EF_SEARCH
 
     embedder = get_embedder()
-    docs, chunks = _corpus.latency_chunks(max(sizes))
-    vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-latency-100k")
+    if args.smoke:
+        docs, chunks = _corpus.relevance_chunks()
+        vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-relevance")
+    else:
+        docs, chunks = _corpus.latency_chunks(max(sizes))
+        vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-latency-100k")
     qtexts, _ = _corpus.nfcorpus_queries("dev")
     queries = [qtexts[k] for k in sorted(qtexts)][: args.queries]
 
@@ -209,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (("hybrid", "search() hybrid, all on"), ("filtered", "  + date filter (~10%)"),
                        ("vector", "vector SQL (HNSW, k=10)"), ("keyword", "keyword SQL (100)")):
         print(f"{label:28}" + "".join(f"{statistics.median(results[s][key]):11.1f}{pct(results[s][key], 0.95):11.1f}" for s in sizes))
+    print("search() stages (p50 ms):")
+    for stage in results[sizes[0]]["stages"]:
+        print(f"{'  ' + stage:28}" + "".join(f"{results[s]['stages'].get(stage, 0.0):11.1f}{'':11}" for s in sizes))
     print(f"{'HNSW recall@10 vs exact':28}" + "".join(f"{statistics.fmean(results[s]['recall']):22.3f}" for s in sizes))
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
     worst = max(pct(results[s]["hybrid"], 0.95) for s in sizes)

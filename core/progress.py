@@ -139,3 +139,29 @@ def save_snapshot(session: Session, *, now: datetime | None = None) -> Progress:
 def last_snapshot(session: Session) -> dict:
     """The stored snapshot (what the dashboards read): {} before the scheduler's first minute."""
     return dict(read_setting(session, "progress", {}) or {})
+
+
+class Freshness(NamedTuple):
+    items: int  # items with a known upload date indexed in the window
+    median_lag_h: float | None  # publication → searchable
+    max_lag_h: float | None
+
+
+def freshness_summary(session: Session, *, days: int = 30, now: datetime | None = None) -> Freshness:
+    """How soon new uploads became searchable (extra["freshness_lag_s"], written by the worker)."""
+    now = now or clock.now()
+    lag = cast(MediaItem.extra["freshness_lag_s"].astext, Float)
+    lags = sorted(
+        float(v)
+        for v in session.scalars(
+            select(lag).where(
+                MediaItem.extra.has_key("freshness_lag_s"),  # noqa: W601 - JSONB ? operator
+                MediaItem.published_at >= now - timedelta(days=days),
+            )
+        )
+    )
+    if not lags:
+        return Freshness(0, None, None)
+    mid = len(lags) // 2
+    median = lags[mid] if len(lags) % 2 else (lags[mid - 1] + lags[mid]) / 2
+    return Freshness(len(lags), median / 3600, lags[-1] / 3600)

@@ -267,9 +267,14 @@ def running_count(session: Session, now: datetime | None = None) -> int:
 
 
 def candidates(
-    session: Session, *, now: datetime | None = None, limit: int = 20, kinds: tuple[str, ...] | None = None
+    session: Session,
+    *,
+    now: datetime | None = None,
+    limit: int = 20,
+    kinds: tuple[str, ...] | None = None,
+    job_id: int | None = None,
 ) -> list[tuple[Job, MediaItem]]:
-    """The next claimable jobs, best first, locked for this transaction (rows others hold are skipped)."""
+    """The next claimable jobs (or just `job_id`), best first, locked for this transaction (rows others hold are skipped)."""
     now = now or clock.now()
     stmt = (
         select(Job, MediaItem)
@@ -281,6 +286,8 @@ def candidates(
     )
     if kinds:
         stmt = stmt.where(Job.kind.in_(kinds))
+    if job_id is not None:
+        stmt = stmt.where(Job.id == job_id)
     return [(job, item) for job, item in session.execute(stmt)]
 
 
@@ -592,9 +599,13 @@ def counts(session: Session) -> dict[str, int]:
 def wake(session: Session, *, why: str, now: datetime | None = None) -> int:
     """Make jobs that wait for `why` (e.g. "waiting:budget") claimable now: budget raised, worker arrived."""
     now = now or clock.now()
-    result = session.execute(
-        update(Job)
+    # SKIP LOCKED: a job a claimer holds right now is being looked at anyway, and waiting for
+    # it here (while the caller may hold the budget lock the claimer wants) could deadlock.
+    waiting = (
+        select(Job.id)
         .where(and_(Job.status.in_(CLAIMABLE_STATUSES), Job.stage == why, Job.run_after > now))
-        .values(run_after=now)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
+    result = session.execute(update(Job).where(Job.id.in_(waiting)).values(run_after=now))
     return result.rowcount

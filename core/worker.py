@@ -51,6 +51,12 @@ CANDIDATES_PER_CLAIM = 50
 STORAGE_CHECK_S = 60.0
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
 class JobTimeout(Exception):
     retryable = True
 
@@ -214,8 +220,36 @@ def _route_item(item: MediaItem, source_kind: str) -> RouteItem:
     return RouteItem(item.id, source_kind, item.published_at, bool(item.pinned), captions if isinstance(captions, bool) else None)
 
 
-def claim_next(session: Session, me: WorkerCaps, *, lease_s: float, now: datetime | None = None) -> Claim | None:
-    """Claim the best job this worker can run now, with its route and its reservation (one transaction)."""
+def _route_within_budget(
+    plan: Callable[[str | None], tuple[Route, budget.Estimate]],
+    reserve: Callable[[budget.Estimate], budget.ReserveResult],
+) -> tuple[Route, budget.ReserveResult | None, budget.ReserveResult | None]:
+    """(route to run, its reservation, the refusal if money was short).
+
+    Without money for the paid engine, the route is planned again without it (captions,
+    or another worker's whisper); without money even for that (paid embeddings), nothing runs.
+    """
+    r, est = plan(None)
+    if not r.engines or est.usd <= 0:
+        return r, None, None
+    granted = reserve(est)
+    if granted.ok:
+        return r, granted, None
+    if r.paid is None:
+        return r._replace(engines=(), wait=WAIT_BUDGET, reason=granted.reason), None, granted
+    r, est = plan(granted.reason)
+    if not r.engines or est.usd <= 0:
+        return r, None, granted
+    second = reserve(est)
+    if second.ok:
+        return r, second, granted
+    return r._replace(engines=(), wait=WAIT_BUDGET, reason=f"{r.reason}; {second.reason}"), None, second
+
+
+def claim_next(
+    session: Session, me: WorkerCaps, *, lease_s: float, now: datetime | None = None, job_id: int | None = None
+) -> Claim | None:
+    """Claim the best job (or job `job_id`) this worker can run now, with its route and reservation (one transaction)."""
     from core.models import Source
 
     now = now or clock.now()
@@ -233,7 +267,7 @@ def claim_next(session: Session, me: WorkerCaps, *, lease_s: float, now: datetim
     embed_paid = embed_name if embed_name and not prices.get(embed_name, budget.Price()).free else None
     kinds = dict(session.execute(select(Source.id, Source.kind)).all())
 
-    for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM):
+    for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM, job_id=job_id):
         if item.source_id in pauses:
             queue.defer(session, job, until=pauses[item.source_id], why="waiting:source")
             continue
@@ -243,34 +277,21 @@ def claim_next(session: Session, me: WorkerCaps, *, lease_s: float, now: datetim
             r = route(ri, me=me, live=live, paid_engines=paid, policy=policy, now=now, forced=job.engine, budget_refusal=refusal)
             est = budget.estimate(
                 prices, duration_s=item.duration_s, transcriber=r.paid, embedding_paid=embed_paid,
-                gpu=me.gpu and any(e not in ("captions",) and e not in paid for e in r.engines),
+                gpu=me.gpu and any(e != "captions" and e not in paid for e in r.engines),
             )
             return r, est
 
-        r, est = plan(None)
-        refused: budget.ReserveResult | None = None
-        reservation: budget.ReserveResult | None = None
-        if r.engines and est.usd > 0:
-            reservation = budget.reserve(session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now)
-            if not reservation.ok:
-                refused, reservation = reservation, None
-                if r.paid:  # try again without the paid engine
-                    r, est = plan(refused.reason)
-                    if r.engines and est.usd > 0:
-                        reservation = budget.reserve(
-                            session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now
-                        )
-                        if not reservation.ok:
-                            reservation = None
-                            r = r._replace(engines=(), wait=WAIT_BUDGET, reason=f"{r.reason}; {refused.reason}")
-                else:
-                    r = r._replace(engines=(), wait=WAIT_BUDGET, reason=refused.reason)
+        def reserve(est: budget.Estimate) -> budget.ReserveResult:
+            return budget.reserve(session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now)
+
+        r, reservation, refused = _route_within_budget(plan, reserve)
         if not r.engines:
             if r.elsewhere:
                 continue  # another live worker can do it: leave it claimable for them, untouched
             retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
             until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait or WAIT_WORKER, 600.0))
-            queue.defer(session, job, until=until, why=r.wait or WAIT_WORKER, detail=f"waiting: {r.reason}")
+            detail = r.reason if "waiting" in r.reason else f"waiting: {r.reason}"
+            queue.defer(session, job, until=until, why=r.wait or WAIT_WORKER, detail=detail)
             continue
         queue.start(session, job, worker_id=me.worker_id, lease_s=lease_s, now=now)
         wait_until = None
@@ -337,6 +358,7 @@ class Worker:
         self._beater: threading.Thread | None = None
         self._storage_checked = -1e9
         self._storage_message: str | None = None
+        self._timeout_s = s.job_timeout_s  # the admin's value replaces it at each claim and heartbeat
         self.jobs_done = 0
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -412,9 +434,8 @@ class Worker:
     def beat(self) -> None:
         """Renew this worker's row and the leases of its jobs (not of jobs past their timeout)."""
         now = clock.now()
-        timeout = None
         with session_scope() as s:
-            timeout = queue.get_controls(s).job_timeout_s
+            timeout = self._timeout_s = queue.get_controls(s).job_timeout_s
             with self._lock:
                 running = [r for r in self._running.values() if not r.released]
             current = running[0].claim.job_id if running else None
@@ -430,10 +451,10 @@ class Worker:
             run.prev_stage, run.stage = run.stage, stage
             if run.lost or run.released:
                 raise LeaseLost(f"job {run.claim.job_id} was taken back")
+            timeout = self._timeout_s
+            if time.monotonic() - run.started > timeout:
+                raise JobTimeout(f"timed out: still running after {_duration(timeout)} (at '{stage}')")
             with session_scope() as s:
-                timeout = queue.get_controls(s).job_timeout_s
-                if time.monotonic() - run.started > timeout:
-                    raise JobTimeout(f"timed out after {timeout / 3600:.1f} h (at '{stage}')")
                 if not queue.heartbeat(s, run.claim.job_id, self.id, lease_s=self.lease_s, stage=stage):
                     run.lost = True
                     raise LeaseLost(f"job {run.claim.job_id} was taken back")
@@ -446,24 +467,44 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------------------------
 
-    def _storage_ok(self, controls: queue.Controls) -> bool:
+    def _storage_ok(self) -> bool:
+        """Storage against its limit, looked at once a minute (walking the media folder is not free)."""
         if time.monotonic() - self._storage_checked >= STORAGE_CHECK_S:
             with session_scope() as s:
-                self._storage_message = storage_block(s, self.settings, controls.storage_limit_gb)
+                limit = queue.get_controls(s).storage_limit_gb
+                self._storage_message = storage_block(s, self.settings, limit)
             self._storage_checked = time.monotonic()
             if self._storage_message:
                 log.error(self._storage_message)
         return self._storage_message is None
 
-    def claim(self) -> Claim | None:
-        if self.stopping:
+    def claim(self, job_id: int | None = None) -> Claim | None:
+        if self.stopping or not self._storage_ok():
             return None
         with session_scope() as s:
-            controls = queue.get_controls(s)
-        if controls.paused or not self._storage_ok(controls):
-            return None
+            self._timeout_s = queue.get_controls(s).job_timeout_s
+            return claim_next(s, self.caps, lease_s=self.lease_s, job_id=job_id)
+
+    def run_item(self, item_id: int, *, engine: str | None = None) -> tuple[int | None, str]:
+        """Queue one item and run it now, inside the budget (for `ingest`-style commands).
+
+        Returns (job id, what happened): "done", "retry", "dead", or why it could not start
+        (e.g. the budget's reason, paused, another job of the item already running).
+        """
         with session_scope() as s:
-            return claim_next(s, self.caps, lease_s=self.lease_s)
+            job_id = queue.enqueue(s, item_id, priority=2e13, engine=engine)
+            if job_id is None:
+                return None, "a job for this item is already queued or running, or the item is skipped"
+        claim = self.claim(job_id)
+        if claim is None:
+            with session_scope() as s:
+                job = s.get(Job, job_id)
+                item = s.get(MediaItem, item_id)
+                why = (item.status_detail if item is not None and item.status_detail else None) or job.stage or "not claimable now"
+            return job_id, f"not started: {why}"
+        self._execute(self._track(claim))
+        with session_scope() as s:
+            return job_id, s.get(Job, job_id).status
 
     def fill(self) -> int:
         """Claim work for every free slot and run each job in its own thread; returns jobs started."""
@@ -500,7 +541,10 @@ class Worker:
             while not self.stopping:
                 if time.monotonic() - last_reap >= reap_every:
                     # Standalone workers reap too: a worker machine may run without a scheduler.
-                    reap()
+                    try:
+                        reap()
+                    except Exception:  # a database blink: the next round tries again
+                        log.exception("reaping expired leases failed")
                     last_reap = time.monotonic()
                 started = self.fill()
                 if max_jobs is not None and self.jobs_done >= max_jobs and not self.busy():
@@ -532,11 +576,12 @@ class Worker:
     def _execute(self, run: _Running) -> None:
         claim = run.claim
         try:
-            with session_scope() as s:
-                controls = queue.get_controls(s)
-            for key in claim.rate_keys:
-                run.stage = "rate-limit"
-                ratelimit.acquire(f"api:{key}", limit=controls.paid_calls_per_minute, window_s=self.settings.rate_window_s)
+            if claim.rate_keys:
+                with session_scope() as s:
+                    limit = queue.get_controls(s).paid_calls_per_minute
+                for key in claim.rate_keys:
+                    run.stage = "rate-limit"
+                    ratelimit.acquire(f"api:{key}", limit=limit, window_s=self.settings.rate_window_s)
             result = self._processor()(claim.item_id, engines=list(claim.route.engines), heartbeat=self._stage_callback(run))
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the thread ends
             if not run.released:

@@ -68,6 +68,14 @@ def _search(version: tuple, query: str, filters: SearchFilters, sort: str, inclu
         return search(s, query, k=10, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(), log=False)
 
 
+@st.cache_data(ttl=600, max_entries=128, show_spinner=False)
+def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool):
+    # Cached like the results: a rerun (a vote, a play click) must not ask — and pay — the model again.
+    response = _search(version, query, filters, sort, include_hidden)
+    with session_scope() as s:
+        return answer(s, response, embedder=_embedder())
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def _suggestions(version: tuple, include_hidden: bool) -> list[str]:
     with session_scope() as s:
@@ -284,8 +292,7 @@ st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.t
 if want_answer:
     with st.container(border=True):
         with st.spinner("Writing a cited answer…"):
-            with session_scope() as s:
-                ans = answer(s, response, embedder=_embedder())
+            ans = _answer(version, query, filters, sort, include_hidden)
         if ans.sentences:
             label = "Answer" if ans.engine == "chat" else "From the clips"
             parts = [

@@ -216,3 +216,51 @@ def test_budget_days_follow_the_configured_timezone(db):
         assert state.spent_today == pytest.approx(0.5)
         assert state.periods.day_end == datetime(2026, 11, 30, 5, tzinfo=timezone.utc)  # midnight EST
         assert budget.state(s, datetime(2026, 11, 30, 6, tzinfo=timezone.utc)).spent_today == 0
+
+
+def test_progress_shows_done_total_eta_and_dollars_and_the_cli_prints_it(db):
+    import os
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+    from core.progress import progress_summary, save_snapshot, start_run
+
+    ids = make_items(4)
+    with session_scope() as s:
+        start_run(s, "test run")
+        queue.set_controls(s, paid_routing="always")
+        for i in ids:
+            queue.enqueue(s, i)
+    for hour in (1, 2):  # one paid job an hour
+        clock.set_now(T0 + timedelta(hours=hour))
+        finish(claim(), minutes=10)
+    clock.set_now(T0 + timedelta(hours=2))
+    with session_scope() as s:
+        p = progress_summary(s)
+        save_snapshot(s)
+    assert (p.total, p.done, p.remaining, p.percent) == (4, 2, 2, 50.0)
+    assert p.items_per_hour == pytest.approx(1.0) and p.eta == T0 + timedelta(hours=4)
+    assert p.spent_usd == pytest.approx(0.12) and p.left_today_usd == pytest.approx(10 - 0.12)
+    assert p.audio_hours_done == pytest.approx(20 / 60)
+    line = p.line()
+    assert "2/4 (50.0%)" in line and "ETA 2026-11-29 13:00" in line and "$0.12 spent" in line
+    done = subprocess.run([sys.executable, "-m", "core", "backfill", "status"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "CHAFFEE_CLOCK": (T0 + timedelta(hours=2)).isoformat()})
+    assert done.returncode == 0, done.stderr
+    assert "2/4 (50.0%)" in done.stdout and "$0.12 spent" in done.stdout
+
+
+def test_running_one_item_now_goes_through_the_budget_too(db):
+    (item,) = make_items(1)  # 10 min: $0.066 reserved for the paid API
+    with session_scope() as s:
+        budget.set_budget(s, 0.05, 1.0)
+    worker = Worker(engines=["openai"])
+    worker.start()
+    try:
+        job_id, what = worker.run_item(item, engine="openai")
+    finally:
+        worker.close()
+    assert what.startswith("not started") and "exceeds the daily cap $0.05" in what
+    with session_scope() as s:
+        assert s.get(Job, job_id).status == "queued" and s.scalar(select(func.count()).select_from(LedgerEntry)) == 0

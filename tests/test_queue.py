@@ -201,3 +201,62 @@ def test_a_rate_limited_source_pushes_back_its_jobs_without_burning_attempts(db)
         assert claim.item_id == up[0] and claim_next(s, LOCAL, lease_s=60) is None
         assert queue.source_pauses(s) == {src: again}
     assert all(job_of(i).attempts == 0 for i in yt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing (pure) and the storage limit
+# ---------------------------------------------------------------------------------------------
+
+from core.transcribe.router import Policy, RouteItem, route  # noqa: E402
+
+POLICY = Policy(("captions", "local", "openai"), "urgent", 14.0)
+GPU = WorkerCaps("gpu", ("local",), "cuda", "large-v3")
+API = WorkerCaps("api", ("openai",))
+
+
+def _route(item: RouteItem, me: WorkerCaps, live=(), **kw):
+    return route(item, me=me, live=list(live), paid_engines={"openai"}, policy=POLICY, now=T0, **kw)
+
+
+def test_routing_prefers_captions_then_a_gpu_worker_then_the_paid_api_for_urgent_items():
+    old_video = RouteItem(1, "youtube", T0 - timedelta(days=400))
+    new_video = RouteItem(2, "youtube", T0 - timedelta(days=2))
+    r = _route(old_video, GPU)
+    assert r.engines == ("captions", "local") and r.paid is None and "large-v3" in r.reason
+    # A CPU worker leaves transcription to a live GPU worker (captions it still tries: they are free).
+    r = _route(old_video, LOCAL, [GPU])
+    assert r.engines == ("captions",) and r.elsewhere and "GPU worker" in r.reason
+    # An API-only worker: urgent items go to the paid API, the backlog waits for whisper.
+    assert _route(new_video, API, [GPU]).paid == "openai"
+    assert _route(old_video, API, [GPU]).engines == ("captions",)
+    r = _route(new_video, API, [], budget_refusal="daily budget spent")
+    assert r.engines == ("captions",) and r.wait == "waiting:budget" and "daily budget spent" in r.reason
+    # Uploads have no captions; known-missing captions are not asked for again.
+    assert _route(RouteItem(3, "upload", None), LOCAL).engines == ("local",)
+    assert _route(old_video._replace(captions=False), LOCAL).engines == ("local",)
+    # The admin's forced engine wins (re-transcription).
+    assert _route(old_video, API, forced="openai").engines == ("openai",)
+    assert _route(old_video, API, [GPU], forced="local").elsewhere
+
+
+def test_past_the_storage_limit_nothing_new_starts_and_the_admin_is_told_why(db):
+    from core.worker import Worker
+
+    (item,) = make_items(1)
+    with session_scope() as s:
+        queue.enqueue(s, item)
+        queue.set_controls(s, storage_limit_gb=0.001)  # 1 MB: the database alone is bigger
+    worker = Worker(engines=["local"])
+    worker.start()
+    try:
+        assert worker.claim() is None
+        with session_scope() as s:
+            stopped = queue.read_setting(s, "backfill_stopped")
+            assert "storage limit reached" in stopped["reason"] and "GB used of" in stopped["reason"]
+            queue.set_controls(s, storage_limit_gb=50)
+        worker._storage_checked = -1e9  # the next claim looks again (normally once a minute)
+        assert worker.claim() is not None
+        with session_scope() as s:
+            assert not queue.read_setting(s, "backfill_stopped")
+    finally:
+        worker.close()

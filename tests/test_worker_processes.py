@@ -25,11 +25,12 @@ from sqlalchemy import func, select, text
 
 from core import budget, clock, priorities, queue
 from core.chunking import chunk_segments
-from core.config import PROJECT_ROOT, get_settings
+from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
 from core.pipeline import get_or_create_source, register_item
+from core.progress import freshness_summary
 from core.records import ItemInfo
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.fake_speech import speech_like
@@ -273,6 +274,28 @@ def test_sigterm_finishes_a_short_job_and_releases_a_long_one(db, fake_openai, t
     assert_ledger_matches_reservations()
 
 
+def test_a_timed_out_job_is_dead_lettered_and_a_rate_limited_source_rests_without_burning_attempts(db, fake_openai, tmp_path):
+    with session_scope() as s:
+        queue.set_controls(s, job_timeout_s=1, max_attempts=1)
+    (slow,) = add_items([{"seconds": 120, "sleep": 3}], tmp_path)
+    throttled, other = add_items([{"seconds": 120, "rate_limited": 600}, {"seconds": 120}], tmp_path, kind="zoom")
+    with session_scope() as s:
+        priorities.pin_item(s, throttled)  # YouTube-like 429 first: the source's other job must wait
+    started = datetime.now(timezone.utc)
+    wait_all([spawn(worker_env(fake_openai, LEASE_S="3"), "--engines", "local", "--exit-when-idle")], 40)
+    with session_scope() as s:
+        job = s.scalars(select(Job).where(Job.media_item_id == slow)).one()
+        assert job.status == "dead" and "timed out: still running after 1 s" in job.last_error
+        assert s.get(MediaItem, slow).status == "dead"
+        rested = {j.media_item_id: j for j in s.scalars(select(Job).where(Job.media_item_id.in_([throttled, other])))}
+        assert all(j.status == "queued" and j.attempts == 0 for j in rested.values())  # no attempt burned
+        assert all(j.run_after >= started + timedelta(seconds=590) for j in rested.values())
+        assert rested[other].stage == "waiting:source"
+        source_id = s.get(MediaItem, throttled).source_id
+        assert set(queue.source_pauses(s)) == {source_id}
+        assert "429" in queue.read_setting(s, "source_pauses")[str(source_id)]["reason"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The done-criterion run
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +383,8 @@ def test_a_200_item_backfill_with_mixed_routing_ends_within_budget(db, fake_open
         paid = [i for i in items if i.engine == "openai"]
         assert all("paid openai (recent upload" in i.route_reason for i in paid)
         assert all(i.published_at and i.published_at > now - timedelta(days=14) for i in paid)
+        fresh = freshness_summary(s, now=datetime.now(timezone.utc))
+        assert fresh.items == 60 and 47.9 < fresh.median_lag_h < 49  # uploaded two days ago, searchable now
         state = budget.state(s, datetime.now(timezone.utc))
         assert state.spent_today <= 0.10 + 1e-9
         by_engine = {e.engine: e for e in budget.spend_by_engine(s)}

@@ -52,6 +52,31 @@ def _space(session: Session, embedder) -> tuple[int, int] | None:
     return (int(row[0]), int(row[1])) if row else None
 
 
+@dataclass
+class _Knobs:
+    """Admin settings the search reads on every query, kept per content version: editing them
+    (set_synonyms, set_fusion_config) bumps the version, so no stale value survives an edit."""
+
+    config: FusionConfig
+    synonyms: dict[str, list[str]]
+    spaces: dict[tuple[str, str], tuple[int, int] | None]
+
+
+_knobs_lock = threading.Lock()
+_knobs_cache: dict[object, _Knobs] = {}
+
+
+def _knobs(session: Session, version: object) -> _Knobs:
+    with _knobs_lock:
+        found = _knobs_cache.get(version)
+    if found is None:
+        found = _Knobs(fusion_config(session), get_synonyms(session), {})
+        with _knobs_lock:
+            _knobs_cache.clear()
+            _knobs_cache[version] = found
+    return found
+
+
 def archive_is_empty(session: Session, *, include_hidden: bool = False) -> bool:
     """True when nothing searchable is indexed (the page then explains how to add content)."""
     visible = "" if include_hidden else "AND m.visible"
@@ -100,7 +125,8 @@ def search(
 
     t = time.perf_counter()
     version = cache.content_version(session)
-    cfg = config or fusion_config(session)
+    knobs = _knobs(session, version)
+    cfg = config or knobs.config
     rerank_on = mode == "hybrid+rerank" or (mode == "hybrid" and cfg.rerank)
     key = (version, " ".join(query.split()).lower(), k, filters.cache_key(), sort, include_hidden, mode, cfg, link_base,
            moments_per_video)
@@ -116,7 +142,7 @@ def search(
                 _log(session, response)
             return response
 
-    prepared = prepare(query, vocab=vocabulary(session, version), synonyms=get_synonyms(session))
+    prepared = prepare(query, vocab=vocabulary(session, version), synonyms=knobs.synonyms)
     t = lap("preprocess", t)
 
     lists: dict[str, list[Candidate]] = {}
@@ -125,7 +151,9 @@ def search(
             from core.embeddings import get_embedder
 
             embedder = get_embedder()
-        space = _space(session, embedder)
+        space = knobs.spaces.get((embedder.provider, embedder.model))
+        if space is None:
+            space = knobs.spaces[(embedder.provider, embedder.model)] = _space(session, embedder)
         if space is not None:
             qvec = _embed_query(embedder, prepared.cleaned)
             t = lap("embed", t)
@@ -146,7 +174,8 @@ def search(
     weights = {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}
     if mode in ("vector", "keyword"):
         weights = {mode: 1.0}
-    fused = rrf(lists, weights, cfg.rrf_k)
+    # Enough fused chunks to fill k videos with their moments; the long tail is never shown.
+    fused = rrf(lists, weights, cfg.rrf_k)[: max(10 * k, 60)]
     t = lap("fuse", t)
 
     rows = load_chunks(session, [cid for cid, _ in fused])

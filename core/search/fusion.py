@@ -53,6 +53,9 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
     else:
         row.value = current
     session.flush()
+    from core.search import cache
+
+    cache.invalidate(session)  # cached results (and knobs) were made with the old settings
     return cfg
 
 

@@ -76,8 +76,10 @@ def vector_candidates(
     # the indexed expression and the predicate literally, hence the inlined integers.
     distance = f"(c.embedding::vector({d}) <=> CAST(:qvec AS vector({d})))"
     order = f"{distance} + 0" if exact else distance  # "+ 0" hides the expression from the index
-    session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(ef_search, limit))})
-    session.execute(text("SELECT set_config('hnsw.iterative_scan', :mode, true)"), {"mode": "off" if exact else "relaxed_order"})
+    session.execute(
+        text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', :mode, true)"),
+        {"ef": str(max(ef_search, limit)), "mode": "off" if exact else "relaxed_order"},
+    )
     # relaxed_order may return neighbours slightly out of order: sort the k we got once more.
     sql = text(
         f"""
@@ -169,11 +171,14 @@ def keyword_candidates(
         query_sql, weight_sql = "websearch_to_tsquery('english', :kw)", "0"
     else:
         weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
-        if stats and stats.chunks:
-            rare = [lx for lx in weights if stats.df.get(lx, 0) <= COMMON_SHARE * stats.chunks]
-            match = rare or list(weights)  # very common words alone would match most of the archive
-        else:
-            match = list(weights)
+        match = list(weights)
+        if stats and stats.chunks >= 200:  # in a tiny archive every word looks common
+            # Candidates come from the words that narrow the search; a very common word alone
+            # would match most of the archive (it still adds its small weight to the score).
+            # Words missing from the sample (df 0) may still be in the archive: keep them.
+            rare = [lx for lx in weights if 0 < stats.df.get(lx, 0) <= COMMON_SHARE * stats.chunks]
+            unseen = [lx for lx in weights if stats.df.get(lx, 0) == 0]
+            match = rare + unseen if rare else match
         params.update({f"lx{i}": lx for i, lx in enumerate(weights)})
         params.update({f"w{i}": float(w) for i, w in enumerate(weights.values())})
         parts = [f"CAST(quote_literal(CAST(:lx{list(weights).index(lx)} AS text)) AS tsquery)" for lx in match]

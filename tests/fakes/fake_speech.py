@@ -7,7 +7,8 @@ run around them. Each "audio" file may be a JSON spec saying how the engine beha
      "fail_times": 2,           # fail the first N calls (counted in a file beside it) …
      "fail": "retryable",       # … with a retryable or "permanent" error
      "sleep": 0.0,              # seconds to take (first call only if "sleep_times": 1)
-     "marker": "/path"}         # touched when a call starts (tests wait for it, then kill -9)
+     "marker": "/path",         # touched when a call starts (tests wait for it, then kill -9)
+     "rate_limited": 120}       # answer like YouTube's 429 (a RateLimited source error, Retry-After s)
 
 Any other file (real audio) is treated as {"seconds": <its WAV length or 60>}. The text is
 speech-like (≈150 words a minute of varied words) and different for every file, so the
@@ -26,6 +27,7 @@ import wave
 from pathlib import Path
 
 from core.records import Segment, Transcript
+from core.sources.base import RateLimited
 from core.transcribe.base import CorruptMedia, EngineUnavailable
 
 _WORDS = (
@@ -102,6 +104,8 @@ class FakeEngine:
             Path(spec["marker"]).write_text(str(os.getpid()))
         if spec.get("sleep") and calls <= int(spec.get("sleep_times", 10**9)):
             time.sleep(float(spec["sleep"]))
+        if spec.get("rate_limited"):
+            raise RateLimited("HTTP Error 429: Too Many Requests", retry_after_s=float(spec["rate_limited"]))
         if calls <= int(spec.get("fail_times", 0)):
             if spec.get("fail") == "permanent":
                 raise _Permanent(f"{audio_path.name}: undecodable on purpose")
