@@ -275,7 +275,7 @@ def main() -> int:
 
     print(f"\nProjection for the {len(minutes)}-video listing "
           f"(captions share {args.captions_share:.0%} assumed; paid API {args.api_rtf:.0f}× real time × {concurrency} at once):")
-    header = f"{'policy':<22} {'paid audio h':>12} {'cost':>9} {'vs seed':>8} {'money days':>10} {'work days':>9}  {'finish':<10}  how"
+    header = f"{'policy':<22} {'paid audio h':>12} {'cost':>9} {'vs seed':>8} {'money days':>10} {'work h':>7}  {'finish':<10}  how"
     print(header)
     print("-" * len(header))
     index_rate = measured.audio_hours_per_hour if measured else None
@@ -292,12 +292,11 @@ def main() -> int:
             pol.cpu_hours + index_h,  # whisper on this CPU and indexing here share its cores
             youtube_h,
         )
-        work_days = work_h / 24
-        finish = args.start + timedelta(days=max(money_days, math_ceil(work_days)))
+        finish = args.start + timedelta(days=max(money_days, math_ceil(work_h / 24)))
         print(f"{pol.name:<22} {pol.paid_minutes / 60:>12,.0f} {'$' + format(usd, ',.2f'):>9} "
-              f"{usd / SEED_USD:>7.0%} {money_days:>10} {work_days:>9.1f}  {finish.isoformat():<10}  {pol.note}")
+              f"{usd / SEED_USD:>7.0%} {money_days:>10} {work_h:>7.1f}  {finish.isoformat():<10}  {pol.note}")
     print("\nmoney days: calendar days the caps stretch the paid work over (paid work pauses at each cap and resumes "
-          "the next day or month); work days: the slowest resource — paid API, GPU worker, this machine's CPU "
+          "the next day or month); work h: hours of the slowest resource — paid API, GPU worker, this machine's CPU "
           f"(local whisper + indexing{', measured' if index_rate else ', indexing not measured'}), or YouTube at "
           f"{args.youtube_s:.0f} s a video. finish = start + the larger of the two.")
     return 0

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.config import get_settings
-from core.models import Job, LedgerEntry, Reservation
+from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.queue import read_setting, wake, write_setting
 
 log = logging.getLogger(__name__)
@@ -467,8 +467,6 @@ def settle(
         if total > float(res.usd) + 1e-6:
             log.warning("job %s cost $%.4f, more than its reservation $%.4f", job_id, total, float(res.usd))
     if total and item_id is not None:
-        from core.models import MediaItem
-
         item = session.get(MediaItem, item_id)
         if item is not None:
             item.cost_usd = Decimal(str(item.cost_usd or 0)) + Decimal(str(round(total, 6)))

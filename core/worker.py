@@ -207,7 +207,8 @@ class Claim(NamedTuple):
     route: Route
     reservation_id: int | None
     reserved_usd: float
-    rate_keys: tuple[str, ...]  # paid APIs this job will call (one rate-limit slot each)
+    rate_slots: tuple[tuple[str, str], ...]  # (pipeline stage, paid API): a rate-limit slot is taken as it starts
+    rate_limit: int  # calls per window to each paid API, all workers together (0 = none)
     wait_until: datetime | None  # when a captions-only try finds nothing: retry then
 
 
@@ -300,13 +301,16 @@ def claim_next(
         elif r.wait:
             retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
             wait_until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait, 600.0))
-        keys = tuple(
-            sorted({budget.ledger_name(name).split("-")[0] for name in filter(None, (r.paid, embed_paid))})
+        # The API behind a ledger name ("openai-embed" → "openai"): one limit per provider.
+        slots = tuple(
+            (stage, budget.ledger_name(name).split("-")[0])
+            for stage, name in (("transcribing", r.paid), ("embedding", embed_paid))
+            if name
         )
         return Claim(
             job.id, item.id, item.source_id, job.attempts, r,
             reservation.reservation_id if reservation else None, reservation.usd if reservation else 0.0,
-            keys, wait_until,
+            slots, controls.paid_calls_per_minute, wait_until,
         )
     return None
 
@@ -460,6 +464,11 @@ class Worker:
                     raise LeaseLost(f"job {run.claim.job_id} was taken back")
             if self._deadline is not None and time.monotonic() > self._deadline:
                 raise ShutdownRequested("shutting down")
+            for slot_stage, api in run.claim.rate_slots:
+                if slot_stage == stage:
+                    # As late as possible: the paid call follows this stage's start, and an item
+                    # the captions served never takes a slot.
+                    ratelimit.acquire(f"api:{api}", limit=run.claim.rate_limit, window_s=self.settings.rate_window_s)
             if stage == "indexing" and run.gate is None:
                 run.gate = _acquire_index_gate()
 
@@ -576,12 +585,6 @@ class Worker:
     def _execute(self, run: _Running) -> None:
         claim = run.claim
         try:
-            if claim.rate_keys:
-                with session_scope() as s:
-                    limit = queue.get_controls(s).paid_calls_per_minute
-                for key in claim.rate_keys:
-                    run.stage = "rate-limit"
-                    ratelimit.acquire(f"api:{key}", limit=limit, window_s=self.settings.rate_window_s)
             result = self._processor()(claim.item_id, engines=list(claim.route.engines), heartbeat=self._stage_callback(run))
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the thread ends
             if not run.released:

@@ -300,3 +300,23 @@ def test_chat_failure_falls_back_to_quoted_sentences(archive):
         with session_scope() as s:
             ans = answer(s, search(s, "Crohn's disease remission"), settings=settings)
     assert ans.engine == "extractive" and ans.sentences and any("failed" in n for n in ans.notes)
+
+
+def test_fusion_ranks_by_weighted_reciprocal_rank():
+    from core.search.fusion import rrf
+    from core.search.records import Candidate
+
+    vector = [Candidate(1, 1, 0.9), Candidate(2, 2, 0.8)]
+    keyword = [Candidate(2, 1, 7.0), Candidate(3, 2, 5.0)]
+    both = rrf({"vector": vector, "keyword": keyword}, {"vector": 1.0, "keyword": 1.0}, 30)
+    assert [cid for cid, _ in both][0] == 2  # found by both retrievers beats first place in one
+    only_vector = rrf({"vector": vector, "keyword": keyword}, {"vector": 1.0, "keyword": 0.0}, 30)
+    assert [cid for cid, _ in only_vector] == [1, 2]
+
+
+def test_invalidate_without_a_session_reaches_other_processes(archive):
+    with session_scope() as s:
+        before = cache.content_version(s)
+    cache.invalidate()  # commits on its own, e.g. from the pipeline after an item is indexed
+    with session_scope() as s:
+        assert cache.content_version(s) != before

@@ -23,7 +23,7 @@ from core.search import cache, log_query
 from tests.test_search_seed import seed_archive
 
 pytestmark = pytest.mark.slow
-SHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
+SHOTS = PROJECT_ROOT / "artifacts" / "screenshots" / "search"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -67,7 +67,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             money = f"${p.spent_usd:.2f} spent, ${min(p.left_today_usd, p.left_month_usd):.2f} left today"
             bar.set_postfix_str(f"{eta} | {money}" + (f" | {p.dead} dead" if p.dead else ""))
             bar.refresh()
-            if p.total and p.finished >= p.total:
+            if p.finished >= p.total:  # done (or nothing queued): nothing more to watch
                 break
             time.sleep(args.interval)
             with session_scope() as s:
