@@ -356,7 +356,8 @@ class Worker:
         self.slots = self.slots or s.worker_slots
         self.lease_s = s.lease_s
         self._running: dict[int, _Running] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler runs in the main thread, possibly while it holds this lock.
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._beater: threading.Thread | None = None
@@ -708,14 +709,25 @@ class Worker:
 
 
 def install_signal_handlers(worker: Worker, on_stop: Callable[[], None] | None = None) -> None:
-    """SIGTERM / SIGINT: stop claiming; running jobs finish within the grace period or are released."""
+    """SIGTERM / SIGINT: stop claiming; running jobs finish within the grace period or are released.
+
+    The handler only records the signal: it interrupts the main thread wherever it is, maybe
+    inside a lock the stopping code needs. A watcher thread does the stopping.
+    """
+    received: list[int] = []
 
     def handler(signum, _frame) -> None:
-        log.warning("signal %s: finishing or releasing %d running job(s)", signum, worker.busy())
+        received.append(signum)  # no locks, no I/O
+
+    def watch() -> None:
+        while not received:
+            time.sleep(0.1)
+        log.warning("signal %s: no new work; running jobs finish or are released", received[0])
         worker.request_stop()
         if on_stop is not None:
             on_stop()
 
+    threading.Thread(target=watch, name="signal-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 

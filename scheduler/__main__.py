@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from core.config import ConfigError, Settings, get_settings
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         from core.db import database_url, get_engine
-        from core.worker import Worker
+        from core.worker import Worker, install_signal_handlers
 
         get_engine()  # start/join the database and migrate before the job store touches it
         url = database_url(settings)
@@ -100,16 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         forget_jobs(("channel-sync", "sync-requests"))  # stored by an earlier run that did sync
     add_jobs(scheduler, settings, sync=not args.no_sync)
 
-    def stop(signum, _frame) -> None:
-        log.warning("signal %s: stopping the schedule; finishing or releasing %d job(s)", signum, worker.busy())
-        worker.request_stop()
-        scheduler.shutdown(wait=False)
+    def stop_schedule() -> None:
+        try:
+            scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:  # a signal before the start: main() will not start it
+            pass
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    install_signal_handlers(worker, on_stop=stop_schedule)
     print(f"scheduler {worker.id} running: {worker.capabilities}", flush=True)
     try:
-        scheduler.start()  # blocks until shutdown
+        if not worker.stopping:
+            scheduler.start()  # blocks until shutdown
     finally:
         worker.request_stop()
         released = worker.drain()

@@ -65,7 +65,8 @@ _STOP = frozenset(
     my myself no nor not now of off on once only or other our ours out over own same she should so some
     such than that the their theirs them then there these they this those through to too under until up
     very was we were what when where which while who whom why will with would you your yours yourself
-    say says said tell think eat eating good bad best worst much many""".split()
+    say says said tell think eat eating good bad best worst much many take get make go know like really
+    does also just""".split()
 )
 MIN_CORRECTABLE = 4  # shorter words are left as typed
 VOCAB_SAMPLE_CHUNKS = 20_000  # enough text to know the archive's frequent words at any size

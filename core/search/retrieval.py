@@ -102,15 +102,23 @@ def vector_candidates(
 # ---------------------------------------------------------------------------------------------
 
 STATS_SAMPLE_CHUNKS = 20_000  # document frequencies from an even sample: bounded cost at any size
-COMMON_SHARE = 0.25  # a word in more than this share of chunks only breaks ties when rarer words exist
+# Chunks the keyword query may score. Scoring is per matching row, so a common word in a big
+# archive (in 30% of 100k chunks) would cost hundreds of ms; candidates come from the query's
+# rarest words until about this many rows, and common words only add to those rows' scores.
+ROW_BUDGET = 2_000
 
 
 @dataclass(frozen=True)
 class KeywordStats:
     """Document frequency of each lexeme (Postgres 'english' stems) over a sample of chunks."""
 
-    chunks: int
+    chunks: int  # chunks in the sample
     df: dict[str, int]
+    scale: float = 1.0  # archive size / sample size
+
+    def rows(self, lexeme: str) -> float:
+        """Estimated chunks of the whole archive that contain the lexeme."""
+        return self.df.get(lexeme, 0) * self.scale
 
     def idf(self, lexeme: str) -> float:
         # BM25's idf: a word found in few chunks says much more about a match than a common one.
@@ -133,7 +141,7 @@ def keyword_stats(session: Session, version: object) -> KeywordStats:
     sample = f"SELECT tsv FROM chunks WHERE id % {int(stride)} = 0"  # integers only: safe to inline
     n = session.execute(text(f"SELECT count(*) FROM ({sample}) s")).scalar_one()
     df = dict(session.execute(text(f"SELECT word, ndoc FROM ts_stat('{sample}')")).all()) if n else {}
-    stats = KeywordStats(int(n), {w: int(d) for w, d in df.items()})
+    stats = KeywordStats(int(n), {w: int(d) for w, d in df.items()}, float(stride))
     with _stats_lock:
         _stats_cache.clear()
         _stats_cache[version] = stats
@@ -160,8 +168,8 @@ def keyword_candidates(
     """Full-text matches, best first.
 
     Questions are long and rarely have every word in one 45-second chunk, so unless the
-    user typed websearch operators (`strict`), a chunk matching any query word is a
-    candidate. Score: the sum of the idf of the query words it contains (a BM25 without
+    user typed websearch operators (`strict`), a chunk matching any of the query's rarer
+    words is a candidate (rarest first, up to ROW_BUDGET estimated rows). Score: the sum of the idf of the query words it contains (a BM25 without
     term-frequency saturation — chunks are short), + 1 when it holds all the words or the
     quoted phrase, + ts_rank_cd (query words close together) to break ties.
     """
@@ -172,13 +180,15 @@ def keyword_candidates(
     else:
         weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
         match = list(weights)
-        if stats and stats.chunks >= 200:  # in a tiny archive every word looks common
-            # Candidates come from the words that narrow the search; a very common word alone
-            # would match most of the archive (it still adds its small weight to the score).
-            # Words missing from the sample (df 0) may still be in the archive: keep them.
-            rare = [lx for lx in weights if 0 < stats.df.get(lx, 0) <= COMMON_SHARE * stats.chunks]
-            unseen = [lx for lx in weights if stats.df.get(lx, 0) == 0]
-            match = rare + unseen if rare else match
+        if stats and stats.chunks:
+            # Rarest first (unseen words too: absent from the sample, maybe not from the archive).
+            by_rarity = sorted(weights, key=stats.rows)
+            match, budget = [], 0.0
+            for lx in by_rarity:
+                if match and budget + stats.rows(lx) > ROW_BUDGET:
+                    break
+                match.append(lx)
+                budget += stats.rows(lx)
         params.update({f"lx{i}": lx for i, lx in enumerate(weights)})
         params.update({f"w{i}": float(w) for i, w in enumerate(weights.values())})
         parts = [f"CAST(quote_literal(CAST(:lx{list(weights).index(lx)} AS text)) AS tsquery)" for lx in match]
