@@ -8,8 +8,6 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from sqlalchemy import select
-
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
@@ -81,7 +79,12 @@ def _register_target(target: str, title: str | None) -> tuple[int, list[str] | N
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from core.pipeline import mark_failed, process_item
+    """Register the item, then run it now through a worker: the same queue, router, budget
+    and ledger as the backfill, so a paid engine used from here is reserved and booked too."""
+    from functools import partial
+
+    from core.pipeline import process_item
+    from core.worker import Worker
 
     try:
         item_id, engines = _register_target(args.target, args.title)
@@ -92,49 +95,36 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         engines = [args.engine]
     bar = _Bar("transcribing")
     try:
-        result = process_item(item_id, engines=engines, progress=bar)
-    except (SourceError, TranscriptionError) as exc:
-        mark_failed(item_id, exc)
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
+        worker = Worker(engines=engines, slots=1, processor=partial(process_item, progress=bar))
+        worker.start()
+        try:
+            _job_id, outcome = worker.run_item(item_id, engine=args.engine)
+        finally:
+            worker.close()
     finally:
         bar.close()
-    verdict = "indexed" if result.status == "indexed" else f"held for review ({'; '.join(result.review_reasons)})"
-    print(f"item {item_id}: {verdict} — {result.chunk_count} chunks, transcript by {result.route_reason}")
-    return 0
+    with session_scope() as session:
+        item = session.get(MediaItem, item_id)
+        status, detail, chunks, reason = item.status, item.status_detail, item.chunk_count, item.route_reason
+    if status == "indexed":
+        print(f"item {item_id}: indexed — {chunks} chunks, transcript by {reason}")
+        return 0
+    if status == "review":
+        print(f"item {item_id}: indexed but held for review — {detail}")
+        return 0
+    print(f"error: item {item_id} not indexed ({outcome}): {detail or 'see the admin Backfill page'}", file=sys.stderr)
+    return 1
 
 
 def cmd_sync_channel(args: argparse.Namespace) -> int:
-    from core.pipeline import get_or_create_source, register_item
-    from core.sources.youtube import YouTubeSource
+    from core.sync import sync_channel
 
-    settings = get_settings()
-    url = args.url or settings.channel_url
-    source = YouTubeSource(settings, channel_url=url)
-    try:
-        infos = []
-        for info in tqdm(source.list_items(), desc="listing channel", unit=" videos"):
-            infos.append(info)
-            if args.limit and len(infos) >= args.limit:
-                break
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    report = sync_channel(url=args.url, limit=args.limit)
+    if report.error:
+        print(f"error: {report.error}", file=sys.stderr)
         return 1
-    with session_scope() as session:
-        src = get_or_create_source(session, "youtube", "YouTube", url)
-        known = set(session.scalars(select(MediaItem.external_id).where(MediaItem.source_id == src.id)))
-        for info in infos:
-            register_item(session, src, info)
-        _enqueue_all(session, src.id)
-    fresh = sum(info.external_id not in known for info in infos)
-    print(f"{len(infos)} videos listed, {fresh} new; queued for the backfill (the scheduler processes them within budget)")
+    print(
+        f"{report.listed} videos listed, {report.new} new, {report.queued} queued for the backfill "
+        f"({report.dates_unknown} without a known upload date). The scheduler processes them within budget."
+    )
     return 0
-
-
-def _enqueue_all(session, source_id: int) -> None:
-    """Queue every not-yet-indexed item of the source (the queue ignores items already queued)."""
-    try:
-        from core import queue
-    except ImportError:
-        return
-    queue.enqueue_source(session, source_id)

@@ -212,12 +212,14 @@ def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms
     speakers = tuple(dict.fromkeys(s.strip() for r in run for s in (r.speakers or "").split(",") if s.strip()))
     return Moment(
         chunk_id=best.id,
-        start_s=run[0].start_s,
+        # Open at the best chunk, not the first of the run: merged neighbours widen the
+        # snippet, but the link must land where the answer is said.
+        start_s=best.start_s,
         end_s=run[-1].end_s,
         text=merged,
         snippet_html=highlight(snippet_window(merged, terms), terms),
         score=score[best.id],
-        link=deep_link(_ItemRef(first), run[0].start_s, base=link_base),
+        link=deep_link(_ItemRef(first), best.start_s, base=link_base),
         speakers=speakers,
     )
 
