@@ -355,13 +355,27 @@ class SpaceInfo:
     dim: int
 
 
-def ensure_space(session: Session, embedder: Embedder) -> SpaceInfo:
-    """The vector space of this embedder, created with its HNSW index on first use."""
-    space = session.scalars(
+def _find_space(session: Session, embedder: Embedder) -> EmbeddingSpace | None:
+    return session.scalars(
         select(EmbeddingSpace).where(
             EmbeddingSpace.provider == embedder.provider, EmbeddingSpace.model == embedder.model
         )
     ).first()
+
+
+def ensure_space(session: Session, embedder: Embedder) -> SpaceInfo:
+    """The vector space of this embedder, created with its HNSW index on first use.
+
+    The common case (space and index exist) takes no lock at all: `CREATE INDEX IF NOT
+    EXISTS` would take a SHARE lock on chunks even when the index exists, and two workers
+    indexing at once then deadlock. Only the first use of a model takes a transaction-level
+    advisory lock, so concurrent first uses register one space and build one index.
+    """
+    space = _find_space(session, embedder)
+    if space is not None and _index_exists(session, int(space.id)):
+        return SpaceInfo(int(space.id), int(space.dim))
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('chaffee:ensure_space'))"))
+    space = _find_space(session, embedder)  # another worker may have won while we waited
     if space is None:
         next_id = session.scalar(select(text("coalesce(max(id), 0) + 1")).select_from(EmbeddingSpace))
         space = EmbeddingSpace(id=next_id, provider=embedder.provider, model=embedder.model, dim=embedder.dim)
@@ -370,11 +384,16 @@ def ensure_space(session: Session, embedder: Embedder) -> SpaceInfo:
     # id and dim are integers from our own table, so inlining them is safe; inlining is
     # needed because the planner matches a partial index only against literal predicates.
     sid, dim = int(space.id), int(space.dim)
-    session.execute(
-        text(
-            f"CREATE INDEX IF NOT EXISTS ix_chunks_hnsw_space_{sid} ON chunks "
-            f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-            f"WHERE embedding_space_id = {sid}"
+    if not _index_exists(session, sid):
+        session.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS ix_chunks_hnsw_space_{sid} ON chunks "
+                f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+                f"WHERE embedding_space_id = {sid}"
+            )
         )
-    )
     return SpaceInfo(sid, dim)
+
+
+def _index_exists(session: Session, space_id: int) -> bool:
+    return session.scalar(text(f"SELECT to_regclass('ix_chunks_hnsw_space_{int(space_id)}') IS NOT NULL"))

@@ -160,41 +160,6 @@ def storage_block(session: Session, settings: Settings, limit_gb: float) -> str 
 
 
 # ---------------------------------------------------------------------------------------------
-# Index writes, one at a time across workers
-# ---------------------------------------------------------------------------------------------
-
-INDEX_GATE_KEY = 0x63686167  # "chag"
-
-
-def _acquire_index_gate() -> Any:
-    """Hold a session advisory lock while the pipeline writes the index (its 'indexing' stage).
-
-    Workaround: core.embeddings.ensure_space runs `CREATE INDEX IF NOT EXISTS` inside every
-    index write, which takes a SHARE lock on `chunks` even when the index exists; two
-    workers writing at once then deadlock (SHARE vs the other's DELETE). Serialising the
-    short write stage avoids it; remove this gate once ensure_space skips existing indexes.
-    The lock lives on its own connection, so a killed worker releases it with its socket.
-    """
-    from core.db import get_engine
-
-    conn = get_engine().connect()
-    conn.execute(select(func.pg_advisory_lock(INDEX_GATE_KEY)))
-    conn.commit()
-    return conn
-
-
-def _release_index_gate(conn: Any) -> None:
-    try:
-        conn.execute(select(func.pg_advisory_unlock(INDEX_GATE_KEY)))
-        conn.commit()
-    except Exception:
-        conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
-        raise
-    finally:
-        conn.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # Claiming
 # ---------------------------------------------------------------------------------------------
 
@@ -328,7 +293,6 @@ class _Running:
     prev_stage: str = "claimed"
     lost: bool = False
     released: bool = False  # shutdown gave it back; the thread's late result is ignored
-    gate: Any = None  # the connection holding the index-write lock, while held
 
 
 @dataclass
@@ -470,8 +434,6 @@ class Worker:
                     # As late as possible: the paid call follows this stage's start, and an item
                     # the captions served never takes a slot.
                     ratelimit.acquire(f"api:{api}", limit=run.claim.rate_limit, window_s=self.settings.rate_window_s)
-            if stage == "indexing" and run.gate is None:
-                run.gate = _acquire_index_gate()
 
         return on_stage
 
@@ -599,9 +561,6 @@ class Worker:
             if not run.released:
                 self._on_success(run, result)
         finally:
-            if run.gate is not None:
-                _release_index_gate(run.gate)
-                run.gate = None
             with self._lock:
                 self._running.pop(claim.job_id, None)
             self.jobs_done += 1

@@ -45,6 +45,8 @@ def add_jobs(scheduler: BlockingScheduler, settings: Settings, *, sync: bool = T
     scheduler.add_job("scheduler.jobs:lease_reaper", "interval", seconds=max(5.0, settings.lease_s / 2),
                       id="lease-reaper", name="lease reaper", next_run_time=soon, **shared)
     if sync:
+        scheduler.add_job("scheduler.jobs:zoom_sync", "interval", minutes=30,
+                          id="zoom-sync", name="zoom recordings sync", next_run_time=soon, **shared)
         scheduler.add_job("scheduler.jobs:sync_requests", "interval", seconds=10,
                           id="sync-requests", name="sync on request", **shared)
     local = dict(jobstore="local", replace_existing=True)

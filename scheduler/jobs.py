@@ -7,7 +7,9 @@ them runs each firing, and each is safe to run twice anyway):
 - budget_rollover: at the top of each hour (so at every midnight and first of the month in
   the budget's timezone) wake jobs that waited for money if money is back;
 - lease_reaper: take back jobs of workers that stopped answering, close their reservations;
-- sync_requests: the admin's "sync now", picked up within seconds.
+- sync_requests: the admin's "sync now", picked up within seconds;
+- zoom_sync: list recent Zoom cloud recordings, catching what webhooks missed (a no-op
+  while Zoom is not configured).
 
 Per-process jobs (in memory: every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
@@ -58,6 +60,12 @@ def sync_requests() -> str | None:
         return None
     log.info("sync requested by %s", request.get("by"))
     return channel_sync(url)
+
+
+def zoom_sync() -> str:
+    from core.zoom_sync import sync_recent
+
+    return str(sync_recent())
 
 
 def backfill_tick() -> int:
