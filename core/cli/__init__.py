@@ -10,5 +10,5 @@ COMMAND_MODULES = (
     "core.cli.demo",  # seed-demo: realistic data for the admin console
     "core.cli.webhooks",  # webhooks: the Zoom webhook receiver
     "core.cli.zoom",  # zoom-check, zoom-sync
-    "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker, enqueue-channel
+    "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker
 )

@@ -1,6 +1,6 @@
-"""`backfill status|pause|resume|retry-dead`, `worker` and `enqueue-channel`: the backfill from a shell.
+"""`backfill status|pause|resume|retry-dead`, and `worker`: the backfill from a shell
+(`sync-channel`, in core/cli/ingest.py, lists the channel and queues it).
 
-    python -m core enqueue-channel            # list the channel, queue what is not indexed
     python -m core backfill status --watch    # a progress bar with ETA and dollars
     python -m core worker --engines local     # a worker on this machine (e.g. the GPU box)
 """
@@ -40,11 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--exit-when-idle", action="store_true", help="stop when nothing is claimable")
     w.add_argument("--until-drained", action="store_true", help="stop when no job is queued or running anywhere")
     w.set_defaults(func=cmd_worker)
-
-    e = sub.add_parser("enqueue-channel", help="list the channel, queue new and unfinished videos, start a run")
-    e.add_argument("--url", help="channel or playlist URL (default: the configured channel)")
-    e.add_argument("--limit", type=int, help="only the first N videos of the listing")
-    e.set_defaults(func=cmd_enqueue_channel)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -133,22 +128,4 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         worker.close()
     print(f"worker {worker.id} stopped after {done} job(s)", flush=True)
-    return 0
-
-
-def cmd_enqueue_channel(args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.progress import start_run
-    from core.sync import sync_channel
-
-    report = sync_channel(url=args.url, limit=args.limit)
-    if report.error:
-        print(f"error: {report.error}", file=sys.stderr)
-        return 1
-    with session_scope() as s:
-        start_run(s, label=f"channel backfill ({report.listed} videos)")
-    print(
-        f"{report.listed} videos listed, {report.new} new, {report.queued} queued; "
-        f"{report.dated_by_feed} dated from the channel feed, {report.dates_unknown} dates unknown (estimated from the listing order)"
-    )
     return 0

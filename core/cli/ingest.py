@@ -117,14 +117,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_channel(args: argparse.Namespace) -> int:
+    from core.progress import start_run
     from core.sync import sync_channel
 
     report = sync_channel(url=args.url, limit=args.limit)
     if report.error:
         print(f"error: {report.error}", file=sys.stderr)
         return 1
+    with session_scope() as session:
+        start_run(session, label=f"channel backfill ({report.listed} videos)")  # progress counts from here
     print(
-        f"{report.listed} videos listed, {report.new} new, {report.queued} queued for the backfill "
-        f"({report.dates_unknown} without a known upload date). The scheduler processes them within budget."
+        f"{report.listed} videos listed, {report.new} new, {report.queued} queued for the backfill; "
+        f"{report.dated_by_feed} dated from the channel feed, {report.dates_unknown} dates unknown "
+        "(estimated from the listing order). The scheduler processes them within budget."
     )
     return 0
