@@ -22,7 +22,7 @@ from tests.conftest import require_binary, shared_path
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
+SHOTS = ROOT / "artifacts" / "screenshots" / "admin"  # its own folder: the search tests keep theirs
 PASSWORD = "browser-test-password"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
