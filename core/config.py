@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     monthly_budget_usd: float = Field(200.0, ge=0)
     daily_safety_limit_usd: float = Field(15.0, ge=0)
     monthly_safety_limit_usd: float = Field(300.0, ge=0)
-    # Backfill block (owner: queue/budget/worker) -------------------------------------------------
+    # --- Backfill ---------------------------------------------------------------------------------
     # Defaults for the knobs; the admin console overrides most of them at run time through
     # app_settings (core/queue.py get_controls/set_controls, core/budget.py set_budget).
     budget_timezone: str = Field("UTC", description="Budget days and months start at midnight here.")
@@ -120,13 +120,12 @@ class Settings(BaseSettings):
     backfill_tick_s: float = Field(10.0, gt=0, description="How often the scheduler looks for work.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="On SIGTERM, time to finish the current job before releasing it.")
     worker_idle_s: float = Field(5.0, gt=0, description="A standalone worker's pause when there is no work.")
-    # end of backfill block ----------------------------------------------------------------------
 
     # --- admin ---------------------------------------------------------------------------------
     admin_user: str = "admin"
     admin_password_hash: str | None = Field(None, description="argon2 hash: python -m core hash-password")
     admin_password: str | None = Field(None, description="Plain password (development only); prefer the hash.")
-    # Admin console block (owner: admin console) -------------------------------------------
+    # --- Admin console ---------------------------------------------------------------------------------
     admin_oidc: bool = Field(
         True, description="Offer Streamlit's OIDC sign-in (st.login) when [auth] is configured in secrets.toml."
     )
@@ -139,7 +138,6 @@ class Settings(BaseSettings):
     scheduler_stale_after_s: float = Field(
         180.0, ge=10, description="A scheduler heartbeat older than this is shown as stale."
     )
-    # end of admin console block -----------------------------------------------------------------
 
     # --- Zoom ----------------------------------------------------------------------------------
     zoom_account_id: str | None = None
@@ -149,7 +147,7 @@ class Settings(BaseSettings):
     zoom_api_base_url: str = "https://api.zoom.us/v2"
     zoom_oauth_url: str = "https://zoom.us/oauth/token"
     webhook_port: int = Field(8765, ge=1, le=65535)
-    # Zoom block (owner: Zoom integration) -------------------------------------------------
+    # --- Zoom ---------------------------------------------------------------------------------
     zoom_user_id: str = Field("me", description="Whose cloud recordings to list: 'me' or a user id/email.")
     zoom_daily_request_limit: int = Field(
         10_000, ge=1, description="Our own cap on Zoom API calls per UTC day, kept below the account's quota."
@@ -164,7 +162,6 @@ class Settings(BaseSettings):
     zoom_share_links: bool = Field(False, description="Play meeting hits in Zoom (share link), not the app's player.")
     webhook_host: str = Field("127.0.0.1", description="Interface the webhook receiver binds (behind an HTTPS proxy).")
     webhook_max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger webhook bodies are refused.")
-    # end of Zoom block ------------------------------------------------------------------------
 
     @field_validator("transcription_engines", mode="before")
     @classmethod
