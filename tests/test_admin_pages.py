@@ -3,7 +3,6 @@ database and writes an audit row; budget validation is shown, not raised."""
 from __future__ import annotations
 
 import re
-
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 

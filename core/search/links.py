@@ -7,30 +7,25 @@ reads `?play=<item id>&t=<second>` and starts st.video/st.audio there.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import urlencode
+
+from core.sources.base import BadInput
+from core.sources.youtube import parse_video_url
 
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 APP_BASE = "/"  # where the search page is served (streamlit_app makes it the default page)
 
 
 def youtube_id(url: str | None) -> str | None:
-    """The video id of any common YouTube URL form, or None."""
+    """The video id of a bare id or any YouTube URL form the source accepts, or None."""
     if not url:
         return None
     if _YOUTUBE_ID.match(url):
         return url
-    parsed = urlparse(url)
-    host = (parsed.hostname or "").lower()
-    if host.endswith("youtu.be"):
-        vid = parsed.path.strip("/").split("/")[0]
-    elif "youtube" in host:
-        if parsed.path.startswith(("/shorts/", "/live/", "/embed/")):
-            vid = parsed.path.split("/")[2]
-        else:
-            vid = (parse_qs(parsed.query).get("v") or [""])[0]
-    else:
+    try:
+        return parse_video_url(url)
+    except BadInput:  # a Zoom share link, a file:// URL …: not a YouTube video
         return None
-    return vid if _YOUTUBE_ID.match(vid or "") else None
 
 
 def is_local(item) -> bool:
