@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from core.budget import LEDGER_NAME
 from core.chunking import chunk_segments
 from core.config import get_settings
 from core.db import session_scope
@@ -56,10 +57,6 @@ class ProcessResult(NamedTuple):
 
 class NoUsableTranscript(TranscriptionError):
     """None of the allowed engines could give a transcript (e.g. captions only, and none exist)."""
-
-
-# Engines whose calls cost money, and the ledger name of their usage.
-PAID_TRANSCRIBERS = {"openai": "openai-transcribe"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +279,8 @@ def process_item(
     _invalidate_search_cache()
 
     usage: list[Usage] = []
-    if transcript.engine in PAID_TRANSCRIBERS:
-        usage.append(Usage(PAID_TRANSCRIBERS[transcript.engine], audio_minutes=(transcript.audio_seconds or 0) / 60))
+    if transcript.engine in LEDGER_NAME:  # engines whose calls cost money, by their ledger name
+        usage.append(Usage(LEDGER_NAME[transcript.engine], audio_minutes=(transcript.audio_seconds or 0) / 60))
     if embed_tokens:
         usage.append(Usage(f"{embedder.provider}-embed", tokens=int(embed_tokens)))
     return ProcessResult(
