@@ -96,40 +96,6 @@ def word_windows(text: str, size: int, stride: int) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Real Chaffee transcripts (SRT)
-# ---------------------------------------------------------------------------------------------
-
-
-def _srt_time(stamp: str) -> float:
-    hms, _, ms = stamp.strip().replace(".", ",").partition(",")
-    h, m, s = (int(x) for x in hms.split(":"))
-    return h * 3600 + m * 60 + s + int(ms or 0) / 1000
-
-
-def parse_srt(path: Path):
-    """SRT → Segments. Uses core.transcribe.captions when it exists; this tiny parser otherwise."""
-    try:
-        from core.transcribe.captions import parse_caption_file
-
-        return list(parse_caption_file(path))
-    except ImportError:
-        pass
-    from core.records import Segment
-
-    segments = []
-    for block in path.read_text(encoding="utf-8-sig").replace("\r", "").split("\n\n"):
-        lines = [ln for ln in block.strip().split("\n") if ln.strip()]
-        timing = next((i for i, ln in enumerate(lines) if "-->" in ln), None)
-        if timing is None:
-            continue
-        start, end = lines[timing].split("-->")
-        text = " ".join(lines[timing + 1 :]).strip()
-        if text:
-            segments.append(Segment(_srt_time(start), _srt_time(end.split()[0]), text))
-    return segments
-
-
-# ---------------------------------------------------------------------------------------------
 # Embeddings, cached on disk
 # ---------------------------------------------------------------------------------------------
 

@@ -94,7 +94,6 @@ def reset_tables(session) -> None:
 
 def load_items(session, embedder, kind: str, items: list[dict], chunk_rows: list[tuple[int, int, float, float, str]], vectors) -> list[int]:
     """items: [{external_id,title,url,published_at,duration_s}], chunk_rows: (item index, idx, start, end, text)."""
-    from pgvector.psycopg import register_vector  # noqa: F401  (the engine registers the type)
     from sqlalchemy import insert
 
     from core.embeddings import ensure_space
@@ -133,7 +132,6 @@ def nfcorpus_doc_ranking(response, item_to_doc: dict[int, str]) -> list[str]:
 
 def run_nfcorpus(session, embedder, args) -> tuple[dict[str, Scores], int, object]:
     from core.search import search
-    from core.search.fusion import FusionConfig
 
     docs, chunks = _corpus.relevance_chunks()
     vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-relevance")
@@ -260,12 +258,13 @@ def app_feedback_judgments(videos: set[str]) -> list:
 
 def run_chaffee(session, embedder, cfg, args, feedback, *, distractors: bool = False) -> tuple[dict[str, Scores], int]:
     from core.chunking import chunk_segments
+    from core.transcribe.captions import parse_caption_file
     from core.search import search
 
     videos = sorted(p.stem for p in _corpus.require(_corpus.TRANSCRIPTS).glob("*.srt"))
-    items, rows, titles = [], [], {}
+    items, rows = [], []
     for n, vid in enumerate(videos):
-        segs = _corpus.parse_srt(_corpus.TRANSCRIPTS / f"{vid}.srt")
+        segs = parse_caption_file(_corpus.TRANSCRIPTS / f"{vid}.srt")
         chunks = list(chunk_segments(segs))
         items.append({"external_id": vid, "title": f"Interview {vid}", "url": f"https://www.youtube.com/watch?v={vid}",
                       "duration_s": segs[-1].end})

@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.db import session_scope
     from core.embeddings import ensure_space, get_embedder
-    from core.search.engine import _embed_query, _space
-    from core.search.retrieval import EF_SEARCH
+    from core.search.engine import _embed_query
 
     embedder = get_embedder()
     from dataclasses import replace
@@ -195,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     qtexts, _ = _corpus.nfcorpus_queries("dev")
     queries = [qtexts[k] for k in sorted(qtexts)][: args.queries]
 
-    t = time.perf_counter()
     qvecs = np.stack([_embed_query(embedder, q) for q in queries])  # also warms search()'s query-vector cache
-    embed_ms = (time.perf_counter() - t) * 1000 / len(queries)
     embed_each = []
     for q in queries[:50]:
         t = time.perf_counter()
@@ -240,7 +237,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'HNSW recall@10 vs exact':28}" + "".join(f"{statistics.fmean(results[s]['recall']):22.3f}" for s in sizes))
     print(f"{'  counting distance ties':28}" + "".join(f"{statistics.fmean(results[s]['recall_ties']):22.3f}" for s in sizes))
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
-    worst = max(pct(results[s]["hybrid"], 0.95) for s in sizes)
     print(f"\ntarget: p95 ≤ 50 ms at 100k (server-side, query vector cached), recall@10 ≥ 0.95 → "
           f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f} "
           f"({statistics.fmean(results[sizes[-1]]['recall_ties']):.3f} counting ties)")

@@ -296,11 +296,6 @@ def process_item(
     )
 
 
-def mark_failed(item_id: int, error: Exception, *, status: str = "failed") -> None:
-    """Record why an item could not be processed (its previous index, if any, stays)."""
-    _set_status(item_id, status, f"{type(error).__name__}: {error}")
-
-
 __all__ = [
     "NoUsableTranscript",
     "ProcessResult",
@@ -308,7 +303,6 @@ __all__ = [
     "TranscriptionError",
     "Usage",
     "get_or_create_source",
-    "mark_failed",
     "process_item",
     "register_item",
 ]

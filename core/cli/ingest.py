@@ -11,7 +11,7 @@ from tqdm import tqdm
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
-from core.sources.base import BadInput, SourceError
+from core.sources.base import SourceError
 from core.transcribe.base import TranscriptionError
 
 

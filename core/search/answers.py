@@ -17,7 +17,6 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.search.links import deep_link
 from core.search.records import SearchResponse, format_timestamp
 from core.search.shaping import stem
 
