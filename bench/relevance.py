@@ -4,13 +4,16 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
 1. NFCorpus (BEIR), dev split: 324 nutrition questions, graded judgments over 3,633 abstracts.
    Each abstract is one media item cut into ~120-word chunks; a video group = a document.
 2. The real Chaffee transcripts (../shared/data/transcripts, two long interviews, ≈ 3.5 h):
-   35 questions written by reading the SRTs, each with the time span(s) that answer it
+   100 questions written by reading the SRTs (blind: no search was run while labelling), each with the time span(s) that answer it
    (bench/chaffee_queries.jsonl). A moment counts as relevant when it overlaps an answer span
    of the same video; each span counts once. Thumbs-up/down feedback stored by the app (the
    `feedback` table of the configured database, with --feedback) adds judgments.
 
-Fusion weights are tuned on a sample of NFCorpus *train* queries (disjoint from dev); the
-Chaffee set is never used for tuning. Every figure goes through core.search.search(), the
+Fusion is the convex combination of cosine and keyword share (core/search/fusion.py); its one
+knob, alpha (the vector share), is chosen on 300 NFCorpus *train* queries (disjoint from dev)
+together with the Chaffee questions, by two-fold cross-validation: each reported Chaffee
+question runs with the alpha chosen on the other half, so no reported figure was tuned on
+itself. Reciprocal rank fusion is scored on the train queries for comparison. Every figure goes through core.search.search(), the
 same code the app runs, against a throw-away embedded Postgres.
 
     python bench/relevance.py                 # everything (first run embeds ≈ 9k chunks; cached)
@@ -130,9 +133,8 @@ def nfcorpus_doc_ranking(response, item_to_doc: dict[int, str]) -> list[str]:
     return [item_to_doc[g.media_item_id] for g in response.groups]
 
 
-def run_nfcorpus(session, embedder, args) -> tuple[dict[str, Scores], int, object]:
-    from core.search import search
-
+def load_nfcorpus(session, embedder) -> dict[int, str]:
+    """Every NFCorpus abstract as one item of ~120-word chunks; returns item id → document id."""
     docs, chunks = _corpus.relevance_chunks()
     vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-relevance")
     reset_tables(session)
@@ -141,9 +143,12 @@ def run_nfcorpus(session, embedder, args) -> tuple[dict[str, Scores], int, objec
     rows = [(c.doc, c.idx, c.idx * 40.0, c.idx * 40.0 + 48.0, c.text) for c in chunks]
     ids = load_items(session, embedder, "upload", items, rows, vectors)
     session.commit()
-    item_to_doc = {iid: d.id for iid, d in zip(ids, docs)}
+    return {iid: d.id for iid, d in zip(ids, docs)}
 
-    cfg = tune_fusion(session, embedder, item_to_doc, args)
+
+def eval_nfcorpus(session, embedder, cfg, args, item_to_doc) -> tuple[dict[str, Scores], int]:
+    from core.search import search
+
     queries, qrels = _corpus.nfcorpus_queries("dev")
     qids = sorted(queries)[: args.limit] if args.limit else sorted(queries)
     results = {m: Scores.empty() for m in METHODS if m != "hybrid+rerank" or args.rerank}
@@ -165,25 +170,35 @@ def run_nfcorpus(session, embedder, args) -> tuple[dict[str, Scores], int, objec
         # The same first N queries without the reranker, so the two rows compare like with like.
         results[f"hybrid (first {n})"] = Scores(h.ndcg[:n], h.recall[:n], h.mrr[:n], h.ms[:n])
         results[f"hybrid+rerank ({n})"] = results.pop("hybrid+rerank")
-    return results, len(qids), cfg
+    return results, len(qids)
 
 
-def tune_fusion(session, embedder, item_to_doc, args):
-    """Pick keyword weight and rrf_k on NFCorpus train queries (never the reported dev split).
+def cli_config(args):
+    """FusionConfig defaults with the knobs given on the command line."""
+    from core.search.fusion import FusionConfig
 
-    Retrieval runs once per query; the grid only re-fuses the two candidate lists and ranks
-    documents by their best chunk, exactly as search() does.
+    overrides = {"method": args.method, "alpha": args.alpha, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k}
+    return replace(FusionConfig(), **{k: v for k, v in overrides.items() if v is not None})
+
+
+ALPHAS = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # vector shares tried: 0.30 … 0.95
+
+
+def nfcorpus_train_curve(session, embedder, item_to_doc, args) -> dict[float, float]:
+    """NFCorpus *train* nDCG@10 of the convex fusion at each alpha (never a reported query).
+
+    Retrieval and rescoring run once per query; the grid only re-fuses, ranking documents by
+    their best chunk exactly as search() does. Reciprocal rank fusion is scored on the same
+    queries (keyword weight × rrf_k grid) and printed for comparison.
     """
     from core.search.engine import _embed_query, _space
-    from core.search.fusion import FusionConfig, rrf
+    from core.search.fusion import FusionConfig, convex, rrf
     from core.search.preprocess import get_synonyms, prepare, vocabulary
     from core.search import cache
-    from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
+    from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
     from sqlalchemy import text
 
-    base = FusionConfig()
-    if args.no_tune:
-        return replace(base, **{k: v for k, v in (("keyword_weight", args.keyword_weight), ("rrf_k", args.rrf_k)) if v is not None})
+    n_candidates = FusionConfig().candidates
     queries, qrels = _corpus.nfcorpus_queries("train")
     dev_q, _ = _corpus.nfcorpus_queries("dev")
     qids = [q for q in sorted(queries) if q not in dev_q][:: max(1, len(queries) // args.tune_queries)][: args.tune_queries]
@@ -191,22 +206,22 @@ def tune_fusion(session, embedder, item_to_doc, args):
     version = cache.content_version(session)
     vocab, syn = vocabulary(session, version), get_synonyms(session)
     sid, dim = _space(session, embedder)
-    lists = []
+    retrieved = []
     for qid in qids:
         p = prepare(queries[qid], vocab=vocab, synonyms=syn)
         qv = _embed_query(embedder, p.cleaned)
-        v = vector_candidates(session, qv, space_id=sid, dim=dim, limit=base.candidates)
-        kw = keyword_candidates(session, p.keyword, limit=base.candidates, strict=p.operators,
-                                stats=keyword_stats(session, version))
-        lists.append((qid, v, kw))
+        kq = keyword_query(session, p.keyword, strict=p.operators, stats=keyword_stats(session, version))
+        v = vector_candidates(session, qv, space_id=sid, dim=dim, limit=n_candidates)
+        kw = keyword_candidates(session, kq, limit=n_candidates)
+        scores = rescore(session, sorted({c.chunk_id for c in v + kw}), kq, qv, space_id=sid, dim=dim)
+        retrieved.append((qid, v, kw, scores))
     session.rollback()
 
-    def score(weights, rrf_k):
+    def mean_ndcg(fuse) -> float:
         total = 0.0
-        for qid, v, kw in lists:
-            fused = rrf({"vector": v, "keyword": kw}, weights, rrf_k)
+        for qid, v, kw, scores in retrieved:
             seen: list[str] = []
-            for cid, _ in fused:
+            for cid, _ in fuse(v, kw, scores):
                 d = item_to_doc[chunk_doc[cid]]
                 if d not in seen:
                     seen.append(d)
@@ -214,16 +229,28 @@ def tune_fusion(session, embedder, item_to_doc, args):
                     break
             rel = qrels[qid]
             total += ndcg_at([float(rel.get(d, 0)) for d in seen], list(map(float, rel.values())))
-        return total / len(lists)
+        return total / len(retrieved)
 
-    grid = [(kw_w, k) for kw_w in (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5) for k in (10, 30, 60, 100)]
-    scored = [(score({"vector": 1.0, "keyword": w}, k), w, k) for w, k in grid]
-    best = max(scored)
-    print(f"fusion tuned on {len(lists)} NFCorpus train queries: keyword_weight={best[1]} rrf_k={best[2]} "
-          f"(train nDCG@10 {best[0]:.4f}; vector only {score({'vector': 1.0, 'keyword': 0.0}, 60):.4f}, "
-          f"keyword only {score({'vector': 0.0, 'keyword': 1.0}, 60):.4f}, equal weights k=60 "
-          f"{score({'vector': 1.0, 'keyword': 1.0}, 60):.4f})")
-    return replace(base, keyword_weight=best[1], rrf_k=best[2])
+    def by_rrf(weights, rrf_k):
+        return mean_ndcg(lambda v, kw, _: rrf({"vector": v, "keyword": kw}, weights, rrf_k))
+
+    curve = {a: mean_ndcg(lambda v, kw, scores, a=a: convex(scores, a)) for a in ALPHAS}
+    rrf_scores = {(w, k): by_rrf({"vector": 1.0, "keyword": w}, k)
+                  for w in (0.25, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5) for k in (10, 30, 60, 100)}
+    best_rrf = max(rrf_scores, key=rrf_scores.get)
+    print(f"NFCorpus train, {len(retrieved)} queries, nDCG@10: vector only {by_rrf({'vector': 1.0}, 60):.4f}, "
+          f"keyword only {by_rrf({'keyword': 1.0}, 60):.4f}; best rrf (keyword_weight={best_rrf[0]}, "
+          f"rrf_k={best_rrf[1]}) {rrf_scores[best_rrf]:.4f}; best convex {max(curve.values()):.4f}")
+    return curve
+
+
+def choose_alpha(nf_curve: dict[float, float], chaffee_curve: dict[float, list[float]], rows: list[int]) -> float:
+    """The alpha with the best mean of the two domains' tuning nDCG@10 (NFCorpus train queries,
+    and the given Chaffee questions): one setting for formal text and for spoken transcripts."""
+    def objective(a: float) -> float:
+        return 0.5 * nf_curve[a] + 0.5 * statistics.fmean(chaffee_curve[a][i] for i in rows)
+
+    return max(ALPHAS, key=lambda a: (round(objective(a), 6), -a))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +274,22 @@ def chaffee_labels() -> list[tuple[str, str, list[Span]]]:
     return out
 
 
+def chaffee_styles() -> dict[str, str]:
+    """Query id → how it is phrased: "question", "keywords" (1–4 words) or "exact" (a rare term)."""
+    return {q["id"]: q.get("style", "question") for q in map(json.loads, filter(str.strip, QUERIES_FILE.read_text().splitlines()))}
+
+
+def print_by_style(results: dict[str, Scores], ids: list[str]) -> None:
+    """nDCG@10 per query style: where each method wins (keywords favour the keyword index,
+    paraphrased questions the vectors)."""
+    styles = chaffee_styles()
+    print(f"  nDCG@10 by query style: " + "  ".join(f"{m}" for m in results))
+    for style in sorted({styles[q] for q in ids}):
+        idx = [i for i, q in enumerate(ids) if styles[q] == style]
+        cells = "  ".join(f"{statistics.fmean(results[m].ndcg[i] for i in idx):.4f}" for m in results)
+        print(f"    {style:<9} ({len(idx):>3} q)  {cells}")
+
+
 def app_feedback_judgments(videos: set[str]) -> list:
     """Judgments users gave in the app (its configured database), for the transcript videos."""
     from core.db import session_scope
@@ -256,10 +299,10 @@ def app_feedback_judgments(videos: set[str]) -> list:
         return [j for j in judgments(s) if j.external_id in videos]
 
 
-def run_chaffee(session, embedder, cfg, args, feedback, *, distractors: bool = False) -> tuple[dict[str, Scores], int]:
+def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, str]:
+    """The transcripts as YouTube items (pipeline chunking); returns item id → video id."""
     from core.chunking import chunk_segments
     from core.transcribe.captions import parse_caption_file
-    from core.search import search
 
     videos = sorted(p.stem for p in _corpus.require(_corpus.TRANSCRIPTS).glob("*.srt"))
     items, rows = [], []
@@ -283,21 +326,28 @@ def run_chaffee(session, embedder, cfg, args, feedback, *, distractors: bool = F
         for iid, d in zip(load_items(session, embedder, "upload", nitems, nrows, nvec), docs):
             item_to_video[iid] = d.id
     session.commit()
+    return item_to_video
 
+
+def labelled_questions(feedback, args) -> list[tuple[str, str, list[Span]]]:
+    """The labelled questions; a thumbs-up moment for the same question text is one more answer span."""
     labels = chaffee_labels()
-    # Feedback: a thumbs-up moment for the same question text is one more answer span.
     for j in feedback:
         for i, (qid, q, spans) in enumerate(labels):
             if j.relevant and j.query.strip().lower() == q.strip().lower():
                 labels[i] = (qid, q, spans + [Span(j.external_id, j.start_s, j.end_s)])
-    if args.limit:
-        labels = labels[: args.limit]
+    return labels[: args.limit] if args.limit else labels
 
-    results = {m: Scores.empty() for m in METHODS if m != "hybrid+rerank" or args.rerank}
+
+def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for) -> dict[str, Scores]:
+    """Moment-level scores of each method; cfg_for(question index) is the fusion config it runs with."""
+    from core.search import search
+
+    results = {m: Scores.empty() for m in methods}
     for method in results:
-        for qid, q, spans in labels:
+        for i, (qid, q, spans) in enumerate(labels):
             t = time.perf_counter()
-            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg,
+            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(i),
                        moments_per_video=10)
             results[method].ms.append((time.perf_counter() - t) * 1000)
             moments = sorted(((m.score, item_to_video[g.media_item_id], m) for g, m in r.hits()), key=lambda x: -x[0])[:10]
@@ -314,7 +364,35 @@ def run_chaffee(session, embedder, cfg, args, feedback, *, distractors: bool = F
             results[method].recall.append(len(found) / len(spans))
             results[method].mrr.append(mrr_at(gains))
         session.rollback()
-    return results, len(labels)
+    return results
+
+
+def tune(session, embedder, labels, args):
+    """Cross-validated choice of alpha. Returns (the app default, cfg_for(question index)).
+
+    The NFCorpus train curve and the plain Chaffee curve (per question) are measured once per
+    alpha. The default is chosen on NFCorpus train + all Chaffee questions; each *reported*
+    Chaffee question runs with the alpha chosen without it (two folds: odd/even position), so
+    the Chaffee figures are out-of-fold and NFCorpus dev was never seen.
+    """
+    from core.search.fusion import FusionConfig
+
+    base = replace(FusionConfig(), method="convex")
+    item_to_video = load_chaffee(session, embedder)
+    chaffee_curve = {a: eval_chaffee(session, embedder, labels, item_to_video, ["hybrid"],
+                                     lambda _, a=a: replace(base, alpha=a))["hybrid"].ndcg for a in ALPHAS}
+    item_to_doc = load_nfcorpus(session, embedder)
+    nf_curve = nfcorpus_train_curve(session, embedder, item_to_doc, args)
+    everyone = list(range(len(labels)))
+    default = choose_alpha(nf_curve, chaffee_curve, everyone)
+    per_fold = {f: choose_alpha(nf_curve, chaffee_curve, [i for i in everyone if i % 2 != f]) for f in (0, 1)}
+    print("convex fusion, nDCG@10 by alpha (vector share):")
+    print("  alpha          " + " ".join(f"{a:6.2f}" for a in ALPHAS))
+    print("  NFCorpus train " + " ".join(f"{nf_curve[a]:6.4f}" for a in ALPHAS))
+    print("  Chaffee (all)  " + " ".join(f"{statistics.fmean(chaffee_curve[a]):6.4f}" for a in ALPHAS))
+    print(f"  chosen: app default alpha={default} (NFCorpus train + all Chaffee); for the reported Chaffee figures "
+          f"alpha={per_fold[0]} on even positions and alpha={per_fold[1]} on odd ones, each chosen on the other half")
+    return replace(base, alpha=default), lambda i: replace(base, alpha=per_fold[i % 2]), item_to_doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each set (smoke runs)")
     ap.add_argument("--tune-queries", type=int, default=300, help="NFCorpus train queries used to tune the fusion")
     ap.add_argument("--no-tune", action="store_true", help="use FusionConfig defaults as they are")
-    ap.add_argument("--keyword-weight", type=float, help="with --no-tune: this keyword weight")
+    ap.add_argument("--method", choices=("convex", "rrf"), help="with --no-tune: this fusion function")
+    ap.add_argument("--alpha", type=float, help="with --no-tune: this vector share (convex)")
+    ap.add_argument("--keyword-weight", type=float, help="with --no-tune: this keyword weight (rrf)")
     ap.add_argument("--rrf-k", type=int, help="with --no-tune: this rrf_k")
     ap.add_argument("--feedback", action="store_true", help="add thumbs-up judgments from the app's own database")
     ap.add_argument("--only", choices=("nfcorpus", "chaffee"), help="run one set")
@@ -338,31 +418,37 @@ def main(argv: list[str] | None = None) -> int:
     _corpus.use_scratch_database()
     from core.db import session_scope
     from core.embeddings import get_embedder
-    from core.search.fusion import FusionConfig
 
     embedder = get_embedder()
     print(f"embedder: {embedder.provider}/{embedder.model} ({type(embedder).__name__}, {embedder.dim}-d); "
           f"{os.cpu_count()} CPUs")
-    cfg = FusionConfig()
-    if args.keyword_weight is not None:
-        cfg = replace(cfg, keyword_weight=args.keyword_weight)
-    if args.rrf_k is not None:
-        cfg = replace(cfg, rrf_k=args.rrf_k)
+    labels = labelled_questions(feedback, args)
     with session_scope() as session:
+        item_to_doc = None
+        if args.no_tune:
+            cfg = cli_config(args)
+            cfg_for = lambda _: cfg  # noqa: E731
+        else:
+            cfg, cfg_for, item_to_doc = tune(session, embedder, labels, args)
         if args.only in (None, "nfcorpus"):
-            res, n, cfg = run_nfcorpus(session, embedder, args)
+            res, n = eval_nfcorpus(session, embedder, cfg, args, item_to_doc or load_nfcorpus(session, embedder))
             print_table("NFCorpus dev (doc-level: video group = abstract)", n, res)
         if args.only in (None, "chaffee"):
-            res, n = run_chaffee(session, embedder, cfg, args, feedback)
-            print_table("Chaffee transcripts (moment-level, labelled spans)", n, res)
-            hard, _ = run_chaffee(session, embedder, cfg, args, feedback, distractors=True)
-            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", n, hard)
+            methods = [m for m in METHODS if m != "hybrid+rerank" or args.rerank]
+            ids = [qid for qid, _, _ in labels]
+            res = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder), methods, cfg_for)
+            print_table("Chaffee transcripts (moment-level, labelled spans)", len(labels), res)
+            print_by_style(res, ids)
+            hard = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder, distractors=True), methods, cfg_for)
+            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", len(labels), hard)
+            print_by_style(hard, ids)
             if args.per_query:
-                for i, (qid, q, _) in enumerate(chaffee_labels()[:n]):
+                for i, (qid, q, _) in enumerate(labels):
                     row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res)
                     print(f"  {qid} {row}  {q}")
-    print(f"\nfusion used: vector_weight={cfg.vector_weight} keyword_weight={cfg.keyword_weight} rrf_k={cfg.rrf_k} "
-          f"candidates={cfg.candidates}; rerank = {cfg.reranker} over the top {cfg.rerank_top}")
+    knobs = f"alpha={cfg.alpha}" if cfg.method == "convex" else f"keyword_weight={cfg.keyword_weight} rrf_k={cfg.rrf_k}"
+    print(f"\nfusion used: {cfg.method} {knobs} candidates={cfg.candidates}; rerank = {cfg.reranker} "
+          f"over the top {cfg.rerank_top}")
     return 0
 
 

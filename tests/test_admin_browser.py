@@ -44,7 +44,8 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def demo_app(db):
-    """The seeded demo served by `streamlit run streamlit_app.py` on a free port (same embedded database)."""
+    """A freshly started server for the seeded demo, started as users start it (`python -m core.ui_server
+    run streamlit_app.py`, see core/cli/serve.py) on a free port (same embedded database)."""
     pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
     require_binary("chromium")
     listing = shared_path("youtube", "anthonychaffeemd_flat_playlist.jsonl")
@@ -55,7 +56,7 @@ def demo_app(db):
     port = _free_port()
     env = {**os.environ, "ADMIN_PASSWORD": PASSWORD, "ADMIN_PASSWORD_HASH": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+        [sys.executable, "-m", "core.ui_server", "run", "streamlit_app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -120,12 +121,7 @@ def test_admin_console_in_chromium(demo_app):
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         try:
-            # Viewers see only Search; the Admin section offers just "Sign in". (The first visit goes to
-            # the home page and waits for the app's own navigation: until the first script run reaches
-            # st.navigation, Streamlit treats pages/ as a v1 pages folder and a deep link opened then is
-            # answered "page not found".)
-            page.goto(demo_app)
-            _settle(page, "Sign in")
+            # Viewers see only Search; the Admin section offers just "Sign in".
             page.goto(demo_app + "/admin-costs")
             _settle(page, "Admin sign-in")
             nav = page.locator("[data-testid=stSidebarNav]").inner_text()
@@ -175,3 +171,33 @@ def test_admin_console_in_chromium(demo_app):
         finally:
             browser.close()
     assert len(list(SHOTS.glob("*.png"))) >= len(PAGES) + 1
+
+
+def test_deep_link_is_the_first_visit_to_a_fresh_server(demo_app):
+    """A bookmarked admin link opened before anyone has visited the home page shows the sign-in form.
+
+    Streamlit would otherwise treat pages/ as a v1 pages folder until the first script run reaches
+    st.navigation, and answer this very first request "Page not found" (core/ui_server.py).
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        try:
+            page.goto(demo_app + "/admin-costs")  # the server's first page load
+            page.get_by_text("Admin sign-in").or_(page.get_by_text("Page not found")).first.wait_for(timeout=45_000)
+            page.wait_for_function(  # the script run has finished (as in _settle)
+                "() => { const w = document.querySelector('[data-testid=stStatusWidget]');"
+                " return !w || !/Stop|Running/.test(w.innerText); }",
+                timeout=60_000,
+            )
+            page.wait_for_timeout(1200)
+            shown = page.locator("body").inner_text()
+            assert "Page not found" not in shown, shown[-600:]  # the dialog comes last
+            assert page.get_by_text("Admin sign-in").first.is_visible()
+            assert page.get_by_role("textbox", name="Password").is_visible()
+            assert page.url.rstrip("/").endswith("/admin-costs")
+            _assert_no_traceback(page)
+        finally:
+            browser.close()

@@ -48,7 +48,7 @@ def app_url(engine, tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}  # DATA_DIR etc.: the tests' own database
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, "-m", "core.ui_server", "run", str(app), "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

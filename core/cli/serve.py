@@ -45,7 +45,7 @@ def _children(args: argparse.Namespace) -> list[Child]:
     kids = [
         Child(
             "ui",
-            [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(args.port),
+            [py, "-m", "core.ui_server", "run", "streamlit_app.py", "--server.port", str(args.port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             essential=True,
         )

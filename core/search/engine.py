@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from core.search import cache
 from core.search.links import youtube_id
-from core.search.fusion import FusionConfig, fusion_config, rrf
+from core.search.fusion import FusionConfig, convex, fusion_config, rrf
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
-from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
+from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
 from core.search.shaping import load_chunks, shape
 
 _qvec_lock = threading.Lock()
@@ -159,6 +159,7 @@ def search(
     t = lap("preprocess", t)
 
     lists: dict[str, list[Candidate]] = {}
+    qvec, space = None, None
     if mode != "keyword":
         if embedder is None:
             from core.embeddings import get_embedder
@@ -180,18 +181,23 @@ def search(
             t = lap("vector", t)
         else:
             lists["vector"] = []
+    kq = None
     if mode != "vector":
-        lists["keyword"] = keyword_candidates(
-            session, prepared.keyword, limit=cfg.candidates, filters=filters,
-            include_hidden=include_hidden, strict=prepared.operators, stats=keyword_stats(session, version),
-        )
+        kq = keyword_query(session, prepared.keyword, strict=prepared.operators, stats=keyword_stats(session, version))
+        lists["keyword"] = keyword_candidates(session, kq, limit=cfg.candidates, filters=filters,
+                                              include_hidden=include_hidden)
         t = lap("keyword", t)
 
-    weights = {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}
-    if mode in ("vector", "keyword"):
-        weights = {mode: 1.0}
     # Enough fused chunks to fill k videos with their moments; the long tail is never shown.
-    fused = rrf(lists, weights, cfg.rrf_k)[: max(10 * k, 60)]
+    keep = max(10 * k, 60)
+    if mode in ("vector", "keyword"):
+        fused = rrf(lists, {mode: 1.0})[:keep]  # one list: its own order
+    elif cfg.method == "rrf":
+        fused = rrf(lists, {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}, cfg.rrf_k)[:keep]
+    else:
+        union = sorted({c.chunk_id for cands in lists.values() for c in cands})
+        scores = rescore(session, union, kq, qvec, space_id=space and space[0], dim=space and space[1])
+        fused = convex(scores, cfg.alpha)[:keep]
     t = lap("fuse", t)
 
     rows = load_chunks(session, [cid for cid, _ in fused])

@@ -155,9 +155,53 @@ def query_lexemes(session: Session, keyword: str) -> list[str]:
     )
 
 
+@dataclass(frozen=True)
+class KeywordQuery:
+    """One query's full-text scoring, built once and shared by the keyword retriever and the
+    hybrid rescoring (retrieval.rescore), so both score a chunk with the same formula."""
+
+    keyword: str  # websearch_to_tsquery input (the prepared query)
+    match_sql: str  # the tsquery that selects candidates
+    weight_sql: str  # Σ idf of the query words chunk `c` contains (SQL over bound :lx/:w params)
+    params: dict
+    ceiling: float  # the most weight_sql + the all-words bonus can reach: Σ idf + 1
+
+
+def keyword_query(session: Session, keyword: str, *, strict: bool = False, stats: KeywordStats | None = None) -> KeywordQuery:
+    """Questions are long and rarely have every word in one 45-second chunk, so unless the
+    user typed websearch operators (`strict`), a chunk matching any of the query's rarer
+    words is a candidate (rarest first, up to ROW_BUDGET estimated rows)."""
+    lexemes = [] if strict else query_lexemes(session, keyword)
+    if not lexemes:
+        return KeywordQuery(keyword, "websearch_to_tsquery('english', :kw)", "0", {}, 1.0)
+    weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
+    match = list(weights)
+    if stats and stats.chunks:
+        # Rarest first (unseen words too: absent from the sample, maybe not from the archive).
+        match, budget = [], 0.0
+        for lx in sorted(weights, key=stats.rows):
+            if match and budget + stats.rows(lx) > ROW_BUDGET:
+                break
+            match.append(lx)
+            budget += stats.rows(lx)
+    names = {lx: f"lx{i}" for i, lx in enumerate(weights)}
+    params = {names[lx]: lx for lx in weights} | {f"w{i}": float(w) for i, w in enumerate(weights.values())}
+
+    def lexeme_sql(lx: str) -> str:
+        return f"CAST(quote_literal(CAST(:{names[lx]} AS text)) AS tsquery)"
+
+    return KeywordQuery(
+        keyword,
+        "(" + " || ".join(lexeme_sql(lx) for lx in match) + ")",
+        " + ".join(f"(c.tsv @@ {lexeme_sql(lx)})::int * :w{i}" for i, lx in enumerate(weights)),
+        params,
+        sum(weights.values()) + 1.0,
+    )
+
+
 def keyword_candidates(
     session: Session,
-    keyword: str,
+    keyword: str | KeywordQuery,
     *,
     limit: int,
     filters: SearchFilters | None = None,
@@ -165,49 +209,63 @@ def keyword_candidates(
     strict: bool = False,
     stats: KeywordStats | None = None,
 ) -> list[Candidate]:
-    """Full-text matches, best first.
+    """Full-text matches, best first (candidates as keyword_query selects them).
 
-    Questions are long and rarely have every word in one 45-second chunk, so unless the
-    user typed websearch operators (`strict`), a chunk matching any of the query's rarer
-    words is a candidate (rarest first, up to ROW_BUDGET estimated rows). Score: the sum of the idf of the query words it contains (a BM25 without
+    Score: the sum of the idf of the query words a chunk contains (a BM25 without
     term-frequency saturation — chunks are short), + 1 when it holds all the words or the
     quoted phrase, + ts_rank_cd (query words close together) to break ties.
     """
+    kq = keyword if isinstance(keyword, KeywordQuery) else keyword_query(session, keyword, strict=strict, stats=stats)
     where, params = filter_sql(filters, include_hidden)
-    lexemes = [] if strict else query_lexemes(session, keyword)
-    if strict or not lexemes:
-        query_sql, weight_sql = "websearch_to_tsquery('english', :kw)", "0"
-    else:
-        weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
-        match = list(weights)
-        if stats and stats.chunks:
-            # Rarest first (unseen words too: absent from the sample, maybe not from the archive).
-            by_rarity = sorted(weights, key=stats.rows)
-            match, budget = [], 0.0
-            for lx in by_rarity:
-                if match and budget + stats.rows(lx) > ROW_BUDGET:
-                    break
-                match.append(lx)
-                budget += stats.rows(lx)
-        params.update({f"lx{i}": lx for i, lx in enumerate(weights)})
-        params.update({f"w{i}": float(w) for i, w in enumerate(weights.values())})
-        parts = [f"CAST(quote_literal(CAST(:lx{list(weights).index(lx)} AS text)) AS tsquery)" for lx in match]
-        query_sql = "(" + " || ".join(parts) + ")"
-        weight_sql = " + ".join(
-            f"(c.tsv @@ CAST(quote_literal(CAST(:lx{i} AS text)) AS tsquery))::int * :w{i}" for i in range(len(weights))
-        )
     sql = text(
         f"""
         WITH q AS MATERIALIZED (
-            SELECT {query_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq
+            SELECT {kq.match_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq
         )
         SELECT c.id,
-               {weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
+               {kq.weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
         FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
         WHERE c.tsv @@ q.anyq AND {where}
         ORDER BY score DESC, c.id
         LIMIT :limit
         """
     )
-    rows = session.execute(sql, {**params, "kw": keyword, "limit": int(limit)}).all()
+    rows = session.execute(sql, {**params, **kq.params, "kw": kq.keyword, "limit": int(limit)}).all()
     return [Candidate(int(cid), rank, float(score)) for rank, (cid, score) in enumerate(rows, start=1)]
+
+
+def rescore(
+    session: Session,
+    chunk_ids: list[int],
+    kq: KeywordQuery,
+    query_vector: np.ndarray | None,
+    *,
+    space_id: int | None,
+    dim: int | None,
+) -> dict[int, tuple[float, float]]:
+    """Both scores of every candidate either retriever found: {chunk id: (cosine, keyword share)}.
+
+    A chunk the vector side ranked 101st still has a cosine, and one the keyword side left out
+    may hold the query's rarest word: score fusion needs both numbers for every candidate, not
+    "absent". Cosine is 0 for chunks of another embedding model; the keyword share is the
+    chunk's score over KeywordQuery.ceiling (1 = every query word and the all-words bonus).
+    Only ids the retrievers returned (already filtered) are scored: a primary-key lookup.
+    """
+    if not chunk_ids:
+        return {}
+    if query_vector is not None and space_id is not None and dim is not None:
+        sid, d = int(space_id), int(dim)  # integers from our own table: safe to inline
+        cosine = f"CASE WHEN c.embedding_space_id = {sid} THEN 1 - (c.embedding::vector({d}) <=> CAST(:qvec AS vector({d}))) END"
+        vec_param = {"qvec": np.asarray(query_vector, dtype=np.float32)}
+    else:
+        cosine, vec_param = "NULL", {}
+    sql = text(
+        f"""
+        WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english', :kw) AS allq)
+        SELECT c.id, {cosine} AS cos, {kq.weight_sql} + (c.tsv @@ q.allq)::int AS kw
+        FROM chunks c, q
+        WHERE c.id = ANY(:ids)
+        """
+    )
+    rows = session.execute(sql, {**kq.params, **vec_param, "kw": kq.keyword, "ids": [int(i) for i in chunk_ids]}).all()
+    return {int(cid): (float(cos or 0.0), min(1.0, float(kw) / kq.ceiling)) for cid, cos, kw in rows}
