@@ -165,12 +165,17 @@ def eval_nfcorpus(session, embedder, cfg, args, item_to_doc) -> tuple[dict[str, 
             results[method].recall.append(len({d for d in ranked[:10] if d in rel}) / len(rel))
             results[method].mrr.append(mrr_at(gains))
         session.rollback()
-    if "hybrid+rerank" in results and args.rerank_limit and args.rerank_limit < len(qids):
-        n, h = args.rerank_limit, results["hybrid"]
-        # The same first N queries without the reranker, so the two rows compare like with like.
-        results[f"hybrid (first {n})"] = Scores(h.ndcg[:n], h.recall[:n], h.mrr[:n], h.ms[:n])
-        results[f"hybrid+rerank ({n})"] = results.pop("hybrid+rerank")
-    return results, len(qids)
+    return label_rerank_rows(results, args.rerank_limit, len(qids)), len(qids)
+
+
+def label_rerank_rows(results: dict[str, Scores], limit: int, total: int) -> dict[str, Scores]:
+    """When only the first `limit` queries were reranked, add hybrid over the same queries so the
+    two rows compare like with like."""
+    if "hybrid+rerank" in results and limit and limit < total:
+        h = results["hybrid"]
+        results[f"hybrid (first {limit})"] = Scores(h.ndcg[:limit], h.recall[:limit], h.mrr[:limit], h.ms[:limit])
+        results[f"hybrid+rerank ({limit})"] = results.pop("hybrid+rerank")
+    return results
 
 
 def cli_config(args):
@@ -279,11 +284,26 @@ def chaffee_styles() -> dict[str, str]:
     return {q["id"]: q.get("style", "question") for q in map(json.loads, filter(str.strip, QUERIES_FILE.read_text().splitlines()))}
 
 
+def print_margin(results: dict[str, Scores], rounds: int = 2000) -> None:
+    """Hybrid minus the better single method, nDCG@10, with a paired bootstrap 95% interval over
+    the queries: how much of the margin could be the luck of which questions were written."""
+    import random
+
+    best = max(("keyword", "vector"), key=lambda m: statistics.fmean(results[m].ndcg))
+    diffs = [h - b for h, b in zip(results["hybrid"].ndcg, results[best].ndcg)]
+    rng = random.Random(0)
+    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(rounds))
+    lo, hi = means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+    print(f"  hybrid − {best}: {statistics.fmean(diffs):+.4f} nDCG@10 (95% bootstrap interval {lo:+.4f} … {hi:+.4f}; "
+          f"hybrid better on {sum(d > 0 for d in diffs)} queries, worse on {sum(d < 0 for d in diffs)})")
+
+
 def print_by_style(results: dict[str, Scores], ids: list[str]) -> None:
     """nDCG@10 per query style: where each method wins (keywords favour the keyword index,
     paraphrased questions the vectors)."""
     styles = chaffee_styles()
-    print(f"  nDCG@10 by query style: " + "  ".join(f"{m}" for m in results))
+    results = {m: results[m] for m in ("keyword", "vector", "hybrid") if m in results}  # the rows over every query
+    print("  nDCG@10 by query style: " + "  ".join(f"{m}" for m in results))
     for style in sorted({styles[q] for q in ids}):
         idx = [i for i, q in enumerate(ids) if styles[q] == style]
         cells = "  ".join(f"{statistics.fmean(results[m].ndcg[i] for i in idx):.4f}" for m in results)
@@ -339,13 +359,14 @@ def labelled_questions(feedback, args) -> list[tuple[str, str, list[Span]]]:
     return labels[: args.limit] if args.limit else labels
 
 
-def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for) -> dict[str, Scores]:
+def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rerank_limit: int = 0) -> dict[str, Scores]:
     """Moment-level scores of each method; cfg_for(question index) is the fusion config it runs with."""
     from core.search import search
 
     results = {m: Scores.empty() for m in methods}
     for method in results:
-        for i, (qid, q, spans) in enumerate(labels):
+        todo = labels[:rerank_limit] if method == "hybrid+rerank" and rerank_limit else labels
+        for i, (qid, q, spans) in enumerate(todo):
             t = time.perf_counter()
             r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(i),
                        moments_per_video=10)
@@ -398,7 +419,7 @@ def tune(session, embedder, labels, args):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-rerank", dest="rerank", action="store_false", help="skip the cross-encoder column")
-    ap.add_argument("--rerank-limit", type=int, default=0, help="rerank only the first N NFCorpus queries (0 = all)")
+    ap.add_argument("--rerank-limit", type=int, default=0, help="rerank only the first N queries of each set (0 = all)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each set (smoke runs)")
     ap.add_argument("--tune-queries", type=int, default=300, help="NFCorpus train queries used to tune the fusion")
     ap.add_argument("--no-tune", action="store_true", help="use FusionConfig defaults as they are")
@@ -433,18 +454,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "nfcorpus"):
             res, n = eval_nfcorpus(session, embedder, cfg, args, item_to_doc or load_nfcorpus(session, embedder))
             print_table("NFCorpus dev (doc-level: video group = abstract)", n, res)
+            print_margin(res)
         if args.only in (None, "chaffee"):
             methods = [m for m in METHODS if m != "hybrid+rerank" or args.rerank]
             ids = [qid for qid, _, _ in labels]
-            res = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder), methods, cfg_for)
-            print_table("Chaffee transcripts (moment-level, labelled spans)", len(labels), res)
+            res = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder), methods, cfg_for, args.rerank_limit)
+            print_table("Chaffee transcripts (moment-level, labelled spans)", len(labels),
+                        label_rerank_rows(res, args.rerank_limit, len(labels)))
+            print_margin(res)
             print_by_style(res, ids)
-            hard = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder, distractors=True), methods, cfg_for)
-            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", len(labels), hard)
+            hard = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder, distractors=True), methods, cfg_for,
+                                args.rerank_limit)
+            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", len(labels),
+                        label_rerank_rows(hard, args.rerank_limit, len(labels)))
+            print_margin(hard)
             print_by_style(hard, ids)
             if args.per_query:
                 for i, (qid, q, _) in enumerate(labels):
-                    row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res)
+                    row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res if i < len(res[m].ndcg))
                     print(f"  {qid} {row}  {q}")
     knobs = f"alpha={cfg.alpha}" if cfg.method == "convex" else f"keyword_weight={cfg.keyword_weight} rrf_k={cfg.rrf_k}"
     print(f"\nfusion used: {cfg.method} {knobs} candidates={cfg.candidates}; rerank = {cfg.reranker} "

@@ -314,6 +314,59 @@ def test_fusion_ranks_by_weighted_reciprocal_rank():
     assert [cid for cid, _ in only_vector] == [1, 2]
 
 
+def test_convex_fusion_keeps_how_strongly_each_side_matched():
+    from core.search.fusion import convex
+
+    # (cosine, keyword share): a near-miss on meaning alone, a chunk with every query word, a weak one.
+    scores = {1: (0.62, 0.0), 2: (0.45, 1.0), 3: (0.30, 0.2)}
+    assert [cid for cid, _ in convex(scores, 0.6)] == [2, 1, 3]
+    assert [cid for cid, _ in convex(scores, 1.0)] == [1, 2, 3]  # all vector: cosine order
+    assert [cid for cid, _ in convex(scores, 0.0)] == [2, 3, 1]  # all keyword
+    # A negative cosine means "unrelated", no worse than 0; equal scores keep a stable order.
+    assert convex({5: (0.0, 0.5), 4: (-0.3, 0.5)}, 0.6) == [(4, 0.2), (5, 0.2)]
+
+
+@pytest.mark.parametrize("term", ["epilepsy", "exponential"])
+def test_a_rare_word_leads_to_the_moment_that_says_it(archive, term):
+    """One rare word carries little meaning for the embedding model (its nearest chunk is about
+    something else); hybrid search still opens first at the moment where the word is said."""
+    with session_scope() as s:
+        r = search(s, term, log=False)
+        first = r.groups[0].moments[0]
+        said = s.execute(
+            text("SELECT text FROM chunks WHERE media_item_id = :m AND start_s < :e AND end_s > :s"),
+            {"m": r.groups[0].media_item_id, "s": first.start_s, "e": first.end_s},
+        ).scalars().all()
+    assert any(term in t.lower() for t in said), (first.start_s, first.end_s)
+
+
+def test_hybrid_scores_each_candidate_on_both_sides(archive):
+    """A chunk only one retriever returned is still scored by the other (real cosine, real keyword share)."""
+    import numpy as np
+
+    from core.embeddings import get_embedder
+    from core.search.engine import _space
+    from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore
+
+    query = "epilepsy"
+    emb = get_embedder()
+    with session_scope() as s:
+        sid, dim = _space(s, emb)
+        qv = np.asarray(emb.embed_query(query), dtype=np.float32)
+        kq = keyword_query(s, query, stats=keyword_stats(s, cache.content_version(s)))
+        kw = [c.chunk_id for c in keyword_candidates(s, kq, limit=5)]
+        vec = [c.chunk_id for c in vector_candidates(s, qv, space_id=sid, dim=dim, limit=5)]
+        scores = rescore(s, sorted(set(kw) | set(vec)), kq, qv, space_id=sid, dim=dim)
+        stored = {cid: (np.asarray(e.to_list(), dtype=np.float32), t) for cid, e, t in
+                  s.execute(text("SELECT id, embedding, text FROM chunks WHERE id = ANY(:ids)"), {"ids": list(scores)})}
+    assert set(scores) == set(kw) | set(vec)
+    for cid, (cos, share) in scores.items():
+        e, body = stored[cid]
+        assert cos == pytest.approx(float(e @ qv / np.linalg.norm(e) / np.linalg.norm(qv)), abs=1e-4)
+        assert (share > 0) == ("epilep" in body.lower())  # only chunks holding the word get a keyword share
+        assert 0.0 <= share <= 1.0
+
+
 def test_invalidate_without_a_session_reaches_other_processes(archive):
     with session_scope() as s:
         before = cache.content_version(s)

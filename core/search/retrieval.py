@@ -164,7 +164,7 @@ class KeywordQuery:
     match_sql: str  # the tsquery that selects candidates
     weight_sql: str  # Σ idf of the query words chunk `c` contains (SQL over bound :lx/:w params)
     params: dict
-    ceiling: float  # the most weight_sql + the all-words bonus can reach: Σ idf + 1
+    ceiling: float  # the most weight_sql + the all-words bonus can reach: Σ idf + 1 (ts_rank_cd aside)
 
 
 def keyword_query(session: Session, keyword: str, *, strict: bool = False, stats: KeywordStats | None = None) -> KeywordQuery:
@@ -248,7 +248,8 @@ def rescore(
     A chunk the vector side ranked 101st still has a cosine, and one the keyword side left out
     may hold the query's rarest word: score fusion needs both numbers for every candidate, not
     "absent". Cosine is 0 for chunks of another embedding model; the keyword share is the
-    chunk's score over KeywordQuery.ceiling (1 = every query word and the all-words bonus).
+    chunk's keyword score (as keyword_candidates computes it) over its ceiling + 1 for the
+    ts_rank_cd term: 1 = every query word, all together, close to each other.
     Only ids the retrievers returned (already filtered) are scored: a primary-key lookup.
     """
     if not chunk_ids:
@@ -261,11 +262,11 @@ def rescore(
         cosine, vec_param = "NULL", {}
     sql = text(
         f"""
-        WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english', :kw) AS allq)
-        SELECT c.id, {cosine} AS cos, {kq.weight_sql} + (c.tsv @@ q.allq)::int AS kw
+        WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english', :kw) AS allq, {kq.match_sql} AS anyq)
+        SELECT c.id, {cosine} AS cos, {kq.weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS kw
         FROM chunks c, q
         WHERE c.id = ANY(:ids)
         """
     )
     rows = session.execute(sql, {**kq.params, **vec_param, "kw": kq.keyword, "ids": [int(i) for i in chunk_ids]}).all()
-    return {int(cid): (float(cos or 0.0), min(1.0, float(kw) / kq.ceiling)) for cid, cos, kw in rows}
+    return {int(cid): (float(cos or 0.0), min(1.0, float(kw) / (kq.ceiling + 1.0))) for cid, cos, kw in rows}
