@@ -295,3 +295,15 @@ def set_synonyms(session: Session, actor: str, mapping: Mapping[str, list[str] |
     after = _refuse_on_domain_error(lambda: _set(session, mapping))
     audit.record(session, actor, "search.synonyms", "synonyms", before, after)
     return after  # type: ignore[return-value]
+
+
+def set_search_ranking(session: Session, actor: str, *, alpha: float, rerank: bool) -> dict:
+    """The balance of meaning (vector) and exact words (keyword) in hybrid search, and the rerank stage."""
+    from core.search.fusion import fusion_config, set_fusion_config
+
+    old = fusion_config(session)
+    before = {"alpha": old.alpha, "rerank": old.rerank}
+    after = {"alpha": round(float(alpha), 3), "rerank": bool(rerank)}
+    _refuse_on_domain_error(lambda: set_fusion_config(session, **after))
+    audit.record(session, actor, "search.ranking", "search ranking", before, after)
+    return after

@@ -1,4 +1,4 @@
-"""Settings: the synonym groups that widen searches, and the prices the budget charges."""
+"""Settings: how search ranks, the synonym groups that widen searches, and the prices the budget charges."""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,17 +6,35 @@ import streamlit as st
 
 from core import admin_actions, budget
 from core.db import session_scope
+from core.search.fusion import fusion_config
 from core.search.preprocess import get_synonyms
 from pages._auth import require_admin
 from pages._ui import page_header, run_action, show_flash
 
 actor = require_admin()
-page_header("Settings", "Words that mean the same thing to this archive's viewers, and what each paid engine costs.")
+page_header("Settings", "How search ranks, words that mean the same thing to this archive's viewers, and what each paid engine costs.")
 show_flash()
 
 with session_scope() as s:
     synonyms = get_synonyms(s)
     prices = budget.get_prices(s)
+    ranking = fusion_config(s)
+
+st.subheader("Search ranking")
+st.caption("Each passage scores on meaning (the embedding model) and on the query's exact words (full text). "
+           "More weight on exact words favours rare terms, names and drugs; more on meaning favours questions "
+           "phrased in other words. The default (0.60) scored best on the relevance benchmark.")
+with st.form("ranking"):
+    alpha = st.slider("Weight on meaning (the rest goes to exact words)", min_value=0.0, max_value=1.0,
+                      value=float(ranking.alpha), step=0.05, format="%.2f")
+    rerank = st.toggle("Rerank the top passages with the cross-encoder (more accurate on the labelled "
+                       "questions, about 1 s more per search on 2 CPU cores)", value=bool(ranking.rerank))
+    if st.form_submit_button("Save ranking"):
+        if (alpha, rerank) == (float(ranking.alpha), bool(ranking.rerank)):
+            st.info("Nothing to save: the ranking is unchanged.")
+        elif run_action(admin_actions.set_search_ranking, actor, alpha=alpha, rerank=rerank,
+                        success="Search ranking saved; new searches use it at once."):
+            st.rerun()
 
 st.subheader("Synonyms")
 st.caption("A search for a term also finds its alternatives (e.g. *LDL* finds *cholesterol*). One group per row; "

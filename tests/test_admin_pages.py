@@ -282,6 +282,25 @@ def test_settings_prices_form(db):
     assert _actions("budget.price")[0].after["per_audio_minute"] == 0.004
 
 
+def test_settings_search_ranking_changes_what_search_uses(db):
+    from core.admin_actions import AdminActionError, set_search_ranking
+    from core.search.fusion import fusion_config
+
+    at = _page("admin_settings.py")
+    assert at.slider[0].value == 0.6 and at.toggle[0].value is False  # the benchmarked default
+    at.slider[0].set_value(0.35)
+    at.toggle[0].set_value(True)
+    _button(at, "Save ranking").click().run()
+    _no_errors(at)
+    with session_scope() as s:
+        cfg = fusion_config(s)
+        assert (cfg.alpha, cfg.rerank) == (0.35, True)
+        with pytest.raises(AdminActionError, match="between 0 and 1"):
+            set_search_ranking(s, "admin", alpha=1.5, rerank=False)
+    row = _actions("search.ranking")[0]
+    assert (row.before, row.after) == ({"alpha": 0.6, "rerank": False}, {"alpha": 0.35, "rerank": True})
+
+
 def test_audit_page_lists_actions_and_feedback(db):
     with session_scope() as s:
         ids = _seed(s)

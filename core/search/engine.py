@@ -6,6 +6,7 @@ caches the finished response under the content fingerprint (cache.py).
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 import threading
 import time
@@ -22,6 +23,8 @@ from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
 from core.search.shaping import load_chunks, shape
+
+logger = logging.getLogger(__name__)
 
 _qvec_lock = threading.Lock()
 _qvec_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -204,11 +207,17 @@ def search(
     t = lap("load", t)
     reranked = False
     if rerank_on and fused:
-        from core.search.rerank import get_cross_encoder, rerank
+        from core.search.rerank import RerankerUnavailable, get_cross_encoder, rerank
 
-        encoder = get_cross_encoder(cfg.reranker)
-        fused = rerank(encoder, prepared.cleaned, fused, {cid: r.text for cid, r in rows.items()}, cfg.rerank_top)
-        reranked = True
+        try:
+            encoder = get_cross_encoder(cfg.reranker)
+        except RerankerUnavailable as exc:
+            # A missing model must not take search down for viewers: fused order, and the admin
+            # sees why in the log (response.reranked stays False).
+            logger.warning("rerank skipped: %s", exc)
+        else:
+            fused = rerank(encoder, prepared.cleaned, fused, {cid: r.text for cid, r in rows.items()}, cfg.rerank_top)
+            reranked = True
         t = lap("rerank", t)
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,

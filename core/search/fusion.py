@@ -63,6 +63,14 @@ def fusion_config(session: Session | None) -> FusionConfig:
 
 
 def set_fusion_config(session: Session, **changes) -> FusionConfig:
+    """Store the admin's knobs (merged over what is stored); ValueError names a bad one."""
+    unknown = sorted(set(changes) - set(FusionConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"Unknown search setting(s): {', '.join(unknown)}.")
+    if "method" in changes and changes["method"] not in FUSION_METHODS:
+        raise ValueError(f"Fusion method must be one of {', '.join(FUSION_METHODS)}.")
+    if "alpha" in changes and not 0.0 <= float(changes["alpha"]) <= 1.0:
+        raise ValueError("The meaning/words balance (alpha) must be between 0 and 1.")
     row = session.get(AppSetting, SETTINGS_KEY)
     current = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
     current.update(changes)
