@@ -6,7 +6,6 @@ tests start the UI this way. `streamlit run streamlit_app.py` still works, with 
 from __future__ import annotations
 
 import logging
-import sys
 
 log = logging.getLogger(__name__)
 

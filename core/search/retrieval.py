@@ -164,7 +164,18 @@ class KeywordQuery:
     match_sql: str  # the tsquery that selects candidates
     weight_sql: str  # Σ idf of the query words chunk `c` contains (SQL over bound :lx/:w params)
     params: dict
-    ceiling: float  # the most weight_sql + the all-words bonus can reach: Σ idf + 1 (ts_rank_cd aside)
+    ceiling: float  # the score of a chunk with every word, all together, close: Σ idf + 1 + 1
+
+    def sql(self) -> tuple[str, str]:
+        """(the `q` CTE body, the score of chunk `c`), both over this query's bound params.
+
+        Score: the idf weights + 1 when every word (or the quoted phrase) is there + ts_rank_cd
+        (query words close together, ≈ 0…1).
+        """
+        return (
+            f"SELECT {self.match_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq",
+            f"{self.weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1)",
+        )
 
 
 def keyword_query(session: Session, keyword: str, *, strict: bool = False, stats: KeywordStats | None = None) -> KeywordQuery:
@@ -173,7 +184,7 @@ def keyword_query(session: Session, keyword: str, *, strict: bool = False, stats
     words is a candidate (rarest first, up to ROW_BUDGET estimated rows)."""
     lexemes = [] if strict else query_lexemes(session, keyword)
     if not lexemes:
-        return KeywordQuery(keyword, "websearch_to_tsquery('english', :kw)", "0", {}, 1.0)
+        return KeywordQuery(keyword, "websearch_to_tsquery('english', :kw)", "0", {}, 2.0)
     weights = {lx: (stats.idf(lx) if stats else 1.0) for lx in dict.fromkeys(lexemes)}
     match = list(weights)
     if stats and stats.chunks:
@@ -195,7 +206,7 @@ def keyword_query(session: Session, keyword: str, *, strict: bool = False, stats
         "(" + " || ".join(lexeme_sql(lx) for lx in match) + ")",
         " + ".join(f"(c.tsv @@ {lexeme_sql(lx)})::int * :w{i}" for i, lx in enumerate(weights)),
         params,
-        sum(weights.values()) + 1.0,
+        sum(weights.values()) + 2.0,
     )
 
 
@@ -217,13 +228,11 @@ def keyword_candidates(
     """
     kq = keyword if isinstance(keyword, KeywordQuery) else keyword_query(session, keyword, strict=strict, stats=stats)
     where, params = filter_sql(filters, include_hidden)
+    q_sql, score_sql = kq.sql()
     sql = text(
         f"""
-        WITH q AS MATERIALIZED (
-            SELECT {kq.match_sql} AS anyq, websearch_to_tsquery('english', :kw) AS allq
-        )
-        SELECT c.id,
-               {kq.weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS score
+        WITH q AS MATERIALIZED ({q_sql})
+        SELECT c.id, {score_sql} AS score
         FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
         WHERE c.tsv @@ q.anyq AND {where}
         ORDER BY score DESC, c.id
@@ -248,8 +257,7 @@ def rescore(
     A chunk the vector side ranked 101st still has a cosine, and one the keyword side left out
     may hold the query's rarest word: score fusion needs both numbers for every candidate, not
     "absent". Cosine is 0 for chunks of another embedding model; the keyword share is the
-    chunk's keyword score (as keyword_candidates computes it) over its ceiling + 1 for the
-    ts_rank_cd term: 1 = every query word, all together, close to each other.
+    chunk's keyword score (the one keyword_candidates ranks by) over KeywordQuery.ceiling.
     Only ids the retrievers returned (already filtered) are scored: a primary-key lookup.
     """
     if not chunk_ids:
@@ -260,13 +268,14 @@ def rescore(
         vec_param = {"qvec": np.asarray(query_vector, dtype=np.float32)}
     else:
         cosine, vec_param = "NULL", {}
+    q_sql, score_sql = kq.sql()
     sql = text(
         f"""
-        WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english', :kw) AS allq, {kq.match_sql} AS anyq)
-        SELECT c.id, {cosine} AS cos, {kq.weight_sql} + (c.tsv @@ q.allq)::int + ts_rank_cd(c.tsv, q.anyq, 1) AS kw
+        WITH q AS MATERIALIZED ({q_sql})
+        SELECT c.id, {cosine} AS cos, {score_sql} AS kw
         FROM chunks c, q
         WHERE c.id = ANY(:ids)
         """
     )
     rows = session.execute(sql, {**kq.params, **vec_param, "kw": kq.keyword, "ids": [int(i) for i in chunk_ids]}).all()
-    return {int(cid): (float(cos or 0.0), min(1.0, float(kw) / (kq.ceiling + 1.0))) for cid, cos, kw in rows}
+    return {int(cid): (float(cos or 0.0), min(1.0, float(kw) / kq.ceiling)) for cid, cos, kw in rows}
