@@ -121,9 +121,17 @@ def test_admin_console_in_chromium(demo_app):
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         try:
-            # Viewers see only Search; the Admin section offers just "Sign in".
+            # The fresh server's very first page load is a bookmarked admin link: it shows the sign-in
+            # form. (Streamlit would otherwise treat pages/ as a v1 pages folder until the first script
+            # run reaches st.navigation and put a "Page not found" dialog over it: core/ui_server.py.)
             page.goto(demo_app + "/admin-costs")
             _settle(page, "Admin sign-in")
+            shown = page.locator("body").inner_text()
+            assert "Page not found" not in shown, shown[-600:]  # the dialog comes last
+            assert page.get_by_role("textbox", name="Password").is_visible()
+            assert page.url.rstrip("/").endswith("/admin-costs")
+            _assert_no_traceback(page)
+            # Viewers see only Search; the Admin section offers just "Sign in".
             nav = page.locator("[data-testid=stSidebarNav]").inner_text()
             assert "Sign in" in nav and "Costs" not in nav and "Backfill" not in nav
             _shoot(page, "1-sign-in")
@@ -172,32 +180,3 @@ def test_admin_console_in_chromium(demo_app):
             browser.close()
     assert len(list(SHOTS.glob("*.png"))) >= len(PAGES) + 1
 
-
-def test_deep_link_is_the_first_visit_to_a_fresh_server(demo_app):
-    """A bookmarked admin link opened before anyone has visited the home page shows the sign-in form.
-
-    Streamlit would otherwise treat pages/ as a v1 pages folder until the first script run reaches
-    st.navigation, and answer this very first request "Page not found" (core/ui_server.py).
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        try:
-            page.goto(demo_app + "/admin-costs")  # the server's first page load
-            page.get_by_text("Admin sign-in").or_(page.get_by_text("Page not found")).first.wait_for(timeout=45_000)
-            page.wait_for_function(  # the script run has finished (as in _settle)
-                "() => { const w = document.querySelector('[data-testid=stStatusWidget]');"
-                " return !w || !/Stop|Running/.test(w.innerText); }",
-                timeout=60_000,
-            )
-            page.wait_for_timeout(1200)
-            shown = page.locator("body").inner_text()
-            assert "Page not found" not in shown, shown[-600:]  # the dialog comes last
-            assert page.get_by_text("Admin sign-in").first.is_visible()
-            assert page.get_by_role("textbox", name="Password").is_visible()
-            assert page.url.rstrip("/").endswith("/admin-costs")
-            _assert_no_traceback(page)
-        finally:
-            browser.close()
