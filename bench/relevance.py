@@ -4,8 +4,8 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
 1. NFCorpus (BEIR), dev split: 324 nutrition questions, graded judgments over 3,633 abstracts.
    Each abstract is one media item cut into ~120-word chunks; a video group = a document.
 2. The real Chaffee transcripts (../shared/data/transcripts, two long interviews, ≈ 3.5 h):
-   100 questions written by reading the SRTs (blind: no search was run while labelling), each with the time span(s) that answer it
-   (bench/chaffee_queries.jsonl). A moment counts as relevant when it overlaps an answer span
+   100 questions written by reading the SRTs (blind: no search was run while labelling), each
+   with the time span(s) that answer it (bench/chaffee_queries.jsonl). A moment counts as relevant when it overlaps an answer span
    of the same video; each span counts once. Thumbs-up/down feedback stored by the app (the
    `feedback` table of the configured database, with --feedback) adds judgments.
 
@@ -13,8 +13,9 @@ Fusion is the convex combination of cosine and keyword share (core/search/fusion
 knob, alpha (the vector share), is chosen on 300 NFCorpus *train* queries (disjoint from dev)
 together with the Chaffee questions, by two-fold cross-validation: each reported Chaffee
 question runs with the alpha chosen on the other half, so no reported figure was tuned on
-itself. Reciprocal rank fusion is scored on the train queries for comparison. Every figure goes through core.search.search(), the
-same code the app runs, against a throw-away embedded Postgres.
+itself. Reciprocal rank fusion is scored on the train queries for comparison. Every figure
+goes through core.search.search(), the same code the app runs, against a throw-away
+embedded Postgres.
 
     python bench/relevance.py                 # everything (first run embeds ≈ 9k chunks; cached)
     python bench/relevance.py --no-rerank     # skip the slow cross-encoder column
@@ -270,18 +271,18 @@ class Span:
     end: float
 
 
+def _labelled_rows() -> list[dict]:
+    return [json.loads(line) for line in QUERIES_FILE.read_text().splitlines() if line.strip()]
+
+
 def chaffee_labels() -> list[tuple[str, str, list[Span]]]:
-    out = []
-    for line in QUERIES_FILE.read_text().splitlines():
-        if line.strip():
-            q = json.loads(line)
-            out.append((q["id"], q["query"], [Span(a["video"], float(a["start"]), float(a["end"])) for a in q["answers"]]))
-    return out
+    return [(q["id"], q["query"], [Span(a["video"], float(a["start"]), float(a["end"])) for a in q["answers"]])
+            for q in _labelled_rows()]
 
 
 def chaffee_styles() -> dict[str, str]:
     """Query id → how it is phrased: "question", "keywords" (1–4 words) or "exact" (a rare term)."""
-    return {q["id"]: q.get("style", "question") for q in map(json.loads, filter(str.strip, QUERIES_FILE.read_text().splitlines()))}
+    return {q["id"]: q.get("style", "question") for q in _labelled_rows()}
 
 
 def print_margin(results: dict[str, Scores], rounds: int = 2000) -> None:
@@ -366,9 +367,9 @@ def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rer
     results = {m: Scores.empty() for m in methods}
     for method in results:
         todo = labels[:rerank_limit] if method == "hybrid+rerank" and rerank_limit else labels
-        for i, (qid, q, spans) in enumerate(todo):
+        for n, (qid, q, spans) in enumerate(todo):
             t = time.perf_counter()
-            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(i),
+            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(n),
                        moments_per_video=10)
             results[method].ms.append((time.perf_counter() - t) * 1000)
             moments = sorted(((m.score, item_to_video[g.media_item_id], m) for g, m in r.hits()), key=lambda x: -x[0])[:10]
