@@ -254,46 +254,63 @@ def process_item(
 
     transcript, reason, downloaded = _transcribe(item, source_row, engines, beat, progress)
     try:
-        chunks = list(chunk_segments(transcript.segments))
-        if not chunks:
-            raise NoSpeech(f"{item.title}: the transcript is empty (no speech found)")
-        beat("embedding")
-        embedder = get_embedder()
-        texts = [c.text for c in chunks]
-        tokens_before = getattr(embedder, "tokens_used", 0)
-        vectors = embedder.embed_documents(texts)
-        embed_tokens = getattr(embedder, "tokens_used", 0) - tokens_before
-
-        beat("indexing")
-        with session_scope() as session:
-            reasons = _quality_reasons(session, item_id, transcript, texts, vectors)
-            status = "review" if reasons else "indexed"
-            _write_index(
-                session, item_id, transcript, chunks, vectors, embedder, status, reason,
-                "; ".join(reasons) or None,
-            )
+        indexed = index_transcript(item_id, transcript, reason, heartbeat=beat)
     finally:
         # YouTube audio is only a means to a transcript; uploads and Zoom files are kept for playback.
         if downloaded is not None and source_row.kind == "youtube":
             downloaded.unlink(missing_ok=True)
-    _invalidate_search_cache()
 
     usage: list[Usage] = []
     if transcript.engine in LEDGER_NAME:  # engines whose calls cost money, by their ledger name
         usage.append(Usage(LEDGER_NAME[transcript.engine], audio_minutes=(transcript.audio_seconds or 0) / 60))
-    if embed_tokens:
-        usage.append(Usage(f"{embedder.provider}-embed", tokens=int(embed_tokens)))
+    if indexed.embed_tokens:
+        usage.append(Usage(f"{indexed.embed_provider}-embed", tokens=int(indexed.embed_tokens)))
     return ProcessResult(
         item_id=item_id,
-        status=status,
+        status=indexed.status,
         engine=transcript.engine,
         model=transcript.model,
         route_reason=reason,
         audio_seconds=transcript.audio_seconds,
-        chunk_count=len(chunks),
+        chunk_count=indexed.chunk_count,
         usage=usage,
-        review_reasons=reasons,
+        review_reasons=indexed.review_reasons,
     )
+
+
+class Indexed(NamedTuple):
+    status: str  # "indexed" | "review"
+    chunk_count: int
+    review_reasons: list[str]
+    embed_provider: str
+    embed_tokens: int
+
+
+def index_transcript(item_id: int, transcript: Transcript, reason: str, *, heartbeat: Heartbeat | None = None) -> Indexed:
+    """Chunk → embed → quality gates → replace the item's index, for a transcript in hand.
+
+    The second half of process_item, and all of a transcript import: a file the user brings
+    (SRT, VTT, json3) goes through the same gates and the same all-or-nothing replacement, so
+    a later caption or whisper run of that item replaces it instead of adding to it.
+    """
+    beat = heartbeat or (lambda _stage: None)
+    chunks = list(chunk_segments(transcript.segments))
+    if not chunks:
+        raise NoSpeech("the transcript is empty (no speech found)")
+    beat("embedding")
+    embedder = get_embedder()
+    texts = [c.text for c in chunks]
+    tokens_before = getattr(embedder, "tokens_used", 0)
+    vectors = embedder.embed_documents(texts)
+    embed_tokens = getattr(embedder, "tokens_used", 0) - tokens_before
+
+    beat("indexing")
+    with session_scope() as session:
+        reasons = _quality_reasons(session, item_id, transcript, texts, vectors)
+        status = "review" if reasons else "indexed"
+        _write_index(session, item_id, transcript, chunks, vectors, embedder, status, reason, "; ".join(reasons) or None)
+    _invalidate_search_cache()
+    return Indexed(status, len(chunks), reasons, embedder.provider, int(embed_tokens))
 
 
 __all__ = [
@@ -303,6 +320,7 @@ __all__ = [
     "TranscriptionError",
     "Usage",
     "get_or_create_source",
+    "index_transcript",
     "process_item",
     "register_item",
 ]

@@ -196,6 +196,46 @@ def enqueue(
     return job_id
 
 
+class TakeOver(NamedTuple):
+    job_id: int | None  # the claimable job to run now, or None (then `why` says what holds the item)
+    why: str | None = None
+
+
+def take_over(
+    session: Session, item_id: int, *, priority: float, engine: str | None = None, now: datetime | None = None
+) -> TakeOver:
+    """A job for `item_id` that the caller can claim right now (`ingest` runs one item at once).
+
+    A person asking for an item now takes over whatever job waits for it: a retry left by a
+    failed attempt, a queued backfill job, a job whose worker died (lease expired). It gets
+    the caller's engine and priority and a fresh set of attempts (the earlier failures were
+    the machine's, e.g. an engine without a key, not this run's). Only a job another live
+    worker is running right now is left alone.
+    """
+    now = now or clock.now()
+    job_id = enqueue(session, item_id, priority=priority, engine=engine)
+    if job_id is not None:
+        return TakeOver(job_id)
+    item = session.get(MediaItem, item_id)
+    if item is None or item.skipped:
+        return TakeOver(None, "the item is skipped (Admin → Library: un-skip it)")
+    job = session.scalars(
+        select(Job)
+        .where(Job.media_item_id == item_id, Job.kind == "ingest", Job.status.in_(LIVE_STATUSES))
+        .with_for_update()
+    ).first()
+    if job is None:  # finished between the insert and this look: queue it again
+        return TakeOver(enqueue(session, item_id, priority=priority, engine=engine))
+    if job.status == "running" and job.lease_expires_at is not None and job.lease_expires_at > now:
+        return TakeOver(None, f"worker {job.lease_owner} is transcribing it right now (job {job.id}, stage '{job.stage}')")
+    job.status, job.attempts, job.engine, job.priority = "queued", 0, engine, priority
+    job.run_after, job.lease_owner, job.lease_expires_at, job.stage = now, None, None, "taken over"
+    if item.status not in ("indexed", "review"):
+        item.status, item.status_detail = "queued", None
+    session.flush()
+    return TakeOver(job.id)
+
+
 def enqueue_items(session: Session, item_ids: list[int], *, kind: str = "ingest") -> int:
     """Queue many items at once with fresh priorities (one statement per 1,000); returns how many are new."""
     from core import priorities

@@ -78,13 +78,18 @@ Processor = Callable[..., Any]  # core.pipeline.process_item's signature
 
 
 def detect_capabilities(settings: Settings, engines: Sequence[str] | None = None) -> dict[str, Any]:
-    """What this machine can transcribe with: local whisper (+ device, model), the paid API if keyed."""
-    if engines is None:
-        engines = []
-        if "local" in settings.transcription_engines:
-            engines.append("local")
-        if "openai" in settings.transcription_engines and settings.openai_api_key:
-            engines.append("openai")
+    """What this machine can transcribe with: local whisper (+ device, model), the paid API if keyed.
+
+    Engines asked for explicitly are filtered the same way: a worker never advertises an
+    engine it cannot run (the API without a key), so the router never sends work to it.
+    """
+    from core.transcribe.registry import available_engines, unavailable_reason
+
+    wanted = [e for e in (engines if engines is not None else settings.transcription_engines) if e != "captions"]
+    for name in wanted:
+        if (why := unavailable_reason(name, settings)) is not None:
+            log.info("engine %s not offered by this worker: %s", name, why)
+    engines = available_engines(wanted, settings)
     device = None
     if "local" in engines:
         try:
@@ -464,9 +469,9 @@ class Worker:
         (e.g. the budget's reason, paused, another job of the item already running).
         """
         with session_scope() as s:
-            job_id = queue.enqueue(s, item_id, priority=2e13, engine=engine)
+            job_id, busy = queue.take_over(s, item_id, priority=2e13, engine=engine)
             if job_id is None:
-                return None, "a job for this item is already queued or running, or the item is skipped"
+                return None, f"not started: {busy}"
         claim = self.claim(job_id)
         if claim is None:
             with session_scope() as s:
@@ -634,6 +639,16 @@ class Worker:
             log.warning("job %s: %s", claim.job_id, exc)
             return
         with session_scope() as s:
+            if isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C, SIGTERM or a closed terminal under `ingest`: the person stopped it, the
+                # item did nothing wrong. Give the job back now; no attempt is counted.
+                if queue.release(s, claim.job_id, self.id, why="interrupted", now=now):
+                    self._money_after_failure(s, run, exc)
+                    item = s.get(MediaItem, claim.item_id)
+                    if item is not None and item.status not in ("indexed", "review"):
+                        item.status = "queued"
+                        item.status_detail = f"interrupted during '{run.stage}'; run the ingest again to continue"
+                return
             if isinstance(exc, ShutdownRequested):
                 if queue.release(s, claim.job_id, self.id, why="released at shutdown", now=now):
                     self._money_after_failure(s, run, exc)

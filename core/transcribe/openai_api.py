@@ -57,6 +57,14 @@ def estimate_cost_usd(model: str, audio_seconds: float) -> float | None:
     return None if price is None else round(price * audio_seconds / 60, 6)
 
 
+NO_KEY = "the openai engine needs an API key: set OPENAI_API_KEY (environment or .streamlit/secrets.toml)"
+
+
+def unavailable_reason(settings: Settings) -> str | None:
+    """None when the API can be called: it needs a key (a compatible server behind OPENAI_BASE_URL too)."""
+    return None if settings.openai_api_key else NO_KEY
+
+
 class OpenAIAPIError(TranscriptionError):
     """The API refused or failed the request after the client's own retries."""
 
@@ -99,9 +107,7 @@ class OpenAITranscriptionEngine:
 
     def client(self) -> OpenAI:
         if not self.api_key:
-            raise EngineUnavailable(
-                "the openai engine needs an API key: set OPENAI_API_KEY (environment or .streamlit/secrets.toml)"
-            )
+            raise EngineUnavailable(NO_KEY)
         if self._client is None:
             from openai import OpenAI
 
