@@ -75,6 +75,23 @@ def get_or_create_source(
     return source
 
 
+INDEXED_STATUSES = ("indexed", "review")
+
+
+def indexed_item(session: Session, source_kind: str, external_id: str) -> MediaItem | None:
+    """The item of that kind and id if it is already searchable (indexed, or held for review).
+
+    Any source of the kind counts: a video is the same video whether the channel sync, an
+    `ingest URL` or a transcript import registered it. A second ingest of it is a no-op.
+    """
+    return session.scalars(
+        select(MediaItem)
+        .join(Source, Source.id == MediaItem.source_id)
+        .where(Source.kind == source_kind, MediaItem.external_id == external_id, MediaItem.status.in_(INDEXED_STATUSES))
+        .order_by(MediaItem.id)
+    ).first()
+
+
 def register_item(session: Session, source: Source, info: ItemInfo, *, media_path: Path | None = None) -> MediaItem:
     """Insert the item, or refresh its metadata if the source already had it (never a duplicate).
 
@@ -321,6 +338,7 @@ __all__ = [
     "Usage",
     "get_or_create_source",
     "index_transcript",
+    "indexed_item",
     "process_item",
     "register_item",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -19,6 +20,32 @@ from core.sources.base import BadInput
 MEDIA_SUFFIXES = {
     ".mp3", ".m4a", ".wav", ".flac", ".ogg", ".opus", ".aac", ".webm", ".mp4", ".mkv", ".mov", ".m4v",
 }
+
+
+TRANSCRIPT_SUFFIXES = {".srt", ".vtt", ".webvtt", ".json3", ".json"}
+VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+_BRACKETED_ID = re.compile(r"\[([A-Za-z0-9_-]{11})\]")  # yt-dlp's "Title [id].en.vtt"
+
+
+def is_transcript_file(path: Path) -> bool:
+    return path.suffix.lower() in TRANSCRIPT_SUFFIXES
+
+
+def youtube_id_in_name(path: Path) -> str | None:
+    """The YouTube video id a transcript's file name carries, else None.
+
+    `RcBwvdVEAr8.srt`, `RcBwvdVEAr8.en.vtt` (YouTube Studio, yt-dlp) and `Some title [RcBwvdVEAr8].srt`.
+    A bare 11-character stem counts only if it looks random (mixed case past the first letter,
+    and not CamelCase words), so `Interview_2.srt`, `transcript1.srt` or `MeetingNote.srt` stay plain uploads.
+    """
+    if m := _BRACKETED_ID.search(path.name):
+        return m.group(1)
+    stem = path.name.split(".", 1)[0]
+    if not VIDEO_ID.fullmatch(stem):
+        return None
+    random_looking = any(c.isupper() for c in stem[1:]) and any(c.islower() or c.isdigit() for c in stem)
+    camel_words = re.fullmatch(r"(?:[A-Z][a-z]+)+\d*", stem) is not None  # "MeetingNote"
+    return stem if random_looking and not camel_words else None
 
 
 def file_sha256(path: Path) -> str:

@@ -292,3 +292,135 @@ def _speaker_names(cues: list[_Cue]) -> frozenset[str]:
     if labelled_cues * 5 >= cues_with_text * 4:
         return frozenset(counts)  # Zoom: (nearly) every cue starts with its speaker
     return frozenset(name for name, n in counts.items() if n >= 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transcript import: strict checks on a file a person brings
+# ---------------------------------------------------------------------------------------------
+
+TRANSCRIPT_SUFFIXES = tuple(_EXTENSIONS)
+# Overlap a well-formed transcript may have (one cue still shown as the next starts).
+MAX_OVERLAP_S = 2.0
+_ANY_TIMING = re.compile(r"-->")
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{2})(?:[.,]\d{1,3})?$")
+
+
+class TranscriptFileError(ValueError):
+    """A file that is not a usable transcript; the message is one sentence for the user."""
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:06.3f}"
+
+
+def _decode_strict(data: bytes, name: str) -> str:
+    """UTF-8 (BOM or not), UTF-16/32 with a BOM, or cp1252 text; anything else is refused."""
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return _decode(data.decode(encoding))
+            except UnicodeDecodeError:
+                break
+    else:
+        if b"\x00" not in data:
+            for encoding in ("utf-8", "cp1252"):
+                try:
+                    text = data.decode(encoding)
+                except UnicodeDecodeError:
+                    continue
+                # cp1252 maps almost every byte: binary data shows up as control characters.
+                controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
+                if controls <= len(text) // 1000:
+                    return _decode(text)
+    raise TranscriptFileError(
+        f"{name}: unknown text encoding (binary data, or UTF-16 without a byte-order mark); save it as UTF-8"
+    )
+
+
+def _check_timing_lines(text: str, name: str) -> None:
+    """Every line with '-->' must be a well-formed 'start --> end' with minutes and seconds below 60."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if not _ANY_TIMING.search(line):
+            continue
+        m = _TIMING_LINE.match(line)
+        stamps = m.groups() if m else ()
+        if not m or not all((c := _CLOCK.match(t)) and int(c.group(3)) < 60 and (c.group(1) is None or int(c.group(2)) < 60)
+                            for t in stamps):
+            raise TranscriptFileError(f"{name}: garbled time on line {number}: {line.strip()[:60]!r}")
+
+
+def _check_order(spans: list[tuple[float, float]], name: str) -> None:
+    """Cues must not end before they start, go back in time, or overlap by more than MAX_OVERLAP_S."""
+    prev: tuple[float, float] | None = None
+    for i, (start, end) in enumerate(spans, 1):
+        if end < start:
+            raise TranscriptFileError(f"{name}: cue {i} ends before it starts ({_fmt_time(start)} --> {_fmt_time(end)})")
+        if prev is not None:
+            if start < prev[0]:
+                raise TranscriptFileError(
+                    f"{name}: times go backwards at cue {i} ({_fmt_time(start)} after {_fmt_time(prev[0])})"
+                )
+            if start < prev[1] - MAX_OVERLAP_S:
+                raise TranscriptFileError(
+                    f"{name}: cue {i} starts at {_fmt_time(start)}, {prev[1] - start:.1f} s before cue {i - 1} ends: "
+                    "overlapping times"
+                )
+        prev = (start, end)
+
+
+def read_transcript_file(path: str | Path) -> tuple[list[Segment], str]:
+    """(segments, format) of a transcript file (.srt, .vtt, .json3), checked strictly.
+
+    Raises TranscriptFileError (one sentence) for an unknown type, an empty file, an unknown
+    encoding, garbled, backwards or overlapping times, or a file with no text in it.
+    """
+    path = Path(path)
+    name = path.name
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise TranscriptFileError(f"{name}: not a transcript file (expected .srt, .vtt or .json3)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TranscriptFileError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise TranscriptFileError(f"{name} is empty")
+    text = _decode_strict(data, name)
+    if fmt == "json3":
+        try:
+            events = json.loads(text).get("events")
+        except (json.JSONDecodeError, AttributeError):
+            events = None
+        if not isinstance(events, list):
+            raise TranscriptFileError(f"{name}: not a transcript: not YouTube json3 (no 'events' list)")
+        spans = []
+        for e in events:
+            if isinstance(e, dict) and e.get("segs") and not e.get("aAppend"):
+                try:
+                    start = int(e.get("tStartMs", 0)) / 1000
+                    spans.append((start, start + int(e.get("dDurationMs", 0)) / 1000))
+                except (TypeError, ValueError):
+                    raise TranscriptFileError(f"{name}: garbled time in event {e.get('tStartMs')!r}") from None
+        # Rolling automatic captions overlap by design: only sign and order are checked here.
+        for i, (s, e) in enumerate(spans, 1):
+            if e < s or s < 0:
+                raise TranscriptFileError(f"{name}: event {i} has a negative time or duration")
+        if any(b[0] < a[0] for a, b in zip(spans, spans[1:])):
+            raise TranscriptFileError(f"{name}: times go backwards (events out of order)")
+    else:
+        _check_timing_lines(text, name)
+        cues = _split_cues(text, fmt)
+        if not cues:
+            raise TranscriptFileError(f"{name}: not a transcript: no 'start --> end' timing lines")
+        rolling = fmt == "vtt" and bool(_INLINE_TIME.search(text))
+        if not rolling:  # YouTube's automatic VTT overlaps each line with the next by design
+            _check_order([(c.start, c.end) for c in cues], name)
+    try:
+        segments = parse_captions(text, fmt)
+    except ValueError as exc:
+        raise TranscriptFileError(f"{name}: not a transcript: {exc}") from None
+    if not segments:
+        raise TranscriptFileError(f"{name}: the transcript holds no text")
+    return segments, fmt
