@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+PRODUCTION_FLAGS = ("--server.fileWatcherType", "none", "--server.runOnSave", "false")
+
+
 @dataclass
 class Child:
     name: str
@@ -46,7 +49,9 @@ def _children(args: argparse.Namespace) -> list[Child]:
         Child(
             "ui",
             [py, "-m", "core.ui_server", "run", "streamlit_app.py", "--server.port", str(args.port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             # Production mode whatever config.toml says: no file watcher, no re-run on save.
+             *PRODUCTION_FLAGS],
             essential=True,
         )
     ]
