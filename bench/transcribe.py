@@ -3,13 +3,19 @@
     .venv/bin/python bench/transcribe.py                 # bundled tiny.en, 2 CPU threads
     .venv/bin/python bench/transcribe.py --model small.en --threads 2 --repeat 3
 
-Runs the app's own LocalWhisperEngine (plain beam search and the batched pipeline) over
+Runs the app's own LocalWhisperEngine in each decoding mode (plain beam search, the batched
+pipeline, and the VAD settings tried) over
   * real speech: ../shared/data/audio/jfk.flac and fleurs_en/*.ogg with their reference texts;
   * ~1 minute of espeak-ng speech synthesized from a known paragraph (when espeak-ng exists);
-  * "long": all of the above as one file, the shape of a real archive item.
-RTF = audio seconds / wall seconds of transcription (model already loaded, best of --repeat
-runs: the machine may be shared; CPU-time RTF is printed too). WER = word edit distance /
-reference words over the whole set, after lower-casing and stripping punctuation.
+  * "long-form": the 8 real clips joined into one ~2-minute call with 2–4 s pauses and a 30 s
+    break (tests/longform.py), each speaker at their own level (±9 dB), the shape in which
+    lost speech shows; and the same with the clips' raw levels (down to -68 dBFS).
+Word recall = share of the reference words present in the transcript, in order (difflib
+matching blocks over normalised words): a dropped passage costs it in full. "kept" = passages
+with at least half their words heard inside their own time span. WER = word edit distance /
+reference words, after lower-casing and stripping punctuation. RTF = audio seconds / wall
+seconds (model loaded, best of --repeat runs; CPU-time RTF too, for a shared machine).
+The GPU row (large-v3, batched) runs only where CUDA and those weights are present.
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.transcribe.base import EngineUnavailable  # noqa: E402
-from core.transcribe.local import LocalWhisperEngine  # noqa: E402
+from core.transcribe.local import DEFAULT_DECODING, LocalWhisperEngine  # noqa: E402
+from tests import longform  # noqa: E402
 
 SHARED_AUDIO = Path(os.environ.get("CHAFFEE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "audio"
 JFK_REFERENCE = ("And so my fellow Americans, ask not what your country can do for you, "
@@ -78,27 +85,6 @@ def synthetic_speech(folder: Path) -> list[tuple[Path, str]]:
     return [(wav, PARAGRAPH)]
 
 
-def long_talk(files: list[tuple[Path, str]], dest: Path) -> tuple[Path, str]:
-    """All clips as one file (1 s gaps), each scaled to the same loudness, like one long talk.
-
-    Archive items run ~52 minutes, so per-file start-up costs vanish there; clips alone would
-    understate the speed. Loudness is evened out because FLEURS clips are ~40 dB quieter than
-    the others, a mismatch no real recording has that makes tiny.en skip the quiet parts.
-    """
-    import numpy as np
-
-    parts = []
-    for path, _ in files:
-        pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
-                             capture_output=True, check=True).stdout
-        audio = np.frombuffer(pcm, np.float32)
-        parts += [audio * (0.05 / max(float(np.sqrt(np.mean(audio**2))), 1e-6)), np.zeros(16000, np.float32)]
-    joined = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype("<i2").tobytes()
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "s16le", "-ar", "16000", "-ac", "1", "-i", "-", str(dest)],
-                   input=joined, check=True)
-    return dest, " ".join(ref for _, ref in files)
-
-
 class Result(NamedTuple):
     audio_s: float
     wall_s: float
@@ -106,12 +92,15 @@ class Result(NamedTuple):
     errors: int
     words: int
     segments: int
+    matched: int = 0  # reference words found in order (word recall = matched / words)
+    kept: int = 0  # long-form passages heard (at least half their words, in their time span)
+    passages: int = 0
 
 
-def run_set(engine: LocalWhisperEngine, files: list[tuple[Path, str]]) -> Result:
-    """One pass over `files`: time, CPU time and word errors."""
+def run_set(engine: LocalWhisperEngine, files: list[tuple[Path, str]], fixture: longform.LongForm | None = None) -> Result:
+    """One pass over `files`: time, CPU time, word errors and word recall (and passages kept)."""
     audio = wall = cpu = 0.0
-    errors = words = segments = 0
+    errors = words = segments = matched = kept = 0
     for path, reference in files:
         w0, c0 = time.perf_counter(), time.process_time()
         transcript = engine.transcribe(path)
@@ -121,8 +110,26 @@ def run_set(engine: LocalWhisperEngine, files: list[tuple[Path, str]]) -> Result
         hyp = " ".join(s.text for s in transcript.segments)
         errors += edit_distance(normalize(reference), normalize(hyp))
         words += len(normalize(reference))
+        matched += round(longform.word_recall(reference, hyp) * len(normalize(reference)))
         segments += len(transcript.segments)
-    return Result(audio, wall, cpu, errors, words, segments)
+        if fixture is not None:
+            kept += sum(r >= 0.5 for r in longform.passage_recalls(fixture, transcript.segments).values())
+    return Result(audio, wall, cpu, errors, words, segments, matched, kept, len(fixture.passages) if fixture else 0)
+
+
+class Mode(NamedTuple):
+    label: str
+    options: dict  # LocalWhisperEngine keyword arguments
+
+
+MODES = (
+    Mode("plain (beam 5, VAD)", dict(batched=False)),
+    Mode("plain, VAD silence 0.5 s", dict(batched=False, vad_parameters={"min_silence_duration_ms": 500})),
+    Mode("plain, VAD threshold 0.3", dict(batched=False, vad_parameters={"threshold": 0.3})),
+    Mode("plain, no VAD", dict(batched=False, vad_filter=False)),
+    Mode("batched (batch 8, VAD)", dict(batched=True)),
+    Mode("batched, 15 s chunks", dict(batched=True, chunk_length=15)),
+)
 
 
 def main() -> int:
@@ -130,7 +137,8 @@ def main() -> int:
     parser.add_argument("--model", default="", help="faster-whisper model name or folder (default: bundled tiny.en)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--repeat", type=int, default=2, help="timed passes per mode; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=1, help="timed passes per mode; the fastest counts")
+    parser.add_argument("--modes", nargs="*", help="only modes whose label contains one of these words (e.g. plain)")
     args = parser.parse_args()
 
     real = real_speech()
@@ -140,15 +148,21 @@ def main() -> int:
     rows: list[tuple[str, str, float, dict[str, Result]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = synthetic_speech(Path(tmp))
-        sets = {"real": real, "espeak": synthetic, "long": [long_talk(real + synthetic, Path(tmp) / "long.wav")]}
+        call = longform.build(SHARED_AUDIO, Path(tmp) / "call.wav")
+        raw_call = longform.build(SHARED_AUDIO, Path(tmp) / "call-raw.wav", even_loudness=False)
+        sets = {"real": real, "espeak": synthetic, "long": [(call.path, call.reference)],
+                "raw": [(raw_call.path, raw_call.reference)]}
+        fixtures = {"long": call, "raw": raw_call}
         seconds = {k: sum(_duration(p) for p, _ in v) for k, v in sets.items()}
         print(f"model {args.model or 'tiny.en (bundled)'} · device {args.device} · {args.threads} threads · "
               f"{os.cpu_count()} cores · load average {os.getloadavg()[0]:.1f} before the run")
         print(f"audio: real {len(real)} clips {seconds['real']:.0f} s (jfk + FLEURS) · espeak paragraph "
               f"{seconds['espeak']:.0f} s" + ("" if synthetic else " (espeak-ng missing)")
-              + f" · long = all of them as one {seconds['long']:.0f} s file")
-        for label, batched in (("plain (beam 5)", False), ("batched (beam 5, batch 8)", True)):
-            engine = LocalWhisperEngine(args.model, device=args.device, cpu_threads=args.threads, batched=batched)
+              + f" · long-form call {seconds['long']:.0f} s ({len(call.passages)} passages, 2-4 s pauses, "
+              f"a {longform.SILENCE_S:.0f} s break; levels ±9 dB, and raw)")
+        modes = [m for m in MODES if not args.modes or any(k in m.label for k in args.modes)]
+        for mode in modes:
+            engine = LocalWhisperEngine(args.model, device=args.device, cpu_threads=args.threads, **mode.options)
             t0 = time.perf_counter()
             try:
                 engine.load()
@@ -162,24 +176,46 @@ def main() -> int:
             result: dict[str, Result] = {}
             for name, files in sets.items():
                 if files:
-                    result[name] = min((run_set(engine, files) for _ in range(max(1, args.repeat))),
+                    result[name] = min((run_set(engine, files, fixtures.get(name)) for _ in range(max(1, args.repeat))),
                                        key=lambda r: r.wall_s)
-            rows.append((label, engine.device or "?", load_s, result))
+            default = mode.options == DEFAULT_DECODING
+            rows.append((mode.label + (" *" if default else ""), engine.device or "?", load_s, result))
+            print(f"  measured: {mode.label}", flush=True)
 
     print()
-    header = (f"{'mode':<27}{'device':<7}{'load':>6}{'RTF long':>10}{'(CPU time)':>11}{'RTF clips':>10}"
-              f"{'WER real':>10}{'WER espeak':>11}{'WER long':>10}{'segs long':>10}")
+    header = (f"{'mode':<29}{'device':<7}{'recall long':>12}{'kept':>6}{'WER long':>9}{'RTF long':>9}{'(CPU)':>7}"
+              f"{'recall raw':>11}{'kept':>6}{'WER real':>9}{'WER espeak':>11}{'segs':>5}")
     print(header)
     print("-" * len(header))
-    for label, device, load_s, r in rows:
-        long_r = r["long"]
-        print(f"{label:<27}{device:<7}{load_s:>5.1f}s{_rtf(long_r):>10}"
-              f"{long_r.audio_s / (long_r.cpu_s / args.threads):>10.1f}x{_rtf(r['real']):>10}"
-              f"{_wer(r['real']):>10}{_wer(r.get('espeak')):>11}{_wer(long_r):>10}{long_r.segments:>10}")
-    print(f"\nRTF = audio seconds per wall second, best of {args.repeat} (higher is faster; target >= 20x on CPU).")
-    print(f"(CPU time) = audio seconds / (process CPU seconds / {args.threads} threads): the speed with the cores "
-          "to ourselves, for a shared machine. WER = word edits / reference words over the set.")
+    for label, device, _load_s, r in rows:
+        lr, raw = r["long"], r["raw"]
+        print(f"{label:<29}{device:<7}{_recall(lr):>12}{lr.kept:>4}/{lr.passages}{_wer(lr):>9}{_rtf(lr):>9}"
+              f"{lr.audio_s / (lr.cpu_s / args.threads):>6.1f}x{_recall(raw):>11}{raw.kept:>4}/{raw.passages}"
+              f"{_wer(r['real']):>9}{_wer(r.get('espeak')):>11}{lr.segments:>5}")
+    print(f"{'GPU: large-v3, batched':<29}{'cuda':<7}  " + _gpu_note(args))
+    print("\n* = the default (core/transcribe/local.py DEFAULT_DECODING).")
+    print(f"recall = reference words present in order; kept = passages heard in their own time span; RTF = audio "
+          f"seconds per wall second, best of {args.repeat}; (CPU) = the same by CPU time / {args.threads} threads.")
     return 0
+
+
+def _gpu_note(args: argparse.Namespace) -> str:
+    """The GPU row: measured by running this script with --device cuda --model large-v3 where both exist."""
+    try:
+        import ctranslate2
+
+        gpus = ctranslate2.get_cuda_device_count()
+    except Exception:  # noqa: BLE001 - no CUDA runtime at all
+        gpus = 0
+    if gpus == 0:
+        return "not measured: no GPU"
+    if args.device != "cuda":
+        return "run: bench/transcribe.py --device cuda --model large-v3 --modes batched"
+    return "see the rows above"
+
+
+def _recall(r: Result | None) -> str:
+    return "-" if r is None or not r.words else f"{100 * r.matched / r.words:.1f}%"
 
 
 def _rtf(r: Result | None) -> str:

@@ -307,3 +307,44 @@ def set_search_ranking(session: Session, actor: str, *, alpha: float, rerank: bo
     _refuse_on_domain_error(lambda: set_fusion_config(session, **after))
     audit.record(session, actor, "search.ranking", "search ranking", before, after)
     return after
+
+
+def import_transcript(
+    session: Session,
+    actor: str,
+    data: bytes,
+    filename: str,
+    *,
+    video: str | None = None,
+    title: str | None = None,
+    published_at=None,
+    force: bool = False,
+):
+    """Admin → Library upload of a transcript file (the same import as `python -m core ingest FILE.srt`).
+
+    The import commits on its own (it embeds first, then replaces the item's index in one
+    transaction, see core.transcript_import); its audit row follows in the caller's transaction.
+    A bad file, or one already indexed (without `force`), is refused and nothing is stored.
+    """
+    import tempfile
+
+    from core.sources.base import SourceError
+    from core.transcribe.base import TranscriptionError
+    from core.transcript_import import import_transcript as run_import
+
+    name = Path(filename or "upload").name
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{Path(name).suffix.lower()}"  # the browser's name never becomes a path
+        path.write_bytes(data)
+        try:
+            result = run_import(path, video=(video or "").strip() or None, title=(title or "").strip() or None,
+                                published_at=published_at, force=force, name=name)
+        except (ValueError, SourceError, TranscriptionError) as exc:
+            raise AdminActionError(str(exc)) from exc
+    if result.already:
+        raise AdminActionError(
+            f"{name} is already indexed as item {result.item_id} ({result.title}); tick “Replace it” to import it again."
+        )
+    audit.record(session, actor, "item.import_transcript", f"item {result.item_id}: {result.title[:80]}", None,
+                 {"file": name, "video": result.video_id, "chunks": result.chunk_count, "status": result.status})
+    return result

@@ -1,6 +1,8 @@
 """Library: every item with status, engine, cost, duration and chunks; filters, search, pages; item actions."""
 from __future__ import annotations
 
+from datetime import datetime, time, timezone
+
 import pandas as pd
 import streamlit as st
 
@@ -8,6 +10,7 @@ from core import admin_actions, dashboard
 from core.config import ENGINES
 from core.db import session_scope
 from core.models import ITEM_STATUSES, SOURCE_KINDS
+from core.transcribe.registry import unavailable_reason
 from pages._auth import require_admin
 from pages._ui import BADGE_COLORS, color_column, duration, md_escape, page_header, run_action, show_flash, usd, when
 
@@ -22,6 +25,25 @@ def _summary() -> tuple[dict[str, int], list[str]]:
     with session_scope() as s:
         return dashboard.status_counts(s), dashboard.engines_in_use(s)
 
+
+with st.expander("Import a transcript (SRT, WebVTT, YouTube json3)", icon=":material/upload_file:"):
+    with st.form("import_transcript", clear_on_submit=True):
+        upload = st.file_uploader("Transcript file", type=["srt", "vtt", "webvtt", "json3", "json"], key="imp_file",
+                                  help="YouTube Studio downloads, Zoom VTT files, other tools' SRTs. "
+                                       "Speaker labels (Zoom names, “Name: …”) become speakers.")
+        i1, i2 = st.columns(2)
+        video = i1.text_input("YouTube video (URL or id)", key="imp_video",
+                              help="Links and the player go to this video. Default: an id in the file name.")
+        title = i2.text_input("Title (optional)", key="imp_title")
+        i3, i4 = st.columns(2)
+        dated = i3.date_input("Date (optional)", value=None, key="imp_date")
+        replace = i4.checkbox("Replace it if already indexed", key="imp_force")
+        if st.form_submit_button("Import", icon=":material/upload:") and upload is not None:
+            published = datetime.combine(dated, time(), tzinfo=timezone.utc) if dated else None
+            if run_action(admin_actions.import_transcript, actor, upload.getvalue(), upload.name, video=video,
+                          title=title, published_at=published, force=replace,
+                          success=f"{upload.name} imported: its transcript is searchable now."):
+                st.rerun()
 
 counts, engines = _summary()
 st.markdown(" ".join(f":{BADGE_COLORS[k]}-badge[{k} {counts.get(k, 0):,}]" for k in ITEM_STATUSES))
@@ -131,8 +153,12 @@ else:
                 if run_action(admin_actions.skip_item, actor, item.id, True, success=f"Item {item.id} skipped."):
                     st.rerun()
         with a2:
+            offline = {e: unavailable_reason(e) for e in ENGINES}
             engine = st.selectbox("Engine", list(ENGINES), key="act_engine",
-                                  index=list(ENGINES).index("local") if "local" in ENGINES else 0)
+                                  index=list(ENGINES).index("local") if "local" in ENGINES else 0,
+                                  format_func=lambda e: f"{e} (not available here)" if offline[e] else e)
+            if offline[engine]:
+                st.caption(md_escape(offline[engine]) + " — a worker that has it must pick the job up.")
             if st.button("Re-transcribe", icon=":material/refresh:", key="act_retranscribe"):
                 if run_action(admin_actions.retranscribe, actor, item.id, engine,
                               success=f"Item {item.id} queued for re-transcription with {engine}."):

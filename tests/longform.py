@@ -27,7 +27,10 @@ JFK_REFERENCE = ("And so my fellow Americans, ask not what your country can do f
 PAUSES_S = (2.0, 3.0, 4.0, 2.5, 3.5, 3.0, 2.0)  # between consecutive clips
 SILENCE_S = 30.0  # one long break (a host away from the microphone), after the 4th clip
 LEAD_S = 1.0
-TARGET_RMS = 0.05  # one gain for all: FLEURS clips are up to 40 dB quieter than jfk
+TARGET_RMS = 0.05  # ≈ -26 dBFS speech; FLEURS clips as shipped are up to 40 dB quieter than jfk
+# Each speaker at their own level, as on a call (a ±9 dB spread, not the 40 dB of the raw clips,
+# which no single recording has: the quietest raw clip is barely above digital silence).
+GAINS_DB = (0.0, -6.0, 3.0, -3.0, -9.0, 2.0, -4.0, 0.0)
 
 
 class Passage(NamedTuple):
@@ -60,6 +63,7 @@ def clips(audio_dir: Path) -> list[tuple[Path, str]]:
 
 
 def build(audio_dir: Path, dest: Path, *, even_loudness: bool = True) -> LongForm:
+    # even_loudness=False keeps the clips' raw levels (a diagnostic: VAD misses the quietest).
     """Write the joined recording to `dest` (16 kHz mono WAV) and return where each passage lies."""
     import numpy as np
     from faster_whisper import decode_audio
@@ -73,7 +77,8 @@ def build(audio_dir: Path, dest: Path, *, even_loudness: bool = True) -> LongFor
     for i, (path, text) in enumerate(sources):
         audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
         if even_loudness:
-            audio = audio * (TARGET_RMS / max(float(np.sqrt(np.mean(audio**2))), 1e-6))
+            level = TARGET_RMS * 10 ** (GAINS_DB[i % len(GAINS_DB)] / 20)
+            audio = audio * (level / max(float(np.sqrt(np.mean(audio**2))), 1e-6))
         pieces.append(audio.astype(np.float32))
         length = len(audio) / SAMPLE_RATE
         passages.append(Passage(path.stem, text, t, t + length))

@@ -5,12 +5,13 @@ so a fresh install transcribes with no network. Any faster-whisper model name (s
 large-v3 …) or a CTranslate2 model folder can be named in WHISPER_MODEL instead; names are
 looked up in data_dir/models/whisper first and only then downloaded.
 
-Batched by default. Measured with bench/transcribe.py (tiny.en, int8, 2 CPU threads, beam 5):
-BatchedInferencePipeline gave WER 5.0% on the real clips (jfk + FLEURS) against 7.5% for
-sequential decoding, and ~47x against ~37x real time by CPU time on a 2-minute file (wall
-times on the shared machine were lower; see the bench). It returns one segment per packed
-30 s window, though, which can span a pause: we ask for word timings and re-cut segments at
-pauses and sentence ends so deep links land on the right sentence.
+Plain (sequential) beam-search decoding with Silero VAD by default (DEFAULT_DECODING), chosen
+with bench/transcribe.py on a long-form recording of real speakers (tests/longform.py): lost
+speech is lost data, and on long-form audio with pauses the batched pipeline has dropped whole
+passages (STACK-NOTES) while plain decoding kept them; on short single clips WER hides that.
+Batched decoding stays available (`batched=True`, e.g. for a GPU box, where its speed matters
+most); it returns one segment per packed 30 s window, which can span a pause, so with it we ask
+for word timings and re-cut segments at pauses and sentence ends so deep links land right.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 DEFAULT_MODEL_NAME = "tiny.en"
+# The decoding a worker uses unless told otherwise (see the module doc and bench/transcribe.py).
+DEFAULT_DECODING: dict[str, Any] = {"batched": False}
 # Re-cutting segments by word timings: never longer than MAX_SEGMENT_S, a new segment after
 # a silence of PAUSE_SPLIT_S, and sentence ends close a segment once it is MIN_SENTENCE_S long.
 MAX_SEGMENT_S = 12.0
@@ -88,9 +91,10 @@ class LocalWhisperEngine:
         *,
         device: str = "auto",
         cpu_threads: int = 0,
-        batched: bool = True,
+        batched: bool = DEFAULT_DECODING["batched"],
         beam_size: int = 5,
         download_root: Path | None = None,
+        vad_filter: bool = True,
         vad_parameters: dict[str, Any] | None = None,
         chunk_length: int | None = None,
     ) -> None:
@@ -100,6 +104,7 @@ class LocalWhisperEngine:
         self.batched = batched
         self.beam_size = beam_size
         self.download_root = download_root
+        self.vad_filter = vad_filter  # off only in the bench: silence and music then become invented text
         self.vad_parameters = dict(vad_parameters or {})
         self.chunk_length = chunk_length
         self._model: WhisperModel | None = None
@@ -180,11 +185,11 @@ class LocalWhisperEngine:
         model = self.load()
         options: dict[str, Any] = dict(
             beam_size=self.beam_size,
-            vad_filter=True,  # silence and music must not turn into invented sentences
+            vad_filter=self.vad_filter,  # silence and music must not turn into invented sentences
             # Batched segments run up to 30 s; word timings let us cut them at sentence ends.
             word_timestamps=self.batched,
         )
-        if self.vad_parameters:
+        if self.vad_parameters and self.vad_filter:
             options["vad_parameters"] = dict(self.vad_parameters)
         if self.chunk_length:
             options["chunk_length"] = self.chunk_length
