@@ -11,7 +11,8 @@ pipeline, and the VAD settings tried) over
     break (tests/longform.py), each speaker at their own level (±9 dB), the shape in which
     lost speech shows; and the same with the clips' raw levels (down to -68 dBFS).
 Word recall = share of the reference words present in the transcript, in order (difflib
-matching blocks over normalised words): a dropped passage costs it in full. "kept" = passages
+matching blocks over normalised words): a dropped passage costs it in full. "lost" = words
+that left no trace at all (a misheard word is not lost). "kept" = passages
 with at least half their words heard inside their own time span. WER = word edit distance /
 reference words, after lower-casing and stripping punctuation. RTF = audio seconds / wall
 seconds (model loaded, best of --repeat runs; CPU-time RTF too, for a shared machine).
@@ -93,6 +94,7 @@ class Result(NamedTuple):
     words: int
     segments: int
     matched: int = 0  # reference words found in order (word recall = matched / words)
+    lost: int = 0  # reference words that left no trace (deleted, not misheard)
     kept: int = 0  # long-form passages heard (at least half their words, in their time span)
     passages: int = 0
 
@@ -100,7 +102,7 @@ class Result(NamedTuple):
 def run_set(engine: LocalWhisperEngine, files: list[tuple[Path, str]], fixture: longform.LongForm | None = None) -> Result:
     """One pass over `files`: time, CPU time, word errors and word recall (and passages kept)."""
     audio = wall = cpu = 0.0
-    errors = words = segments = matched = kept = 0
+    errors = words = segments = matched = kept = lost = 0
     for path, reference in files:
         w0, c0 = time.perf_counter(), time.process_time()
         transcript = engine.transcribe(path)
@@ -111,10 +113,12 @@ def run_set(engine: LocalWhisperEngine, files: list[tuple[Path, str]], fixture: 
         errors += edit_distance(normalize(reference), normalize(hyp))
         words += len(normalize(reference))
         matched += round(longform.word_recall(reference, hyp) * len(normalize(reference)))
+        lost += round(longform.words_lost(reference, hyp) * len(normalize(reference)))
         segments += len(transcript.segments)
         if fixture is not None:
             kept += sum(r >= 0.5 for r in longform.passage_recalls(fixture, transcript.segments).values())
-    return Result(audio, wall, cpu, errors, words, segments, matched, kept, len(fixture.passages) if fixture else 0)
+    return Result(audio, wall, cpu, errors, words, segments, matched, lost, kept,
+                  len(fixture.passages) if fixture else 0)
 
 
 class Mode(NamedTuple):
@@ -183,18 +187,19 @@ def main() -> int:
             print(f"  measured: {mode.label}", flush=True)
 
     print()
-    header = (f"{'mode':<29}{'device':<7}{'recall long':>12}{'kept':>6}{'WER long':>9}{'RTF long':>9}{'(CPU)':>7}"
-              f"{'recall raw':>11}{'kept':>6}{'WER real':>9}{'WER espeak':>11}{'segs':>5}")
+    header = (f"{'mode':<29}{'device':<7}{'recall long':>12}{'lost':>6}{'kept':>6}{'WER long':>9}{'RTF long':>9}"
+              f"{'(CPU)':>7}{'recall raw':>11}{'kept':>6}{'WER real':>9}{'WER espeak':>11}{'segs':>5}")
     print(header)
     print("-" * len(header))
     for label, device, _load_s, r in rows:
         lr, raw = r["long"], r["raw"]
-        print(f"{label:<29}{device:<7}{_recall(lr):>12}{lr.kept:>4}/{lr.passages}{_wer(lr):>9}{_rtf(lr):>9}"
+        print(f"{label:<29}{device:<7}{_recall(lr):>12}{_lost(lr):>6}{lr.kept:>4}/{lr.passages}{_wer(lr):>9}{_rtf(lr):>9}"
               f"{lr.audio_s / (lr.cpu_s / args.threads):>6.1f}x{_recall(raw):>11}{raw.kept:>4}/{raw.passages}"
               f"{_wer(r['real']):>9}{_wer(r.get('espeak')):>11}{lr.segments:>5}")
     print(f"{'GPU: large-v3, batched':<29}{'cuda':<7}  " + _gpu_note(args))
     print("\n* = the default (core/transcribe/local.py DEFAULT_DECODING).")
-    print(f"recall = reference words present in order; kept = passages heard in their own time span; RTF = audio "
+    print(f"recall = reference words present in order; lost = reference words with no trace in the transcript "
+          "(misheard words are not lost);\nkept = passages heard in their own time span; RTF = audio "
           f"seconds per wall second, best of {args.repeat}; (CPU) = the same by CPU time / {args.threads} threads.")
     return 0
 
@@ -212,6 +217,10 @@ def _gpu_note(args: argparse.Namespace) -> str:
     if args.device != "cuda":
         return "run: bench/transcribe.py --device cuda --model large-v3 --modes batched"
     return "see the rows above"
+
+
+def _lost(r: Result | None) -> str:
+    return "-" if r is None or not r.words else f"{100 * r.lost / r.words:.1f}%"
 
 
 def _recall(r: Result | None) -> str:

@@ -112,6 +112,24 @@ def word_recall(reference: str, hypothesis: str) -> float:
     return sum(block.size for block in matcher.get_matching_blocks()) / len(ref)
 
 
+def words_lost(reference: str, hypothesis: str) -> float:
+    """Share of reference words with no counterpart at all in the hypothesis (0..1).
+
+    Unlike 1 − recall this does not count a misheard word ("splendours" → "splinters") as lost:
+    only words the alignment deletes, i.e. speech that left no trace in the transcript.
+    """
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not ref:
+        return 0.0
+    lost = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ref, hyp, autojunk=False).get_opcodes():
+        if op == "delete":
+            lost += i2 - i1
+        elif op == "replace":
+            lost += max(0, (i2 - i1) - (j2 - j1))
+    return lost / len(ref)
+
+
 def passage_recalls(fixture: LongForm, segments: Sequence) -> dict[str, float]:
     """Per passage: the word recall of the transcript's segments that overlap its time span.
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import budget, clock, queue
+from core.config import load_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.pipeline import get_or_create_source, register_item
@@ -255,7 +256,7 @@ def test_running_one_item_now_goes_through_the_budget_too(db):
     (item,) = make_items(1)  # 10 min: $0.066 reserved for the paid API
     with session_scope() as s:
         budget.set_budget(s, 0.05, 1.0)
-    worker = Worker(engines=["openai"])
+    worker = Worker(engines=["openai"], settings=load_settings(openai_api_key="test-key"))  # keyed: the API is offered
     worker.start()
     try:
         job_id, what = worker.run_item(item, engine="openai")
