@@ -207,10 +207,10 @@ def take_over(
     """A job for `item_id` that the caller can claim right now (`ingest` runs one item at once).
 
     A person asking for an item now takes over whatever job waits for it: a retry left by a
-    failed attempt, a queued backfill job, a job whose worker died (lease expired). It gets
-    the caller's engine and priority and a fresh set of attempts (the earlier failures were
-    the machine's, e.g. an engine without a key, not this run's). Only a job another live
-    worker is running right now is left alone.
+    failed attempt, a queued backfill job. It gets the caller's engine and priority and a
+    fresh set of attempts (the earlier failures were the machine's, e.g. an engine without a
+    key, not this run's). A running job is left alone (reap expired leases first: a dead
+    worker's job is then a retry, and its reservation is settled by the reaper).
     """
     now = now or clock.now()
     job_id = enqueue(session, item_id, priority=priority, engine=engine)
@@ -226,7 +226,7 @@ def take_over(
     ).first()
     if job is None:  # finished between the insert and this look: queue it again
         return TakeOver(enqueue(session, item_id, priority=priority, engine=engine))
-    if job.status == "running" and job.lease_expires_at is not None and job.lease_expires_at > now:
+    if job.status == "running":
         return TakeOver(None, f"worker {job.lease_owner} is transcribing it right now (job {job.id}, stage '{job.stage}')")
     job.status, job.attempts, job.engine, job.priority = "queued", 0, engine, priority
     job.run_after, job.lease_owner, job.lease_expires_at, job.stage = now, None, None, "taken over"

@@ -465,9 +465,11 @@ class Worker:
     def run_item(self, item_id: int, *, engine: str | None = None) -> tuple[int | None, str]:
         """Queue one item and run it now, inside the budget (for `ingest`-style commands).
 
-        Returns (job id, what happened): "done", "retry", "dead", or why it could not start
-        (e.g. the budget's reason, paused, another job of the item already running).
+        A job already waiting for the item (a retry after a failed attempt, a queued backfill
+        job) is taken over (queue.take_over). Returns (job id, what happened): "done", "retry",
+        "dead", or why it could not start (the budget's reason, paused, another worker running it).
         """
+        reap()  # a job whose worker died (an ingest killed with -9) is taken back first, its money settled
         with session_scope() as s:
             job_id, busy = queue.take_over(s, item_id, priority=2e13, engine=engine)
             if job_id is None:

@@ -199,3 +199,23 @@ def test_streamlit_runs_without_file_watcher_or_run_on_save():
     ui = _children(argparse.Namespace(port=8501, no_scheduler=True, no_webhooks=True))[0].argv
     flags = dict(zip(ui[::1], ui[1::1]))
     assert flags["--server.fileWatcherType"] == "none" and flags["--server.runOnSave"] == "false"
+
+
+def test_a_job_another_worker_is_running_is_not_taken_over(db):
+    from core import queue
+    from core.db import session_scope
+    from core.pipeline import get_or_create_source, register_item
+    from core.records import ItemInfo
+
+    with session_scope() as s:
+        src = get_or_create_source(s, "upload", "Uploads", None)
+        item = register_item(s, src, ItemInfo("sha-1", "A talk", "file:///talk.wav"))
+        job_id = queue.enqueue(s, item.id)
+        (job, _), = queue.candidates(s, job_id=job_id)
+        queue.start(s, job, worker_id="gpu-box:1", lease_s=60)
+        item_id = item.id
+    with session_scope() as s:
+        taken = queue.take_over(s, item_id, priority=1.0, engine="local")
+    assert taken.job_id is None and "gpu-box:1 is transcribing it right now" in taken.why
+    with session_scope() as s:
+        assert s.get(Job, job_id).status == "running"  # untouched
