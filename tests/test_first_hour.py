@@ -219,3 +219,16 @@ def test_a_job_another_worker_is_running_is_not_taken_over(db):
     assert taken.job_id is None and "gpu-box:1 is transcribing it right now" in taken.why
     with session_scope() as s:
         assert s.get(Job, job_id).status == "running"  # untouched
+
+
+def test_durations_are_read_without_the_ffmpeg_programs(tmp_path):
+    """Local whisper decodes with PyAV; a machine without ffmpeg/ffprobe still probes a file."""
+    from core.transcribe.audio import _pyav_duration
+    from core.transcribe.base import CorruptMedia
+
+    assert _pyav_duration(shared_path("audio", "jfk.flac")) == pytest.approx(11.0, abs=0.05)
+    assert _pyav_duration(shared_path("audio", "fleurs_en", "fleurs-en-000.ogg")) == pytest.approx(10.56, abs=0.05)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF" + b"\x00garbage" * 50)
+    with pytest.raises(CorruptMedia, match="broken.wav"):
+        _pyav_duration(bad)
