@@ -131,8 +131,10 @@ MODES = (
     Mode("plain, VAD silence 0.5 s", dict(batched=False, vad_parameters={"min_silence_duration_ms": 500})),
     Mode("plain, VAD threshold 0.3", dict(batched=False, vad_parameters={"threshold": 0.3})),
     Mode("plain, no VAD", dict(batched=False, vad_filter=False)),
-    Mode("batched (batch 8, VAD)", dict(batched=True)),
-    Mode("batched, 15 s chunks", dict(batched=True, chunk_length=15)),
+    Mode("batched (batch 8, 30 s, VAD)", dict(batched=True, chunk_length=None)),
+    Mode("batched, 20 s windows", dict(batched=True, chunk_length=20)),
+    Mode("batched, 15 s windows", dict(batched=True, chunk_length=15)),
+    Mode("batched, 10 s windows", dict(batched=True, chunk_length=10)),
 )
 
 

@@ -81,8 +81,8 @@ def import_transcript(
         kind, external_id = "youtube", video_id
         url = f"https://www.youtube.com/watch?v={video_id}"
     else:
-        kind, external_id = "upload", file_sha256(path)
-        url = f"file://{shown.name}"
+        # No media and no page to link to: an empty url makes links point at the app itself.
+        kind, external_id, url = "upload", file_sha256(path), ""
 
     with session_scope() as session:
         done = indexed_item(session, kind, external_id)
