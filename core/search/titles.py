@@ -1,0 +1,228 @@
+"""Title and description search: a title finds its video, transcribed or not.
+
+Transcript search cannot find a video whose transcript never says the words of its title, nor
+one that is listed but not transcribed yet (queued, being transcribed, held for review). This
+stage searches `media_items.search_tsv` (title weight A, description weight B; GIN index) and
+returns a short, separate list beside the moments, each with the item's transcription status,
+so a viewer sees "queued for transcription" instead of nothing. Hidden items never appear
+unless the caller is an admin (include_hidden).
+
+A title matches when it holds most of the query's weight: each query word counts by its
+rarity among all titles and descriptions (idf), a word in the title fully and one only in the
+description half (descriptions repeat boilerplate). Words found in more than COMMON_SHARE of
+the titles ("carnivore", "diet", "chaffee" in this channel) cannot bring a title in on their
+own, or every search would list dozens of titles; a query that *is* a title (picked from
+autocomplete) always finds it.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.search.links import deep_link
+from core.search.records import PreparedQuery, SearchFilters
+from core.search.retrieval import filter_sql
+
+TITLE_LIMIT = 5  # a few lines under the moments, never a second result page
+MIN_SHARE = 0.6  # of the query's idf weight that the title (+ half the description) must hold
+COMMON_SHARE = 0.25  # a word in more titles than this is too common to select a title alone
+DESCRIPTION_WEIGHT = 0.5
+
+
+class TitleStatus(str, Enum):
+    """Where the matched item stands, in the words the page shows."""
+
+    TRANSCRIBED = "transcribed"
+    QUEUED = "queued"  # waiting in the backfill queue (or for a retry)
+    TRANSCRIBING = "transcribing"  # being fetched or transcribed now
+    NOT_TRANSCRIBED = "not transcribed"  # skipped, dead-lettered or held for review
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @classmethod
+    def of(cls, item_status: str) -> "TitleStatus":
+        """The viewer-facing status of a media_items.status value (core.models.ITEM_STATUSES)."""
+        return _FROM_ITEM.get(item_status, cls.NOT_TRANSCRIBED)
+
+
+_LABELS = {
+    TitleStatus.TRANSCRIBED: "title match",
+    TitleStatus.QUEUED: "queued for transcription",
+    TitleStatus.TRANSCRIBING: "being transcribed",
+    TitleStatus.NOT_TRANSCRIBED: "not transcribed",
+}
+_FROM_ITEM = {
+    "indexed": TitleStatus.TRANSCRIBED,
+    "queued": TitleStatus.QUEUED,
+    "failed": TitleStatus.QUEUED,  # not settled: the queue tries it again
+    "fetching": TitleStatus.TRANSCRIBING,
+    "transcribing": TitleStatus.TRANSCRIBING,
+    "review": TitleStatus.NOT_TRANSCRIBED,
+    "skipped": TitleStatus.NOT_TRANSCRIBED,
+    "dead": TitleStatus.NOT_TRANSCRIBED,
+}
+
+
+@dataclass(frozen=True)
+class TitleMatch:
+    """A video whose title (or description) matches the query."""
+
+    media_item_id: int
+    title: str
+    url: str
+    link: str  # opens the video at its start (YouTube, or the app's player for a local file)
+    status: TitleStatus
+    source_kind: str
+    published_at: datetime | None
+    duration_s: float | None
+    score: float  # share of the query's weight the title holds (1.0: the query is the title)
+
+    @property
+    def transcribed(self) -> bool:
+        return self.status is TitleStatus.TRANSCRIBED
+
+
+# ---------------------------------------------------------------------------------------------
+# Word rarity among titles, per content version
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TitleStats:
+    items: int
+    df: dict[str, int]  # lexeme → items whose title or description holds it
+
+    def idf(self, lexeme: str) -> float:
+        n, d = max(self.items, 1), self.df.get(lexeme, 0)
+        return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
+
+    def common(self, lexeme: str) -> bool:
+        return self.items > 0 and self.df.get(lexeme, 0) > COMMON_SHARE * self.items
+
+
+_stats_lock = threading.Lock()
+_stats_cache: dict[object, TitleStats] = {}
+
+
+def title_stats(session: Session, version: object) -> TitleStats:
+    """Document frequencies over every item's title + description (ts_stat; once per version)."""
+    with _stats_lock:
+        found = _stats_cache.get(version)
+    if found is not None:
+        return found
+    n = session.execute(text("SELECT count(*) FROM media_items")).scalar_one()
+    df = dict(session.execute(text("SELECT word, ndoc FROM ts_stat('SELECT search_tsv FROM media_items')")).all()) if n else {}
+    stats = TitleStats(int(n), {w: int(d) for w, d in df.items()})
+    with _stats_lock:
+        _stats_cache.clear()
+        _stats_cache[version] = stats
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------------
+
+
+def title_matches(
+    session: Session,
+    prepared: PreparedQuery,
+    *,
+    version: object,
+    filters: SearchFilters | None = None,
+    include_hidden: bool = False,
+    exclude: set[int] | frozenset[int] = frozenset(),
+    limit: int = TITLE_LIMIT,
+    link_base: str = "/",
+) -> list[TitleMatch]:
+    """Items whose title/description match the query, best first; `exclude`: items already shown
+    with moments. Filters apply as to moments; a speaker filter leaves none (titles have no speaker)."""
+    filters = filters or SearchFilters()
+    if filters.speaker and filters.speaker.strip():
+        return []
+    stats = title_stats(session, version)
+    if not stats.items:
+        return []
+    searched, typed = session.execute(
+        text("SELECT tsvector_to_array(to_tsvector('english', :a)), tsvector_to_array(to_tsvector('english', :b))"),
+        {"a": prepared.cleaned, "b": prepared.original},
+    ).one()
+    lexemes = list(dict.fromkeys(searched or []))
+    typed_lexemes = list(dict.fromkeys(typed or []))
+    if not lexemes and not typed_lexemes:
+        return []
+    weights = {lx: stats.idf(lx) for lx in lexemes}
+    total = sum(weights.values()) or 1.0
+    rare = [lx for lx in lexemes if not stats.common(lx)]
+
+    params: dict = {f"lx{i}": lx for i, lx in enumerate(lexemes)}
+    params |= {f"w{i}": weights[lx] / total for i, lx in enumerate(lexemes)}
+
+    def lexeme(i: int, weight: str = "") -> str:
+        # A bound lexeme as a tsquery ('word' or 'word':A); never user text spliced into SQL.
+        suffix = f" || ':{weight}'" if weight else ""
+        return f"CAST(quote_literal(CAST(:lx{i} AS text)){suffix} AS tsquery)"
+
+    if lexemes:
+        share = " + ".join(
+            f"(m.search_tsv @@ {lexeme(i, 'A')})::int * :w{i} * {1 - DESCRIPTION_WEIGHT}"
+            f" + (m.search_tsv @@ {lexeme(i)})::int * :w{i} * {DESCRIPTION_WEIGHT}"
+            for i in range(len(lexemes))
+        )
+    else:
+        share = "0"
+    selects = [f"m.search_tsv @@ ({' || '.join(lexeme(lexemes.index(lx)) for lx in rare)})"] if rare else []
+    # The query is the title: its words in order, and no title word the query lacks.
+    is_title = "FALSE"
+    if typed_lexemes:
+        params["typed"] = prepared.original
+        params["typed_lx"] = typed_lexemes
+        is_title = (
+            "(m.search_tsv @@ phraseto_tsquery('english', :typed) "
+            "AND tsvector_to_array(ts_filter(m.search_tsv, '{a}')) <@ CAST(:typed_lx AS text[]))"
+        )
+        selects.append("m.search_tsv @@ phraseto_tsquery('english', :typed)")
+    if not selects:
+        return []
+    where, fparams = filter_sql(filters, include_hidden)
+    params |= fparams
+    params["exclude"] = [int(i) for i in exclude]
+    params["min_share"] = MIN_SHARE
+    params["lim"] = int(limit)
+    sql = text(
+        f"""
+        SELECT * FROM (
+            SELECT m.id, m.title, m.url, m.media_path, m.status, m.published_at, m.duration_s, s.kind,
+                   {is_title} AS is_title, {share} AS share
+            FROM media_items m JOIN sources s ON s.id = m.source_id
+            WHERE ({' OR '.join(selects)}) AND {where} AND NOT (m.id = ANY(:exclude))
+        ) t
+        WHERE is_title OR share >= :min_share
+        ORDER BY is_title DESC, share DESC, published_at DESC NULLS LAST, id
+        LIMIT :lim
+        """
+    )
+    out = []
+    for row in session.execute(sql, params).all():
+        out.append(
+            TitleMatch(
+                media_item_id=row.id,
+                title=row.title,
+                url=row.url,
+                link=deep_link(row, 0, base=link_base),
+                status=TitleStatus.of(row.status),
+                source_kind=row.kind,
+                published_at=row.published_at,
+                duration_s=row.duration_s,
+                score=1.0 if row.is_title else round(float(row.share), 3),
+            )
+        )
+    return out
