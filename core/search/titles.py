@@ -166,14 +166,16 @@ def title_matches(
     params: dict = {f"lx{i}": lx for i, lx in enumerate(lexemes)}
     params |= {f"w{i}": weights[lx] / total for i, lx in enumerate(lexemes)}
 
-    def lexeme(i: int, weight: str = "") -> str:
-        # A bound lexeme as a tsquery ('word' or 'word':A); never user text spliced into SQL.
-        suffix = f" || ':{weight}'" if weight else ""
+    params["in_title"] = ":A"  # bound, not inlined: a colon in SQL text would read as a parameter
+
+    def lexeme(i: int, in_title: bool = False) -> str:
+        # A bound lexeme as a tsquery ('word', or 'word':A for the title only); never user text in SQL.
+        suffix = " || :in_title" if in_title else ""
         return f"CAST(quote_literal(CAST(:lx{i} AS text)){suffix} AS tsquery)"
 
     if lexemes:
         share = " + ".join(
-            f"(m.search_tsv @@ {lexeme(i, 'A')})::int * :w{i} * {1 - DESCRIPTION_WEIGHT}"
+            f"(m.search_tsv @@ {lexeme(i, True)})::int * :w{i} * {1 - DESCRIPTION_WEIGHT}"
             f" + (m.search_tsv @@ {lexeme(i)})::int * :w{i} * {DESCRIPTION_WEIGHT}"
             for i in range(len(lexemes))
         )
