@@ -229,7 +229,7 @@ def search(
                    moments_per_video=moments_per_video)
     t = lap("shape", t)
     titles = title_matches(session, prepared, version=version, filters=filters, include_hidden=include_hidden,
-                           exclude={g.media_item_id for g in groups}, link_base=link_base)
+                           shown={g.media_item_id for g in groups}, link_base=link_base)
     lap("titles", t)
     total = round((time.perf_counter() - t_start) * 1000, 3)
     response = SearchResponse(

@@ -121,8 +121,9 @@ class SearchResponse:
     total_ms: float
     cached: bool = False
     reranked: bool = False
-    # Videos whose title/description match but that have no moment above (not transcribed yet,
-    # or the transcript never says the words): core/search/titles.py.
+    # Videos whose title/description match the query (core/search/titles.py), with their
+    # transcription status: a listed video not transcribed yet shows as "queued for
+    # transcription"; has_moments marks those also listed in `groups`.
     titles: list[TitleMatch] = field(default_factory=list)
 
     @property

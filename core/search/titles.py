@@ -84,6 +84,7 @@ class TitleMatch:
     published_at: datetime | None
     duration_s: float | None
     score: float  # share of the query's weight the title holds (1.0: the query is the title)
+    has_moments: bool = False  # the same video is among the response's moments too
 
     @property
     def transcribed(self) -> bool:
@@ -139,12 +140,13 @@ def title_matches(
     version: object,
     filters: SearchFilters | None = None,
     include_hidden: bool = False,
-    exclude: set[int] | frozenset[int] = frozenset(),
+    shown: set[int] | frozenset[int] = frozenset(),
     limit: int = TITLE_LIMIT,
     link_base: str = "/",
 ) -> list[TitleMatch]:
-    """Items whose title/description match the query, best first; `exclude`: items already shown
-    with moments. Filters apply as to moments; a speaker filter leaves none (titles have no speaker)."""
+    """Items whose title/description match the query, best first; `shown`: ids of the items the
+    response lists with moments (marked has_moments). Filters apply as to moments; a speaker
+    filter leaves none (titles have no speaker)."""
     filters = filters or SearchFilters()
     if filters.speaker and filters.speaker.strip():
         return []
@@ -181,7 +183,9 @@ def title_matches(
         )
     else:
         share = "0"
-    selects = [f"m.search_tsv @@ ({' || '.join(lexeme(lexemes.index(lx)) for lx in rare)})"] if rare else []
+    # Only a rare word (or the whole title, below) brings a title in.
+    rare_hit = f"m.search_tsv @@ ({' || '.join(lexeme(lexemes.index(lx)) for lx in rare)})" if rare else "FALSE"
+    selects = [rare_hit] if rare else []
     # The query is the title: its words in order, and no title word the query lacks.
     is_title = "FALSE"
     if typed_lexemes:
@@ -196,18 +200,17 @@ def title_matches(
         return []
     where, fparams = filter_sql(filters, include_hidden)
     params |= fparams
-    params["exclude"] = [int(i) for i in exclude]
     params["min_share"] = MIN_SHARE
     params["lim"] = int(limit)
     sql = text(
         f"""
         SELECT * FROM (
             SELECT m.id, m.title, m.url, m.media_path, m.status, m.published_at, m.duration_s, s.kind,
-                   {is_title} AS is_title, {share} AS share
+                   {is_title} AS is_title, {rare_hit} AS rare_hit, {share} AS share
             FROM media_items m JOIN sources s ON s.id = m.source_id
-            WHERE ({' OR '.join(selects)}) AND {where} AND NOT (m.id = ANY(:exclude))
+            WHERE ({' OR '.join(selects)}) AND {where}
         ) t
-        WHERE is_title OR share >= :min_share
+        WHERE is_title OR (rare_hit AND share >= :min_share)
         ORDER BY is_title DESC, share DESC, published_at DESC NULLS LAST, id
         LIMIT :lim
         """
@@ -225,6 +228,7 @@ def title_matches(
                 published_at=row.published_at,
                 duration_s=row.duration_s,
                 score=1.0 if row.is_title else round(float(row.share), 3),
+                has_moments=row.id in shown,
             )
         )
     return out
