@@ -200,6 +200,10 @@ def title_matches(
         return []
     where, fparams = filter_sql(filters, include_hidden)
     params |= fparams
+    if prepared.operators:
+        # Quotes and -exclusions the user typed hold for titles too.
+        where += " AND m.search_tsv @@ websearch_to_tsquery('english', :websearch)"
+        params["websearch"] = prepared.original
     params["min_share"] = MIN_SHARE
     params["lim"] = int(limit)
     sql = text(
