@@ -108,7 +108,7 @@ class MediaItem(Base):
         UniqueConstraint("source_id", "external_id", name="uq_media_items_source_external"),
         Index("ix_media_items_status", "status"),
         Index("ix_media_items_published_at", "published_at"),
-        Index("ix_media_items_search_tsv", "search_tsv", postgresql_using="gin"),
+        Index("ix_media_items_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     )
 
 

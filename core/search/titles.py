@@ -133,6 +133,37 @@ def title_stats(session: Session, version: object) -> TitleStats:
 # ---------------------------------------------------------------------------------------------
 
 
+# One statement whose text depends only on the filters, so the driver can keep it prepared.
+# Every query value is a bound array; the lexemes come from PostgreSQL's own to_tsvector.
+_TITLES_SQL = """
+    WITH cand AS MATERIALIZED (
+        SELECT m.id, m.title, m.url, m.media_path, m.status, m.published_at, m.duration_s, m.source_id,
+               m.search_tsv AS tsv,
+               tsvector_to_array(ts_filter(m.search_tsv, '{{a}}')) AS in_title,
+               tsvector_to_array(m.search_tsv) AS anywhere
+        FROM media_items m
+        WHERE m.search_tsv @@ (SELECT string_agg(quote_literal(x), ' | ')::tsquery FROM unnest(CAST(:select AS text[])) x)
+          AND {where}
+    ), scored AS (
+        SELECT c.*,
+               -- the query is the title: no title word the query lacks, the query's words in order
+               (c.in_title <@ CAST(:typed_lx AS text[])
+                AND c.tsv @@ phraseto_tsquery('english', :typed)) AS is_title,
+               c.anywhere && CAST(:rare AS text[]) AS rare_hit,
+               (SELECT coalesce(sum(u.w * CASE WHEN u.lx = ANY(c.in_title) THEN 1.0
+                                               WHEN u.lx = ANY(c.anywhere) THEN :desc_w ELSE 0 END), 0)
+                FROM unnest(CAST(:lx AS text[]), CAST(:w AS float8[])) AS u(lx, w)) AS share
+        FROM cand c
+    )
+    SELECT sc.id, sc.title, sc.url, sc.media_path, sc.status, sc.published_at, sc.duration_s, s.kind,
+           sc.is_title, sc.share
+    FROM scored sc JOIN sources s ON s.id = sc.source_id
+    WHERE sc.is_title OR (sc.rare_hit AND sc.share >= :min_share)
+    ORDER BY sc.is_title DESC, sc.share DESC, sc.published_at DESC NULLS LAST, sc.id
+    LIMIT :lim
+"""
+
+
 def title_matches(
     session: Session,
     prepared: PreparedQuery,
@@ -164,63 +195,41 @@ def title_matches(
     weights = {lx: stats.idf(lx) for lx in lexemes}
     total = sum(weights.values()) or 1.0
     rare = [lx for lx in lexemes if not stats.common(lx)]
-
-    params: dict = {f"lx{i}": lx for i, lx in enumerate(lexemes)}
-    params |= {f"w{i}": weights[lx] / total for i, lx in enumerate(lexemes)}
-
-    params["in_title"] = ":A"  # bound, not inlined: a colon in SQL text would read as a parameter
-
-    def lexeme(i: int, in_title: bool = False) -> str:
-        # A bound lexeme as a tsquery ('word', or 'word':A for the title only); never user text in SQL.
-        suffix = " || :in_title" if in_title else ""
-        return f"CAST(quote_literal(CAST(:lx{i} AS text)){suffix} AS tsquery)"
-
-    if lexemes:
-        share = " + ".join(
-            f"(m.search_tsv @@ {lexeme(i, True)})::int * :w{i} * {1 - DESCRIPTION_WEIGHT}"
-            f" + (m.search_tsv @@ {lexeme(i)})::int * :w{i} * {DESCRIPTION_WEIGHT}"
-            for i in range(len(lexemes))
-        )
-    else:
-        share = "0"
-    # Only a rare word (or the whole title, below) brings a title in.
-    rare_hit = f"m.search_tsv @@ ({' || '.join(lexeme(lexemes.index(lx)) for lx in rare)})" if rare else "FALSE"
-    selects = [rare_hit] if rare else []
-    # The query is the title: its words in order, and no title word the query lacks.
-    is_title = "FALSE"
+    # Candidates, in one GIN scan. A title missing all of the heaviest words that together weigh
+    # more than 1 - MIN_SHARE cannot reach MIN_SHARE, and the rare words are the heaviest (idf), so
+    # a share match holds one of `heavy` ∩ rare. A query that is a title holds every word of it,
+    # so also its rarest typed word.
+    heavy, acc = [], 0.0
+    for lx in sorted(lexemes, key=lambda lx: -weights[lx]):
+        heavy.append(lx)
+        acc += weights[lx] / total
+        if acc > 1 - MIN_SHARE:
+            break
+    selecting = [lx for lx in heavy if lx in rare]
     if typed_lexemes:
-        params["typed"] = prepared.original
-        params["typed_lx"] = typed_lexemes
-        is_title = (
-            "(m.search_tsv @@ phraseto_tsquery('english', :typed) "
-            "AND tsvector_to_array(ts_filter(m.search_tsv, '{a}')) <@ CAST(:typed_lx AS text[]))"
-        )
-        selects.append("m.search_tsv @@ phraseto_tsquery('english', :typed)")
-    if not selects:
+        selecting.append(min(typed_lexemes, key=lambda lx: stats.df.get(lx, 0)))
+    selecting = list(dict.fromkeys(selecting))
+    if not selecting:
         return []
-    where, fparams = filter_sql(filters, include_hidden)
-    params |= fparams
+
+    where, params = filter_sql(filters, include_hidden)
     if prepared.operators:
         # Quotes and -exclusions the user typed hold for titles too.
         where += " AND m.search_tsv @@ websearch_to_tsquery('english', :websearch)"
         params["websearch"] = prepared.original
-    params["min_share"] = MIN_SHARE
-    params["lim"] = int(limit)
-    sql = text(
-        f"""
-        SELECT * FROM (
-            SELECT m.id, m.title, m.url, m.media_path, m.status, m.published_at, m.duration_s, s.kind,
-                   {is_title} AS is_title, {rare_hit} AS rare_hit, {share} AS share
-            FROM media_items m JOIN sources s ON s.id = m.source_id
-            WHERE ({' OR '.join(selects)}) AND {where}
-        ) t
-        WHERE is_title OR (rare_hit AND share >= :min_share)
-        ORDER BY is_title DESC, share DESC, published_at DESC NULLS LAST, id
-        LIMIT :lim
-        """
-    )
+    params |= {
+        "select": selecting,
+        "lx": lexemes,
+        "w": [weights[lx] / total for lx in lexemes],
+        "rare": rare,
+        "typed": prepared.original,
+        "typed_lx": typed_lexemes,
+        "desc_w": DESCRIPTION_WEIGHT,
+        "min_share": MIN_SHARE,
+        "lim": int(limit),
+    }
     out = []
-    for row in session.execute(sql, params).all():
+    for row in session.execute(text(_TITLES_SQL.format(where=where)), params).all():
         out.append(
             TitleMatch(
                 media_item_id=row.id,

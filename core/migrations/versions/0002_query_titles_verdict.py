@@ -30,7 +30,10 @@ def upgrade() -> None:
         "media_items",
         sa.Column("search_tsv", postgresql.TSVECTOR(), sa.Computed(SEARCH_TSV, persisted=True), nullable=True),
     )
-    op.create_index("ix_media_items_search_tsv", "media_items", ["search_tsv"], unique=False, postgresql_using="gin")
+    # fastupdate off: items are few and written rarely, and a pending list that only VACUUM
+    # merges made every title lookup scan it linearly (2–4 ms at 3.6k fresh items).
+    op.create_index("ix_media_items_search_tsv", "media_items", ["search_tsv"], unique=False, postgresql_using="gin",
+                    postgresql_with={"fastupdate": "off"})
     op.add_column("query_log", sa.Column("verdict", sa.String(length=16), nullable=True))
     op.create_check_constraint(
         "ck_query_log_verdict", "query_log", "verdict IS NULL OR verdict IN ('answered', 'related', 'nothing')"
