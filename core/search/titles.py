@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -111,6 +112,8 @@ class TitleStats:
 
 _stats_lock = threading.Lock()
 _stats_cache: dict[object, TitleStats] = {}
+_lexeme_lock = threading.Lock()
+_lexeme_cache: OrderedDict[str, list[str]] = OrderedDict()
 
 
 def title_stats(session: Session, version: object) -> TitleStats:
@@ -128,6 +131,22 @@ def title_stats(session: Session, version: object) -> TitleStats:
     return stats
 
 
+def _lexemes(session: Session, query: str) -> list[str]:
+    """The query's words as PostgreSQL stems them ('english', as search_tsv), kept per query text:
+    a question asked again costs no round trip (like search()'s query vectors)."""
+    with _lexeme_lock:
+        if query in _lexeme_cache:
+            _lexeme_cache.move_to_end(query)
+            return _lexeme_cache[query]
+    found = session.execute(text("SELECT tsvector_to_array(to_tsvector('english', :q))"), {"q": query}).scalar_one()
+    lexemes = list(dict.fromkeys(found or []))
+    with _lexeme_lock:
+        _lexeme_cache[query] = lexemes
+        while len(_lexeme_cache) > 1024:
+            _lexeme_cache.popitem(last=False)
+    return lexemes
+
+
 # ---------------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------------
@@ -142,12 +161,14 @@ _TITLES_SQL = """
                tsvector_to_array(ts_filter(m.search_tsv, '{{a}}')) AS in_title,
                tsvector_to_array(m.search_tsv) AS anywhere
         FROM media_items m
-        WHERE m.search_tsv @@ (SELECT string_agg(quote_literal(x), ' | ')::tsquery FROM unnest(CAST(:select AS text[])) x)
+        WHERE m.search_tsv @@ (coalesce((SELECT string_agg(quote_literal(x), ' | ')::tsquery
+                                         FROM unnest(CAST(:select AS text[])) x), ''::tsquery)
+                               || phraseto_tsquery('english', :typed))
           AND {where}
     ), scored AS (
         SELECT c.*,
                -- the query is the title: no title word the query lacks, the query's words in order
-               (c.in_title <@ CAST(:typed_lx AS text[])
+               (c.in_title <@ tsvector_to_array(to_tsvector('english', :typed))
                 AND c.tsv @@ phraseto_tsquery('english', :typed)) AS is_title,
                c.anywhere && CAST(:rare AS text[]) AS rare_hit,
                (SELECT coalesce(sum(u.w * CASE WHEN u.lx = ANY(c.in_title) THEN 1.0
@@ -184,21 +205,13 @@ def title_matches(
     stats = title_stats(session, version)
     if not stats.items:
         return []
-    searched, typed = session.execute(
-        text("SELECT tsvector_to_array(to_tsvector('english', :a)), tsvector_to_array(to_tsvector('english', :b))"),
-        {"a": prepared.cleaned, "b": prepared.original},
-    ).one()
-    lexemes = list(dict.fromkeys(searched or []))
-    typed_lexemes = list(dict.fromkeys(typed or []))
-    if not lexemes and not typed_lexemes:
-        return []
+    lexemes = _lexemes(session, prepared.cleaned)
     weights = {lx: stats.idf(lx) for lx in lexemes}
     total = sum(weights.values()) or 1.0
     rare = [lx for lx in lexemes if not stats.common(lx)]
     # Candidates, in one GIN scan. A title missing all of the heaviest words that together weigh
     # more than 1 - MIN_SHARE cannot reach MIN_SHARE, and the rare words are the heaviest (idf), so
-    # a share match holds one of `heavy` ∩ rare. A query that is a title holds every word of it,
-    # so also its rarest typed word.
+    # a share match holds one of `heavy` ∩ rare. A query that is a title matches its phrase.
     heavy, acc = [], 0.0
     for lx in sorted(lexemes, key=lambda lx: -weights[lx]):
         heavy.append(lx)
@@ -206,11 +219,6 @@ def title_matches(
         if acc > 1 - MIN_SHARE:
             break
     selecting = [lx for lx in heavy if lx in rare]
-    if typed_lexemes:
-        selecting.append(min(typed_lexemes, key=lambda lx: stats.df.get(lx, 0)))
-    selecting = list(dict.fromkeys(selecting))
-    if not selecting:
-        return []
 
     where, params = filter_sql(filters, include_hidden)
     if prepared.operators:
@@ -223,7 +231,6 @@ def title_matches(
         "w": [weights[lx] / total for lx in lexemes],
         "rare": rare,
         "typed": prepared.original,
-        "typed_lx": typed_lexemes,
         "desc_w": DESCRIPTION_WEIGHT,
         "min_share": MIN_SHARE,
         "lim": int(limit),
