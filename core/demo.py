@@ -314,7 +314,7 @@ def _seed_feedback(session: Session, indexed: list[MediaItem], now: datetime, rn
                                  vote=vote if j == 0 else rng.choice((1, -1))))
     for i in range(60):
         query, _ = FEEDBACK_QUERIES[i % len(FEEDBACK_QUERIES)]
-        session.add(QueryLogEntry(at=now - timedelta(hours=i * 5), query=query, result_count=rng.randint(3, 40),
+        session.add(QueryLogEntry(at=now - timedelta(hours=i * 5), query=query, result_count=rng.randint(3, 40), verdict="answered",
                                   latency_ms=rng.uniform(25, 140)))
 
 

@@ -17,6 +17,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Computed,
     DateTime,
     Float,
@@ -90,12 +91,24 @@ class MediaItem(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
+    # Title (weight A) and description (weight B), searched by core/search/titles.py: a title
+    # finds its video even before (or without) a transcript that says the words.
+    search_tsv = mapped_column(
+        TSVECTOR,
+        Computed(
+            "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+            "setweight(to_tsvector('english', coalesce(description, '')), 'B')",
+            persisted=True,
+        ),
+    )
+
     source: Mapped[Source] = relationship()
 
     __table_args__ = (
         UniqueConstraint("source_id", "external_id", name="uq_media_items_source_external"),
         Index("ix_media_items_status", "status"),
         Index("ix_media_items_published_at", "published_at"),
+        Index("ix_media_items_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     )
 
 
@@ -310,8 +323,14 @@ class QueryLogEntry(Base):
     query: Mapped[str] = mapped_column(Text)
     result_count: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # The search's verdict: 'answered' | 'related' | 'nothing'; NULL when logged without one.
+    # Trending and autocomplete count only 'answered' queries.
+    verdict: Mapped[str | None] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_query_log_at", "at"),)
+    __table_args__ = (
+        Index("ix_query_log_at", "at"),
+        CheckConstraint("verdict IS NULL OR verdict IN ('answered', 'related', 'nothing')", name="ck_query_log_verdict"),
+    )
 
 
 class Feedback(Base):

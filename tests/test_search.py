@@ -87,7 +87,7 @@ def test_hidden_items_never_reach_viewers(archive):
         assert player_item(s, archive["hidden"], include_hidden=True) is not None
         assert "Jeff Prosperi" not in speakers_list(s)
         for _ in range(3):
-            log_query(s, "private coaching call", 1, 5.0)
+            log_query(s, "private coaching call", 1, 5.0, verdict="answered")
         assert not any("private" in x.text.lower() for x in autocomplete(s, "priv"))
         assert not any("private" in t.query for t in trending(s))
         assert any("private" in t.query for t in trending(s, include_hidden=True))
@@ -225,7 +225,7 @@ def test_autocomplete_suggests_titles_and_popular_queries(archive):
     with session_scope() as s:
         for q, n in (("calcium supplements", 3), ("calcium and bones", 2), ("calcification of arteries", 1)):
             for _ in range(n):
-                log_query(s, q, 4, 10.0)
+                log_query(s, q, 4, 10.0, verdict="answered")
         texts = [x.text for x in autocomplete(s, "calc")]
         assert texts[:2] == ["calcium supplements", "calcium and bones"]
         assert "calcification of arteries" not in texts  # asked once: may be personal, never suggested
@@ -235,8 +235,8 @@ def test_autocomplete_suggests_titles_and_popular_queries(archive):
 def test_trending_keeps_no_personal_data(archive):
     with session_scope() as s:
         for _ in range(3):
-            log_query(s, "Email me at jane.doe@example.com about GOUT, call +1 555 123 4567", 2, 12.0)
-        log_query(s, "gout", 2, 8.0)
+            log_query(s, "Email me at jane.doe@example.com about GOUT, call +1 555 123 4567", 2, 12.0, verdict="answered")
+        log_query(s, "gout", 2, 8.0, verdict="answered")
         stored = s.execute(text("SELECT DISTINCT query FROM query_log")).scalars().all()
         assert all("@" not in q and "555" not in q for q in stored)
         top = trending(s)

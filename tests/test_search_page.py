@@ -97,7 +97,7 @@ def archive(db):
         items = seed_archive(s)
         for q, n in (("calcium supplements", 3), ("crohn's disease remission", 2)):
             for _ in range(n):
-                log_query(s, q, 3, 20.0)
+                log_query(s, q, 3, 20.0, verdict="answered")
         return {k: v.id for k, v in items.items()}
 
 

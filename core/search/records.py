@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterator, Literal, NamedTuple
+from typing import TYPE_CHECKING, Iterator, Literal, NamedTuple
+
+if TYPE_CHECKING:  # titles.py imports this module
+    from core.search.titles import TitleMatch
 
 Mode = Literal["hybrid", "vector", "keyword", "hybrid+rerank"]
 Sort = Literal["relevance", "date"]
@@ -54,8 +57,23 @@ class PreparedQuery(NamedTuple):
     keyword: str  # websearch_to_tsquery input (cleaned + synonyms joined with 'or')
     corrections: tuple[tuple[str, str], ...]  # (typed, corrected)
     synonyms: tuple[str, ...]  # expansions that were added
-    terms: tuple[str, ...]  # words to highlight in snippets (query words + synonyms)
+    terms: tuple[str, ...]  # words to highlight in snippets: the query's own words first, then synonyms
     operators: bool  # the user typed websearch syntax (quotes, -, or): keep their AND/NOT
+    # The query's own words (as searched, i.e. after spelling correction), without synonym
+    # expansions: highlighted first / more strongly than `synonym_terms`.
+    typed_terms: tuple[str, ...] = ()
+
+    @property
+    def synonym_terms(self) -> tuple[str, ...]:
+        """Highlight words that only a synonym expansion brought in."""
+        typed = set(self.typed_terms)
+        return tuple(t for t in self.terms if t not in typed)
+
+    @property
+    def search_instead(self) -> str | None:
+        """What was typed, when spelling correction changed it: the page's "Search instead for …"
+        (search it with search(…, correct=False)); None when nothing was corrected."""
+        return self.original if self.corrections else None
 
 
 @dataclass
@@ -103,11 +121,21 @@ class SearchResponse:
     total_ms: float
     cached: bool = False
     reranked: bool = False
+    # Videos whose title/description match the query (core/search/titles.py), with their
+    # transcription status: a listed video not transcribed yet shows as "queued for
+    # transcription"; has_moments marks those also listed in `groups`.
+    titles: list[TitleMatch] = field(default_factory=list)
 
     @property
     def corrected_query(self) -> str | None:
         """The query we actually searched when it differs from what was typed ('did you mean')."""
         return self.prepared.cleaned if self.prepared.corrections else None
+
+    @property
+    def search_instead(self) -> str | None:
+        """The query as typed when it was corrected: offer "Search instead for <this>", which
+        searches it with search(…, correct=False). None when nothing was corrected."""
+        return self.prepared.search_instead
 
     def hits(self) -> Iterator[tuple[VideoGroup, Moment]]:
         """Every moment with its video, in display order (for the CLI and simple callers)."""

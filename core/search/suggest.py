@@ -6,6 +6,12 @@ phone number before storing. Admin searches that include hidden items are not lo
 a logged query that names a hidden item is never suggested or shown as trending to viewers.
 A past query is suggested only once at least MIN_QUERY_COUNT searches asked it, so a single
 person's query never surfaces to others.
+
+Autocomplete offers only what search can find, and learns from the verdict, not the number
+of moments: a past query is suggested (and trends) only when its search was *answered*
+(`log_query(…, verdict="answered")`); a query that found only related passages or nothing
+is never offered to the next viewer. Titles it suggests are findable by search
+(core/search/titles.py searches titles and descriptions, also of videos not transcribed yet).
 """
 from __future__ import annotations
 
@@ -17,8 +23,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.models import QueryLogEntry
+from core.search.preprocess import strip_control
 
 MIN_QUERY_COUNT = 2
+# What search() decided about a query (the verdict stage); only ANSWERED queries are learnt from.
+VERDICTS = ("answered", "related", "nothing")
+ANSWERED = "answered"
 _EMAIL = re.compile(r"\S+@\S+\.\S+")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 _PHONE = re.compile(r"(?:\+?\d[\d\s().-]{6,}\d)")
@@ -40,18 +50,37 @@ class Trend:
 
 
 def normalise_query(query: str) -> str:
-    """What the log keeps: lower-case, single spaces, personal details removed, ≤ 200 chars."""
-    q = _EMAIL.sub(" ", query)
+    """What the log keeps: lower-case, single spaces, personal details and control characters
+    (NUL cannot be stored) removed, ≤ 200 chars."""
+    q = _EMAIL.sub(" ", strip_control(query or ""))
     q = _URL.sub(" ", q)
     q = _PHONE.sub(" ", q)
     q = _SPACES.sub(" ", q.lower()).strip(" ?!.,;:'\"")
     return q[:200]
 
 
-def log_query(session: Session, query: str, result_count: int, latency_ms: float) -> None:
+def _verdict_value(verdict: object) -> str | None:
+    """'answered' | 'related' | 'nothing' from a string or a str-valued enum; None stays None."""
+    if verdict is None:
+        return None
+    value = str(getattr(verdict, "value", verdict)).strip().lower()
+    if value not in VERDICTS:
+        raise ValueError(f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}")
+    return value
+
+
+def log_query(
+    session: Session, query: str, result_count: int, latency_ms: float, verdict: object = None
+) -> None:
+    """Log one search (normalised text, counts, the verdict). Only verdict="answered" rows feed
+    autocomplete and trending; a row logged without a verdict is kept but never suggested."""
     q = normalise_query(query)
     if q:
-        session.add(QueryLogEntry(query=q, result_count=int(result_count), latency_ms=float(latency_ms)))
+        session.add(
+            QueryLogEntry(
+                query=q, result_count=int(result_count), latency_ms=float(latency_ms), verdict=_verdict_value(verdict)
+            )
+        )
         session.flush()
 
 
@@ -70,8 +99,9 @@ def _like_escape(value: str) -> str:
 def autocomplete(
     session: Session, prefix: str, *, limit: int = 8, include_hidden: bool = False, vocabulary=None
 ) -> list[Suggestion]:
-    """Completions for what the user has typed so far: popular past queries, archive words, titles."""
-    p = _SPACES.sub(" ", (prefix or "").lower()).lstrip()
+    """Completions for what the user has typed so far: popular answered past queries, archive
+    words, titles (all findable by search)."""
+    p = _SPACES.sub(" ", strip_control(prefix or "").lower()).lstrip()
     out: dict[str, Suggestion] = {}
     hidden = [] if include_hidden else _hidden_titles(session)
 
@@ -79,12 +109,12 @@ def autocomplete(
         text(
             """
             SELECT query, count(*) AS n FROM query_log
-            WHERE result_count > 0 AND query LIKE :p ESCAPE '\\'
+            WHERE verdict = :answered AND query LIKE :p ESCAPE '\\'
             GROUP BY query HAVING count(*) >= :min_n
             ORDER BY n DESC, max(at) DESC LIMIT :lim
             """
         ),
-        {"p": _like_escape(p) + "%", "min_n": MIN_QUERY_COUNT, "lim": limit * 2},
+        {"p": _like_escape(p) + "%", "min_n": MIN_QUERY_COUNT, "lim": limit * 2, "answered": ANSWERED},
     ).all()
     for q, n in rows:
         if q != p and not _names_hidden(q, hidden):
@@ -124,7 +154,7 @@ def popular_queries(session: Session, *, limit: int = 50, include_hidden: bool =
 def trending(
     session: Session, *, days: int = 7, limit: int = 10, include_hidden: bool = False
 ) -> list[Trend]:
-    """Most-asked queries of the last `days` days (with results), and their count the period before."""
+    """Most-asked answered queries of the last `days` days, and their count the period before."""
     rows = session.execute(
         text(
             """
@@ -132,7 +162,7 @@ def trending(
                    count(*) FILTER (WHERE at >= now() - make_interval(days => :days)) AS now_n,
                    count(*) FILTER (WHERE at < now() - make_interval(days => :days)) AS before_n
             FROM query_log
-            WHERE at >= now() - make_interval(days => :days * 2) AND result_count > 0
+            WHERE at >= now() - make_interval(days => :days * 2) AND verdict = :answered
             GROUP BY query
             HAVING count(*) FILTER (WHERE at >= now() - make_interval(days => :days)) >= :min_n
             ORDER BY now_n DESC, (count(*) FILTER (WHERE at >= now() - make_interval(days => :days))
@@ -141,7 +171,7 @@ def trending(
             LIMIT :lim
             """
         ),
-        {"days": int(days), "min_n": MIN_QUERY_COUNT, "lim": limit * 2},
+        {"days": int(days), "min_n": MIN_QUERY_COUNT, "lim": limit * 2, "answered": ANSWERED},
     ).all()
     hidden = [] if include_hidden else _hidden_titles(session)
     return [Trend(q, int(n), int(b)) for q, n, b in rows if not _names_hidden(q, hidden)][:limit]
