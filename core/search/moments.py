@@ -1,0 +1,302 @@
+"""Where in a hit window the answer starts: the sentence a moment's link opens at.
+
+A hit is a 45–60 s chunk (or up to three merged ones); the viewer wants the second where the
+answer is said. The stored timed segments of that window are cut into sentences, each
+sentence gets its own start second, and the sentence where the query's words begin to
+gather is the one the link opens at (LEAD_IN_S before it).
+
+Segments are not sentences, whatever the engine:
+  * caption lines (YouTube, Zoom VTT, imported SRT) are a few seconds each and a sentence
+    often starts in the middle of one: its second is interpolated by character offset
+    inside the line (speech runs at a near-constant rate within a 2–6 s line);
+  * a local whisper segment can hold several sentences: each gets its own interpolated second;
+  * a sentence can continue over several lines: it keeps the second of its first word;
+  * text without punctuation (automatic captions) is cut at line boundaries once a unit
+    passes MAX_UNIT_WORDS, so a unit is never the whole window.
+A change of speaker or a pause of PAUSE_S always starts a new sentence.
+
+Why lexical, not sentence vectors (measured, see bench/relevance.py): the query's own words
+(and the admin's synonyms), weighted by the keyword side's idf and Postgres' own stemming,
+place the link on the sentence; embedding sentences at query time is far too slow on 2 CPUs
+(≈ 45 texts/s, i.e. seconds for the ~600 sentences of one result page), and vectors stored
+per sentence would double the index and the pipeline's embedding time for a choice that,
+inside a window already chosen by meaning, the words make well. Where no query word occurs
+in the window (a pure meaning match) the link falls back to the start of the best chunk.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+LEAD_IN_S = 1.0  # the link opens this long before the sentence (then floored to the second: 1–2 s)
+PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
+MAX_UNIT_WORDS = 25  # unpunctuated text: a new unit at the next line boundary past this many words
+CONTEXT_S = 15.0  # a sentence is scored with the query words said within this many seconds of its start
+WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
+
+
+class TimedLine(NamedTuple):
+    """One stored transcript segment (caption cue, whisper segment, VTT line)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str | None = None
+
+
+class Sentence(NamedTuple):
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str | None = None
+
+
+class Located(NamedTuple):
+    """The answer sentence of one window, and the window's sentences around it (for the snippet)."""
+
+    sentence: Sentence
+    index: int  # position of `sentence` in `sentences`
+    sentences: tuple[Sentence, ...]
+    score: float  # Σ idf of the query words around it; 0 = no query word in the window
+
+    @property
+    def link_s(self) -> float:
+        return link_second(self.sentence.start_s)
+
+
+def link_second(sentence_start_s: float) -> float:
+    """The second a link opens at for a sentence: a short lead-in, never before 0."""
+    return float(max(0, math.floor(sentence_start_s - LEAD_IN_S)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments → sentences
+# ---------------------------------------------------------------------------------------------
+
+# Sentence end: terminal punctuation (and closing quotes/brackets) followed by whitespace.
+_END = re.compile(r"[.?!…]+[\"'”’)\]]*(?=\s|$)")
+_ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "vs", "prof", "e.g", "i.e", "approx", "no"})
+
+
+def _pieces(line: str) -> list[tuple[int, int, bool]]:
+    """(start, end, ends a sentence) character ranges of one line, in order."""
+    out, pos = [], 0
+    for m in _END.finditer(line):
+        before = line[:m.start()].rsplit(None, 1)
+        word = before[-1].lower().rstrip(".") if before else ""
+        if m.group(0) == "." and word in _ABBREVIATIONS:
+            continue
+        out.append((pos, m.end(), True))
+        pos = m.end()
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+    if pos < len(line):
+        out.append((pos, len(line), False))
+    return out
+
+
+def split_sentences(lines: Sequence[TimedLine]) -> list[Sentence]:
+    """Time-ordered lines → sentences, each with the interpolated second of its first word."""
+    sentences: list[Sentence] = []
+    cur_start = cur_end = 0.0
+    cur_text: list[str] = []
+    cur_speaker: str | None = None
+    cur_words, closed = 0, True
+
+    def flush() -> None:
+        if cur_text:
+            sentences.append(Sentence(cur_start, cur_end, " ".join(cur_text), cur_speaker))
+
+    for line in lines:
+        body = " ".join(line.text.split())
+        if not body:
+            continue
+        span = max(line.end_s - line.start_s, 0.0)
+        first = True
+        for a, b, ends in _pieces(body):
+            t0 = line.start_s + span * a / len(body)
+            t1 = line.start_s + span * b / len(body)
+            new = closed
+            if first and not new:
+                new = (line.speaker != cur_speaker or line.start_s - cur_end > PAUSE_S
+                       or cur_words >= MAX_UNIT_WORDS)
+            if new:
+                flush()
+                cur_start, cur_text, cur_speaker, cur_words = t0, [], line.speaker, 0
+            piece = body[a:b].strip()
+            cur_text.append(piece)
+            cur_words += len(piece.split())
+            cur_end = t1
+            closed = ends
+            first = False
+    flush()
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the windows' lines, and the query words each sentence holds
+# ---------------------------------------------------------------------------------------------
+
+
+class Window(NamedTuple):
+    media_item_id: int
+    start_s: float
+    end_s: float
+
+
+def load_lines(session: Session, windows: Sequence[Window]) -> list[list[TimedLine]]:
+    """The stored segments of each window (one query for all; ix_segments_item_start)."""
+    if not windows:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT w.n, s.start_s, s.end_s, s.text, s.speaker
+            FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]))
+                 WITH ORDINALITY AS w(item, lo, hi, n)
+            JOIN transcript_segments s
+              ON s.media_item_id = w.item AND s.start_s < w.hi AND s.start_s >= w.lo - 60 AND s.end_s > w.lo
+            ORDER BY w.n, s.start_s, s.idx
+            """
+        ),
+        {
+            "items": [int(w.media_item_id) for w in windows],
+            "los": [float(w.start_s) - WINDOW_MARGIN_S for w in windows],
+            "his": [float(w.end_s) + WINDOW_MARGIN_S for w in windows],
+        },
+    ).all()
+    out: list[list[TimedLine]] = [[] for _ in windows]
+    for n, start, end, body, speaker in rows:
+        out[int(n) - 1].append(TimedLine(float(start), float(end), body, speaker))
+    return out
+
+
+_WORD = re.compile(r"[0-9a-z]+(?:['’][a-z]+)?")
+_LEXEMES_CACHE_WORDS = 200_000  # ≈ 20 MB; an archive's vocabulary is far smaller
+_lexemes_lock = threading.Lock()
+_lexemes: dict[str, tuple[str, ...]] = {}
+
+
+def word_lexemes(session: Session, words: set[str]) -> dict[str, tuple[str, ...]]:
+    """Each word's Postgres stems ('english', the keyword index's configuration: a sentence then
+    matches exactly the query words its chunk matched on). Words are cached per process: after
+    the first searches nearly every word of a window is known, and stemming costs no SQL."""
+    with _lexemes_lock:
+        known = {w: _lexemes[w] for w in words if w in _lexemes}
+    missing = sorted(words - known.keys())
+    if missing:
+        rows = session.execute(
+            text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:w AS text[])) AS u(w)"),
+            {"w": missing},
+        ).all()
+        found = {w: tuple(lx or ()) for w, lx in rows}
+        with _lexemes_lock:
+            if len(_lexemes) + len(found) > _LEXEMES_CACHE_WORDS:
+                _lexemes.clear()
+            _lexemes.update(found)
+        known.update(found)
+    return known
+
+
+def sentence_lexemes(session: Session, texts: Sequence[str]) -> list[frozenset[str]]:
+    """Each text's words as Postgres stems them."""
+    words = [set(_WORD.findall(t.lower())) for t in texts]
+    lexemes = word_lexemes(session, set().union(*words)) if words else {}
+    return [frozenset(lx for w in ws for lx in lexemes.get(w, ())) for ws in words]
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing the sentence
+# ---------------------------------------------------------------------------------------------
+
+
+def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], weights: Mapping[str, float],
+           prefer: tuple[float, float] | None = None) -> tuple[int, float]:
+    """(index, score) of the sentence where the answer starts.
+
+    A sentence's score is the idf of the distinct query words said from its start to
+    CONTEXT_S later: the answer is where the query's words gather, and a question's words
+    are often spread over a few sentences. Only a sentence that itself holds a query word can
+    be chosen (so the link never opens on the filler before it); among equal scores the one
+    inside `prefer` (the best chunk's range) wins, then the earliest. (-1, 0.0) when no
+    sentence holds a query word.
+    """
+    own = [sum(weights.get(lx, 0.0) for lx in lxs) for lxs in lexemes]
+    best, best_key = -1, None
+    for i, s in enumerate(sentences):
+        if own[i] <= 0:
+            continue
+        seen: set[str] = set()
+        j = i
+        while j < len(sentences) and sentences[j].start_s - s.start_s <= CONTEXT_S:
+            seen |= {lx for lx in lexemes[j] if lx in weights}
+            j += 1
+        score = sum(weights[lx] for lx in seen)
+        inside = prefer is not None and prefer[0] - WINDOW_MARGIN_S <= s.start_s < prefer[1]
+        key = (round(score, 6), inside, -i)
+        if best_key is None or key > best_key:
+            best, best_key = i, key
+    return (best, best_key[0]) if best_key else (-1, 0.0)
+
+
+def locate(
+    session: Session,
+    windows: Sequence[Window],
+    weights: Mapping[str, float],
+    prefer: Sequence[tuple[float, float] | None] | None = None,
+) -> list[Located | None]:
+    """The answer sentence of each window, or None where the window has no stored segments
+    (the caller then keeps the chunk's own start)."""
+    lines = load_lines(session, windows)
+    per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
+                  for ls, w in zip(lines, windows)]
+    flat = [s.text for sents in per_window for s in sents]
+    lexemes = sentence_lexemes(session, flat) if weights and flat else [frozenset()] * len(flat)
+    out: list[Located | None] = []
+    pos = 0
+    for n, sents in enumerate(per_window):
+        lx = lexemes[pos : pos + len(sents)]
+        pos += len(sents)
+        if not sents:
+            out.append(None)
+            continue
+        pref = prefer[n] if prefer else None
+        i, score = choose(sents, lx, weights, pref)
+        if i < 0:
+            # No query word in the window: a meaning-only match. Open at the first sentence that
+            # starts inside the best chunk (its own start, snapped to a sentence).
+            lo = pref[0] if pref else windows[n].start_s
+            i = next((k for k, s in enumerate(sents) if s.start_s >= lo - WINDOW_MARGIN_S), 0)
+        out.append(Located(sents[i], i, tuple(sents), score))
+    return out
+
+
+def snippet_around(located: Located, words: int) -> tuple[str, bool, bool]:
+    """About `words` words with the answer sentence in the middle: (text, cut before, cut after)."""
+    sents = located.sentences
+    i = located.index
+    body = sents[i].text.split()
+    if len(body) >= words:
+        return " ".join(body[:words]), i > 0, True
+    room = words - len(body)
+    before: list[str] = []
+    for s in reversed(sents[:i]):
+        before = s.text.split() + before
+        if len(before) >= room // 2:
+            break
+    before = before[-(room // 2):] if room // 2 else []
+    after: list[str] = []
+    for s in sents[i + 1:]:
+        after += s.text.split()
+        if len(after) >= room - len(before):
+            break
+    after = after[: room - len(before)]
+    cut_before = len(before) < sum(len(s.text.split()) for s in sents[:i])
+    cut_after = len(after) < sum(len(s.text.split()) for s in sents[i + 1:])
+    return " ".join(before + body + after), cut_before, cut_after
