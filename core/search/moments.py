@@ -15,13 +15,19 @@ Segments are not sentences, whatever the engine:
     passes MAX_UNIT_WORDS, so a unit is never the whole window.
 A change of speaker or a pause of PAUSE_S always starts a new sentence.
 
-Why lexical, not sentence vectors (measured, see bench/relevance.py): the query's own words
-(and the admin's synonyms), weighted by the keyword side's idf and Postgres' own stemming,
-place the link on the sentence; embedding sentences at query time is far too slow on 2 CPUs
-(≈ 45 texts/s, i.e. seconds for the ~600 sentences of one result page), and vectors stored
-per sentence would double the index and the pipeline's embedding time for a choice that,
-inside a window already chosen by meaning, the words make well. Where no query word occurs
-in the window (a pure meaning match) the link falls back to the start of the best chunk.
+Choosing the sentence by its words, not by sentence vectors — measured on the tuning half (even
+positions) of bench/chaffee_queries.jsonl, |link − answer start| of the first relevant moment:
+the query's own words (and the admin's synonyms), weighted by the keyword side's idf and
+stemmed by Postgres as the keyword index is, gave a median of 7.2 s; vectors of the ~6 s / ~12 s
+of speech that start at each sentence (the same MiniLM as the chunks) gave 7.5 s / 9.0 s. The
+vectors would have to be stored at index time (embedding the sentences of a page at query time
+costs seconds on 2 CPUs at ≈ 45 texts/s) and would double the pipeline's embedding work, for no
+gain inside a window already chosen by meaning. Where no query word occurs in the window (a
+pure meaning match) the link opens at the first sentence of the best chunk.
+
+The constants below (CONTEXT_S, FORWARD_S, MAX_UNIT_WORDS) were chosen on that tuning half
+only, by strict MRR@10 and then the median distance; the odd half is reported apart by
+bench/relevance.py as held out.
 """
 from __future__ import annotations
 
@@ -37,8 +43,9 @@ from sqlalchemy.orm import Session
 LEAD_IN_S = 1.0  # the link opens this long before the sentence (then floored to the second: 1–2 s)
 PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
 MAX_UNIT_WORDS = 25  # unpunctuated text: a new unit at the next line boundary past this many words
-CONTEXT_S = 15.0  # a sentence is scored with the query words said within this many seconds of its start
+CONTEXT_S = 3.0  # a sentence is scored with the query words said within this many seconds of its start
 WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
+FORWARD_S = 15.0  # after a question that holds the query's words, its answer begins within this
 
 
 class TimedLine(NamedTuple):
@@ -245,6 +252,36 @@ def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], wei
     return (best, best_key[0]) if best_key else (-1, 0.0)
 
 
+_QUESTION_OPENER = re.compile(
+    r"^\W*(?:(?:and|so|but|okay|ok|now|well|yeah|alright)\W+)*"
+    r"(?:could|can|does|do|did|is|are|was|were|what|what's|how|why|when|where|which|who|should|would|will|have|has)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(sentence: Sentence) -> bool:
+    body = sentence.text.rstrip()
+    return body.endswith("?") or bool(_QUESTION_OPENER.match(body))
+
+
+def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
+    """From the sentence that holds the query's words to the one where its answer begins.
+
+    Viewers ask what the host asked: when the anchor is a question, the answer is the first
+    sentence after it (and after any question that follows it), if one starts within FORWARD_S.
+    Otherwise the anchor itself. (Walking back from an anchor to the start of the reply that
+    holds it — to the sentence after the last question, or a "Well, …"/"Yeah, …" opener — was
+    measured and made the links worse: such openers are everywhere in conversation.)
+    """
+    here = sentences[anchor]
+    if not is_question(here):
+        return anchor
+    j = anchor + 1
+    while j < len(sentences) and is_question(sentences[j]) and sentences[j].start_s - here.start_s < FORWARD_S:
+        j += 1
+    return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
+
+
 def locate(
     session: Session,
     windows: Sequence[Window],
@@ -268,7 +305,9 @@ def locate(
             continue
         pref = prefer[n] if prefer else None
         i, score = choose(sents, lx, weights, pref)
-        if i < 0:
+        if i >= 0:
+            i = answer_start(sents, i)
+        else:
             # No query word in the window: a meaning-only match. Open at the first sentence that
             # starts inside the best chunk (its own start, snapped to a sentence).
             lo = pref[0] if pref else windows[n].start_s
