@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 LEAD_IN_S = 1.0  # the link opens this long before the sentence (then floored to the second: 1–2 s)
 PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
-MAX_UNIT_WORDS = 25  # unpunctuated text: a new unit at the next line boundary past this many words
+MAX_UNIT_WORDS = 35  # unpunctuated text: a new unit at the next line boundary past this many words
 CONTEXT_S = 3.0  # a sentence is scored with the query words said within this many seconds of its start
 WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
 FORWARD_S = 15.0  # after a question that holds the query's words, its answer begins within this
