@@ -84,6 +84,20 @@ def copy_chunks(session, rows: list[tuple], space_id: int) -> float:
     return time.perf_counter() - t
 
 
+def copy_segments(session, ids: list[int], segments) -> int:
+    """The documents' timed lines into transcript_segments, by binary COPY."""
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        with cur.copy(
+            "COPY transcript_segments (media_item_id, idx, start_s, end_s, text, engine) FROM STDIN WITH (FORMAT BINARY)"
+        ) as cp:
+            cp.set_types(["int4", "int4", "float8", "float8", "text", "text"])
+            for sg in segments:
+                cp.write_row((ids[sg.doc], sg.idx, sg.start_s, sg.end_s, sg.text, "captions"))
+    session.execute(__import__("sqlalchemy").text("ANALYZE transcript_segments"))
+    return len(segments)
+
+
 def drop_indexes(session, space_id: int) -> None:
     from sqlalchemy import text
 
@@ -205,13 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with session_scope() as session:
         ids, _ = load_items(session, docs)
+        segments = copy_segments(session, ids, _corpus.latency_segments(docs))
+        print(f"{segments:,} transcript lines (15 words each) for the sentence locator", flush=True)
         space = ensure_space(session, embedder)
         session.commit()
         loaded = 0
         for size in sizes:
             drop_indexes(session, space.id)
             take = np.sort(rng_order[loaded:size])
-            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * 6.0, chunks[i].idx * 6.0 + 20.0, chunks[i].text, vectors[i]) for i in take]
+            # Chunk times follow the speech pace of the transcript lines (_corpus.latency_segments),
+            # so the sentence locator reads each hit window's own lines.
+            pace = _corpus.SPEECH_WORDS_PER_S
+            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * 6.0 / pace, (chunks[i].idx * 6.0 + 50) / pace,
+                     chunks[i].text, vectors[i]) for i in take]
             copy_s = copy_chunks(session, rows, space.id)
             loaded = size
             gin_s, hnsw_s = build_indexes(session, embedder)
