@@ -9,6 +9,27 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
    of the same video; each span counts once. Thumbs-up/down feedback stored by the app (the
    `feedback` table of the configured database, with --feedback) adds judgments.
 
+3. The paraphrase set (bench/chaffee_paraphrase.jsonl, or /work/sets/paraphrase.jsonl until it is
+   committed; same format): questions written from a one-line summary of each passage by someone
+   who never read the transcript. Run beside the 100-set whenever its file exists (--set picks one).
+   Each transcript set runs alone and with the 3,633 NFCorpus abstracts as distractor items.
+
+Where the links open (the sentence locator, core/search/moments.py), per transcript set:
+  strict MRR@10   a moment is a hit when its *link* second (the `t=` it opens at) lies in
+                  [answer start − 5 s, answer end] of an answer span of its video (each span once);
+  overlap MRR@10  a hit when the moment's window (window_start_s … end_s) overlaps a span;
+  nDCG@10         overlap hits, as before;
+  |link − answer start|, median and 90th percentile: for each question, take the best-ranked of its
+                  top-10 moments (by score, across videos) whose window overlaps an answer span, and
+                  the absolute difference in seconds between its link second and that span's answer
+                  start (of the spans it overlaps, the nearest). Questions with no such moment in
+                  their top 10 are left out (their count is printed).
+"Answer start" is the second a transcript reader (blind to search output) marked as where the
+answer is first said (`answer_start` per span); a span without one uses its start. The same
+figures for links at the start of each moment's best chunk (what search returned before the
+locator) are printed beside them, and every row is also split into the even positions (where
+the locator's constants were tuned) and the odd ones (held out).
+
 Fusion is the convex combination of cosine and keyword share (core/search/fusion.py); its one
 knob, alpha (the vector share), is chosen on 300 NFCorpus *train* queries (disjoint from dev)
 together with the Chaffee questions, by two-fold cross-validation: each reported Chaffee
@@ -19,6 +40,8 @@ embedded Postgres.
 
     python bench/relevance.py                 # everything (first run embeds ≈ 9k chunks; cached)
     python bench/relevance.py --no-rerank     # skip the slow cross-encoder column
+    python bench/relevance.py --only chaffee --no-tune --no-rerank   # the transcript sets and their links
+    python bench/relevance.py --merge-answer-starts /work/sets/chaffee_answer_starts.jsonl
 """
 from __future__ import annotations
 
@@ -617,8 +640,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in sets:
                 spans = [s for _, _, sp in set_labels[name] for s in sp]
                 marked = sum(s.answer_start != s.start for s in spans)
-                print(f"\n{name}: {len(set_labels[name])} questions, {len(spans)} answer spans, {marked} with a reader's "
-                      f"answer start (the others: the span start) — {sets[name]}")
+                print(f"\n{name}: {len(set_labels[name])} questions, {len(spans)} answer spans, {marked} of them with "
+                      f"an answer start after the span start — {sets[name]}")
             for distractors in (False, True) if args.distractors else (False,):
                 item_to_video = load_chaffee(session, embedder, distractors=distractors)
                 where = "Chaffee transcripts" + (" + 3,633 NFCorpus abstracts as distractor items" if distractors else "")

@@ -10,7 +10,9 @@ default, 26–44 s with 1GB — STACK-NOTES).
 Measured per query, server-side (this process, the embedded Postgres on the same machine):
   embed     the query embedding alone (the model's cost; search() caches it per query text)
   hybrid    core.search.search(mode="hybrid") with everything on — fingerprint, spelling,
-            synonyms, HNSW + full text, fusion, grouping, snippets — result cache off
+            synonyms, HNSW + full text, fusion, grouping, the sentence locator over each item's
+            timed transcript lines (15 words each at 150 words a minute), snippets — result cache off
+            (and once more without the locator: links at the best chunk's start)
   filtered  the same with a date filter that keeps ~10% of the items (iterative HNSW scan)
   vector / keyword   one retriever's SQL alone
   recall@10 HNSW top-10 (ef_search as configured) against an exact sequential scan
@@ -123,13 +125,29 @@ def build_indexes(session, embedder) -> tuple[float, float]:
     return gin_s, hnsw_s
 
 
+def _without_locator(run) -> float:
+    """ms of one search() with links at the best chunk's start (no sentence locator): the cost
+    of the locator is the difference to the "all on" row, measured in the same run."""
+    from core.search import shaping
+
+    real = shaping.locate
+    shaping.locate = lambda _session, windows, *_a, **_k: [None] * len(windows)
+    try:
+        t = time.perf_counter()
+        run()
+        return (time.perf_counter() - t) * 1000
+    finally:
+        shaping.locate = real
+
+
 def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg) -> dict[str, list[float]]:
     from core.search import SearchFilters, cache, search
     from core.search.engine import _ef_search
     from core.search.preprocess import get_synonyms, prepare, vocabulary
     from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 
-    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "filtered", "vector", "keyword", "recall", "recall_ties", "results_filtered")}
+    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "chunk_links", "filtered", "vector", "keyword", "recall",
+                                                   "recall_ties", "results_filtered")}
     stages: dict[str, list[float]] = {}
     version = cache.content_version(session)
     vocab = vocabulary(session, version)  # built once per content version, before the clock starts
@@ -148,6 +166,8 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         out["hybrid"].append((time.perf_counter() - t) * 1000)
         for stage, ms in r.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
+        out["chunk_links"].append(_without_locator(lambda: search(session, q, log=False, use_cache=False, embedder=embedder,
+                                                                  config=cfg)))
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt, config=cfg)
         out["filtered"].append((time.perf_counter() - t) * 1000)
@@ -229,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             take = np.sort(rng_order[loaded:size])
             # Chunk times follow the speech pace of the transcript lines (_corpus.latency_segments),
             # so the sentence locator reads each hit window's own lines.
-            pace = _corpus.SPEECH_WORDS_PER_S
-            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * 6.0 / pace, (chunks[i].idx * 6.0 + 50) / pace,
-                     chunks[i].text, vectors[i]) for i in take]
+            pace, (width, stride) = _corpus.SPEECH_WORDS_PER_S, ((120, 100) if args.smoke else (50, 6))
+            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * stride / pace,
+                     (chunks[i].idx * stride + width) / pace, chunks[i].text, vectors[i]) for i in take]
             copy_s = copy_chunks(session, rows, space.id)
             loaded = size
             gin_s, hnsw_s = build_indexes(session, embedder)
@@ -248,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'':28}" + "".join(f"{f'{s:,} chunks':>22}" for s in sizes)
     print(header)
     print(f"{'':28}" + "".join(f"{'p50 ms':>11}{'p95 ms':>11}" for _ in sizes))
-    for key, label in (("hybrid", "search() hybrid, all on"), ("filtered", "  + date filter (~10%)"),
+    for key, label in (("hybrid", "search() hybrid, all on"), ("chunk_links", "  without sentence locator"),
+                       ("filtered", "  + date filter (~10%)"),
                        ("vector", "vector SQL (HNSW, k=10)"), ("keyword", f"keyword SQL ({cfg.candidates})")):
         print(f"{label:28}" + "".join(f"{statistics.median(results[s][key]):11.1f}{pct(results[s][key], 0.95):11.1f}" for s in sizes))
     print("search() stages (p50 ms):")
