@@ -15,19 +15,22 @@ Segments are not sentences, whatever the engine:
     passes MAX_UNIT_WORDS, so a unit is never the whole window.
 A change of speaker or a pause of PAUSE_S always starts a new sentence.
 
-Choosing the sentence by its words, not by sentence vectors — measured on the tuning half (even
-positions) of bench/chaffee_queries.jsonl, |link − answer start| of the first relevant moment:
-the query's own words (and the admin's synonyms), weighted by the keyword side's idf and
-stemmed by Postgres as the keyword index is, gave a median of 7.2 s; vectors of the ~6 s / ~12 s
-of speech that start at each sentence (the same MiniLM as the chunks) gave 7.5 s / 9.0 s. The
-vectors would have to be stored at index time (embedding the sentences of a page at query time
-costs seconds on 2 CPUs at ≈ 45 texts/s) and would double the pipeline's embedding work, for no
-gain inside a window already chosen by meaning. Where no query word occurs in the window (a
-pure meaning match) the link opens at the first sentence of the best chunk.
+Choosing the sentence by its words, not by sentence vectors — measured on the tuning halves (even
+positions) of bench/chaffee_queries.jsonl and the paraphrase set, median |link − answer start| of
+the first relevant moment: the query's own words (and the admin's synonyms), weighted by the
+keyword side's idf and stemmed by Postgres as the keyword index is, gave 7.2 s / 20.5 s (before
+EARLIEST_SHARE); vectors of the ~12 s of speech that start at each sentence (the same MiniLM as the
+chunks) gave 9.0 s / 17.0 s, and of ~6 s 7.5 s / 18.0 s: no clear gain. Such vectors would have to
+be stored at index time (embedding a page's ~600 sentences at query time costs seconds on 2 CPUs at
+≈ 45 texts/s) and would double the pipeline's embedding work. Where no query word occurs in the
+window (a pure meaning match) the link opens at the first sentence of the best chunk.
 
-The constants below (CONTEXT_S, FORWARD_S, MAX_UNIT_WORDS) were chosen on that tuning half
-only, by strict MRR@10 and then the median distance; the odd half is reported apart by
-bench/relevance.py as held out.
+Constants (CONTEXT_S, EARLIEST_SHARE, FORWARD_S, MAX_UNIT_WORDS) were chosen on those tuning halves
+only: the smallest median distance among the settings whose strict MRR@10 on the 100-set's half
+stays ≥ 0.85. bench/relevance.py reports the odd halves apart, as held out. Also measured there
+and rejected: walking back from the anchor to the start of its reply (after the last question, or
+to a "Well, …"/"Yeah, …" opener; such openers are everywhere in conversation), and falling back to
+the chunk's start when few of the query's words are in the window.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ LEAD_IN_S = 1.0  # the link opens this long before the sentence (then floored to
 PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
 MAX_UNIT_WORDS = 35  # unpunctuated text: a new unit at the next line boundary past this many words
 CONTEXT_S = 3.0  # a sentence is scored with the query words said within this many seconds of its start
+EARLIEST_SHARE = 0.7  # the link opens at the earliest sentence scoring this share of the best one
 WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
 FORWARD_S = 15.0  # after a question that holds the query's words, its answer begins within this
 
@@ -223,19 +227,20 @@ def sentence_lexemes(session: Session, texts: Sequence[str]) -> list[frozenset[s
 # ---------------------------------------------------------------------------------------------
 
 
-def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], weights: Mapping[str, float],
-           prefer: tuple[float, float] | None = None) -> tuple[int, float]:
-    """(index, score) of the sentence where the answer starts.
+def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]],
+           weights: Mapping[str, float]) -> tuple[int, float]:
+    """(index, score) of the sentence where the query's words begin to gather.
 
     A sentence's score is the idf of the distinct query words said from its start to
-    CONTEXT_S later: the answer is where the query's words gather, and a question's words
-    are often spread over a few sentences. Only a sentence that itself holds a query word can
-    be chosen (so the link never opens on the filler before it); among equal scores the one
-    inside `prefer` (the best chunk's range) wins, then the earliest. (-1, 0.0) when no
+    CONTEXT_S later (a question's words are often spread over a sentence and the next). Only
+    a sentence that itself holds a query word can be chosen, so the link never opens on the
+    filler before it. The best score marks the passage; the link opens at the *earliest*
+    sentence scoring at least EARLIEST_SHARE of it, because an answer names its subject
+    before it says the most about it. The score returned is the best one; (-1, 0.0) when no
     sentence holds a query word.
     """
     own = [sum(weights.get(lx, 0.0) for lx in lxs) for lxs in lexemes]
-    best, best_key = -1, None
+    scores: dict[int, float] = {}
     for i, s in enumerate(sentences):
         if own[i] <= 0:
             continue
@@ -244,12 +249,11 @@ def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], wei
         while j < len(sentences) and sentences[j].start_s - s.start_s <= CONTEXT_S:
             seen |= {lx for lx in lexemes[j] if lx in weights}
             j += 1
-        score = sum(weights[lx] for lx in seen)
-        inside = prefer is not None and prefer[0] - WINDOW_MARGIN_S <= s.start_s < prefer[1]
-        key = (round(score, 6), inside, -i)
-        if best_key is None or key > best_key:
-            best, best_key = i, key
-    return (best, best_key[0]) if best_key else (-1, 0.0)
+        scores[i] = sum(weights[lx] for lx in seen)
+    if not scores:
+        return -1, 0.0
+    top = max(scores.values())
+    return min(i for i, v in scores.items() if v >= EARLIEST_SHARE * top - 1e-9), top
 
 
 _QUESTION_OPENER = re.compile(
@@ -304,7 +308,7 @@ def locate(
             out.append(None)
             continue
         pref = prefer[n] if prefer else None
-        i, score = choose(sents, lx, weights, pref)
+        i, score = choose(sents, lx, weights)
         if i >= 0:
             i = answer_start(sents, i)
         else:
