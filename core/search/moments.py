@@ -15,6 +15,12 @@ Segments are not sentences, whatever the engine:
     passes MAX_UNIT_WORDS, so a unit is never the whole window.
 A change of speaker or a pause of PAUSE_S always starts a new sentence.
 
+Word timings are not stored: inside a caption line the character offset puts a sentence start
+within about a second of the word (lines are 2–6 s), below the one-second resolution of a link,
+and YouTube captions and imported SRTs have none to give. A whisper segment is longer (up to
+≈ 30 s), so there interpolation is coarser; storing faster-whisper's word times per segment
+would make it exact, and is the next step if long local segments become common.
+
 Choosing the sentence by its words, not by sentence vectors — measured on the tuning halves (even
 positions) of bench/chaffee_queries.jsonl and the paraphrase set, median |link − answer start| of
 the first relevant moment: the query's own words (and the admin's synonyms), weighted by the
@@ -92,7 +98,7 @@ def link_second(sentence_start_s: float) -> float:
 
 # Sentence end: terminal punctuation (and closing quotes/brackets) followed by whitespace.
 _END = re.compile(r"[.?!…]+[\"'”’)\]]*(?=\s|$)")
-_ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "vs", "prof", "e.g", "i.e", "approx", "no"})
+_ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "vs", "prof", "e.g", "i.e", "approx"})
 
 
 def _pieces(line: str) -> list[tuple[int, int, bool]]:
