@@ -44,6 +44,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import text
@@ -101,13 +102,13 @@ _END = re.compile(r"[.?!…]+[\"'”’)\]]*(?=\s|$)")
 _ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "vs", "prof", "e.g", "i.e", "approx"})
 
 
-def _pieces(line: str) -> list[tuple[int, int, bool]]:
-    """(start, end, ends a sentence) character ranges of one line, in order."""
+@lru_cache(maxsize=65536)
+def _pieces(line: str) -> tuple[tuple[int, int, bool], ...]:
+    """(start, end, ends a sentence) character ranges of one line, in order. Cached: the lines
+    of a popular passage are cut again for every search that shows it."""
     out, pos = [], 0
     for m in _END.finditer(line):
-        before = line[:m.start()].rsplit(None, 1)
-        word = before[-1].lower().rstrip(".") if before else ""
-        if m.group(0) == "." and word in _ABBREVIATIONS:
+        if m.group(0) == "." and line[line.rfind(" ", 0, m.start()) + 1 : m.start()].lower() in _ABBREVIATIONS:
             continue
         out.append((pos, m.end(), True))
         pos = m.end()
@@ -115,7 +116,7 @@ def _pieces(line: str) -> list[tuple[int, int, bool]]:
             pos += 1
     if pos < len(line):
         out.append((pos, len(line), False))
-    return out
+    return tuple(out)
 
 
 def split_sentences(lines: Sequence[TimedLine]) -> list[Sentence]:
@@ -197,10 +198,10 @@ def load_lines(session: Session, windows: Sequence[Window]) -> list[list[TimedLi
 _WORD = re.compile(r"[0-9a-z]+(?:['’][a-z]+)?")
 _LEXEMES_CACHE_WORDS = 200_000  # ≈ 20 MB; an archive's vocabulary is far smaller
 _lexemes_lock = threading.Lock()
-_lexemes: dict[str, tuple[str, ...]] = {}
+_lexemes: dict[str, frozenset[str]] = {}
 
 
-def word_lexemes(session: Session, words: set[str]) -> dict[str, tuple[str, ...]]:
+def word_lexemes(session: Session, words: set[str]) -> dict[str, frozenset[str]]:
     """Each word's Postgres stems ('english', the keyword index's configuration: a sentence then
     matches exactly the query words its chunk matched on). Words are cached per process: after
     the first searches nearly every word of a window is known, and stemming costs no SQL."""
@@ -212,7 +213,7 @@ def word_lexemes(session: Session, words: set[str]) -> dict[str, tuple[str, ...]
             text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:w AS text[])) AS u(w)"),
             {"w": missing},
         ).all()
-        found = {w: tuple(lx or ()) for w, lx in rows}
+        found = {w: frozenset(lx or ()) for w, lx in rows}
         with _lexemes_lock:
             if len(_lexemes) + len(found) > _LEXEMES_CACHE_WORDS:
                 _lexemes.clear()
@@ -221,11 +222,15 @@ def word_lexemes(session: Session, words: set[str]) -> dict[str, tuple[str, ...]
     return known
 
 
-def sentence_lexemes(session: Session, texts: Sequence[str]) -> list[frozenset[str]]:
-    """Each text's words as Postgres stems them."""
+def sentence_lexemes(session: Session, texts: Sequence[str], weights: Mapping[str, float]) -> list[frozenset[str]]:
+    """The query lexemes (keys of `weights`) each text holds, its words stemmed as Postgres does."""
     words = [set(_WORD.findall(t.lower())) for t in texts]
     lexemes = word_lexemes(session, set().union(*words)) if words else {}
-    return [frozenset(lx for w in ws for lx in lexemes.get(w, ())) for ws in words]
+    # Most words of a window are not query words: intersect whole sentences with the few that are.
+    wanted = frozenset(weights)
+    relevant = {w: hit for w, lxs in lexemes.items() if (hit := lxs & wanted)}
+    keys = relevant.keys()
+    return [frozenset().union(*(relevant[w] for w in ws & keys)) if ws & keys else frozenset() for ws in words]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +309,7 @@ def locate(
     per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
                   for ls, w in zip(lines, windows)]
     flat = [s.text for sents in per_window for s in sents]
-    lexemes = sentence_lexemes(session, flat) if weights and flat else [frozenset()] * len(flat)
+    lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
     out: list[Located | None] = []
     pos = 0
     for n, sents in enumerate(per_window):
