@@ -2,8 +2,9 @@
 
 Per video, the matching chunks that touch (consecutive chunk numbers, which overlap by
 design) are merged into one moment, so a user sees one passage instead of three
-near-identical ones; moments are ordered best first; snippets are HTML-escaped with the
-matched words wrapped in <mark>.
+near-identical ones; moments are ordered best first. Each moment's link opens at the
+sentence where its answer starts, found in the window's timed segments (moments.py), and its
+snippet is centred on that sentence, HTML-escaped with the matched words wrapped in <mark>.
 """
 from __future__ import annotations
 
