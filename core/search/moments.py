@@ -196,41 +196,57 @@ def load_lines(session: Session, windows: Sequence[Window]) -> list[list[TimedLi
 
 
 _WORD = re.compile(r"[0-9a-z]+(?:['’][a-z]+)?")
-_LEXEMES_CACHE_WORDS = 200_000  # ≈ 20 MB; an archive's vocabulary is far smaller
-_lexemes_lock = threading.Lock()
-_lexemes: dict[str, frozenset[str]] = {}
+_LEXEMES_CACHE_WORDS = 200_000  # ≈ 40 MB with the inverse map; an archive's vocabulary is far smaller
 
 
-def word_lexemes(session: Session, words: set[str]) -> dict[str, frozenset[str]]:
-    """Each word's Postgres stems ('english', the keyword index's configuration: a sentence then
-    matches exactly the query words its chunk matched on). Words are cached per process: after
-    the first searches nearly every word of a window is known, and stemming costs no SQL."""
-    with _lexemes_lock:
-        known = {w: _lexemes[w] for w in words if w in _lexemes}
-    missing = sorted(words - known.keys())
-    if missing:
+class _Stems:
+    """Words → their Postgres stems ('english', the keyword index's configuration, so a sentence
+    matches exactly the query words its chunk matched on), cached per process with the inverse
+    map stem → words: after the first searches nearly every word of a window is known, and
+    finding a query's words in a window is set arithmetic, not a loop over its words."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.of: dict[str, frozenset[str]] = {}
+        self.words_of: dict[str, set[str]] = {}
+
+    def learn(self, session: Session, words: set[str]) -> None:
+        with self.lock:
+            missing = sorted(words.difference(self.of))
+        if not missing:
+            return
         rows = session.execute(
             text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:w AS text[])) AS u(w)"),
             {"w": missing},
         ).all()
-        found = {w: frozenset(lx or ()) for w, lx in rows}
-        with _lexemes_lock:
-            if len(_lexemes) + len(found) > _LEXEMES_CACHE_WORDS:
-                _lexemes.clear()
-            _lexemes.update(found)
-        known.update(found)
-    return known
+        with self.lock:
+            if len(self.of) + len(rows) > _LEXEMES_CACHE_WORDS:
+                self.of.clear()
+                self.words_of.clear()
+            for w, lexemes in rows:
+                self.of[w] = frozenset(lexemes or ())
+                for lx in self.of[w]:
+                    self.words_of.setdefault(lx, set()).add(w)
+
+    def query_words(self, lexemes: frozenset[str]) -> dict[str, frozenset[str]]:
+        """Every known word that stems to one of `lexemes` → those of its stems."""
+        with self.lock:
+            words = set().union(*(self.words_of.get(lx, ()) for lx in lexemes))
+            return {w: self.of[w] & lexemes for w in words}
+
+
+_stems = _Stems()
 
 
 def sentence_lexemes(session: Session, texts: Sequence[str], weights: Mapping[str, float]) -> list[frozenset[str]]:
     """The query lexemes (keys of `weights`) each text holds, its words stemmed as Postgres does."""
     words = [set(_WORD.findall(t.lower())) for t in texts]
-    lexemes = word_lexemes(session, set().union(*words)) if words else {}
-    # Most words of a window are not query words: intersect whole sentences with the few that are.
-    wanted = frozenset(weights)
-    relevant = {w: hit for w, lxs in lexemes.items() if (hit := lxs & wanted)}
+    if not words:
+        return []
+    _stems.learn(session, set().union(*words))
+    relevant = _stems.query_words(frozenset(weights))
     keys = relevant.keys()
-    return [frozenset().union(*(relevant[w] for w in ws & keys)) if ws & keys else frozenset() for ws in words]
+    return [frozenset().union(*(relevant[w] for w in hits)) if (hits := ws & keys) else frozenset() for ws in words]
 
 
 # ---------------------------------------------------------------------------------------------
