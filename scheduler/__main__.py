@@ -52,6 +52,9 @@ def add_jobs(scheduler: BlockingScheduler, settings: Settings, *, sync: bool = T
     local = dict(jobstore="local", replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,
                       id="backfill-tick", name="backfill tick", next_run_time=soon, **local)
+    # From the start: an archive indexed with another embedding model heals without anyone asking.
+    scheduler.add_job("scheduler.jobs:reembed_tick", "interval", seconds=60,
+                      id="reembed-tick", name="re-embed into the configured model", next_run_time=soon, **local)
     scheduler.add_job("scheduler.jobs:progress_snapshot", "interval", seconds=60,
                       id="progress-snapshot", name="progress snapshot", next_run_time=soon, **local)
 

@@ -13,6 +13,8 @@ them runs each firing, and each is safe to run twice anyway):
 
 Per-process jobs (in memory: every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
+- reembed_tick: move a batch of chunks indexed with another embedding model into the configured
+  model's vector space (core/reembed.py; a no-op once everything is there);
 - progress_snapshot: store the run's progress for the dashboards.
 """
 from __future__ import annotations
@@ -73,6 +75,21 @@ def backfill_tick() -> int:
     if _worker is None or _worker.stopping:
         return 0
     return _worker.fill()
+
+
+def reembed_tick() -> str | None:
+    """A bounded batch of re-embedding (the whole archive after EMBEDDING_MODEL changed)."""
+    from core.reembed import BATCH_ITEMS, PaidReembedRefused, reembed_pending
+
+    if _worker is not None and _worker.stopping:
+        return None
+    try:
+        report = reembed_pending(max_items=BATCH_ITEMS)
+    except PaidReembedRefused:
+        return None  # paid embeddings are re-done through ingestion and its budget
+    if report.items:
+        log.warning("embeddings: %s", report.line())  # seen in the scheduler's console: it is not instant
+    return report.line()
 
 
 def budget_rollover() -> int:

@@ -11,4 +11,5 @@ COMMAND_MODULES = (
     "core.cli.webhooks",  # webhooks: the Zoom webhook receiver
     "core.cli.zoom",  # zoom-check, zoom-sync
     "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker
+    "core.cli.reembed",  # reembed: chunks of another model into the configured one
 )
