@@ -81,7 +81,7 @@ class Located(NamedTuple):
     sentence: Sentence
     index: int  # position of `sentence` in `sentences`
     sentences: tuple[Sentence, ...]
-    score: float  # Σ idf of the query words around it; 0 = no query word in the window
+    score: float  # the best sentence's Σ idf of query words (choose()); 0 = no query word in the window
 
     @property
     def link_s(self) -> float:
@@ -320,7 +320,8 @@ def locate(
     prefer: Sequence[tuple[float, float] | None] | None = None,
 ) -> list[Located | None]:
     """The answer sentence of each window, or None where the window has no stored segments
-    (the caller then keeps the chunk's own start)."""
+    (the caller then keeps the chunk's own start). `prefer` gives each window's best chunk
+    (start, end): where a window that holds none of the query's words opens."""
     lines = load_lines(session, windows)
     per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
                   for ls, w in zip(lines, windows)]
