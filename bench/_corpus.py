@@ -158,6 +158,31 @@ def latency_chunks(target: int = 100_000) -> tuple[list[Doc], list[BenchChunk]]:
     return docs, out
 
 
+SPEECH_WORDS_PER_S = 2.5  # 150 words a minute: the pace of the talks
+
+
+@dataclass(frozen=True)
+class BenchSegment:
+    doc: int
+    idx: int
+    start_s: float
+    end_s: float
+    text: str
+
+
+def latency_segments(docs: list[Doc], words: int = 15) -> list[BenchSegment]:
+    """Each document as timed transcript lines of `words` words, read at SPEECH_WORDS_PER_S (word w is
+    said at w / SPEECH_WORDS_PER_S seconds): what the sentence locator reads for a hit window.
+    latency_chunks' window idx (word 6·idx onward) then starts at 6·idx / SPEECH_WORDS_PER_S."""
+    out = []
+    for d, doc in enumerate(docs):
+        parts = doc.text.split()
+        for j, at in enumerate(range(0, len(parts), words)):
+            piece = parts[at : at + words]
+            out.append(BenchSegment(d, j, at / SPEECH_WORDS_PER_S, (at + len(piece)) / SPEECH_WORDS_PER_S, " ".join(piece)))
+    return out
+
+
 def relevance_chunks() -> tuple[list[Doc], list[BenchChunk]]:
     """Each NFCorpus document (title + abstract) in ~120-word windows, 20 words of overlap."""
     docs = nfcorpus_docs()

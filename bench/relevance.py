@@ -9,6 +9,27 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
    of the same video; each span counts once. Thumbs-up/down feedback stored by the app (the
    `feedback` table of the configured database, with --feedback) adds judgments.
 
+3. The paraphrase set (bench/chaffee_paraphrase.jsonl, or /work/sets/paraphrase.jsonl until it is
+   committed; same format): questions written from a one-line summary of each passage by someone
+   who never read the transcript. Run beside the 100-set whenever its file exists (--set picks one).
+   Each transcript set runs alone and with the 3,633 NFCorpus abstracts as distractor items.
+
+Where the links open (the sentence locator, core/search/moments.py), per transcript set:
+  strict MRR@10   a moment is a hit when its *link* second (the `t=` it opens at) lies in
+                  [answer start − 5 s, answer end] of an answer span of its video (each span once);
+  overlap MRR@10  a hit when the moment's window (window_start_s … end_s) overlaps a span;
+  nDCG@10         overlap hits, as before;
+  |link − answer start|, median and 90th percentile: for each question, take the best-ranked of its
+                  top-10 moments (by score, across videos) whose window overlaps an answer span, and
+                  the absolute difference in seconds between its link second and that span's answer
+                  start (of the spans it overlaps, the nearest). Questions with no such moment in
+                  their top 10 are left out (their count is printed).
+"Answer start" is the second a transcript reader (blind to search output) marked as where the
+answer is first said (`answer_start` per span); a span without one uses its start. The same
+figures for links at the start of each moment's best chunk (what search returned before the
+locator) are printed beside them, and every row is also split into the even positions (where
+the locator's constants were tuned) and the odd ones (held out).
+
 Fusion is the convex combination of cosine and keyword share (core/search/fusion.py); its one
 knob, alpha (the vector share), is chosen on 300 NFCorpus *train* queries (disjoint from dev)
 together with the Chaffee questions, by two-fold cross-validation: each reported Chaffee
@@ -19,6 +40,8 @@ embedded Postgres.
 
     python bench/relevance.py                 # everything (first run embeds ≈ 9k chunks; cached)
     python bench/relevance.py --no-rerank     # skip the slow cross-encoder column
+    python bench/relevance.py --only chaffee --no-tune --no-rerank   # the transcript sets and their links
+    python bench/relevance.py --merge-answer-starts /work/sets/chaffee_answer_starts.jsonl
 """
 from __future__ import annotations
 
@@ -269,20 +292,58 @@ class Span:
     video: str
     start: float
     end: float
+    answer_start: float  # the second the answer is first said (a reader's mark; else the span start)
 
 
-def _labelled_rows() -> list[dict]:
-    return [json.loads(line) for line in QUERIES_FILE.read_text().splitlines() if line.strip()]
+PARAPHRASE_FILES = (Path(__file__).resolve().parent / "chaffee_paraphrase.jsonl", Path("/work/sets/paraphrase.jsonl"))
+ANSWER_STARTS_FILE = Path("/work/sets/chaffee_answer_starts.jsonl")
 
 
-def chaffee_labels() -> list[tuple[str, str, list[Span]]]:
-    return [(q["id"], q["query"], [Span(a["video"], float(a["start"]), float(a["end"])) for a in q["answers"]])
-            for q in _labelled_rows()]
+def question_sets(choice: str) -> dict[str, Path]:
+    """The labelled question sets to run: the 100-question set, and the paraphrase set where
+    its file exists (committed under bench/, or still in the session's sets folder)."""
+    sets = {"100-set": QUERIES_FILE}
+    para = next((p for p in PARAPHRASE_FILES if p.exists()), None)
+    if para is not None:
+        sets["paraphrase"] = para
+    elif choice == "paraphrase":
+        sys.exit(f"no paraphrase set: none of {', '.join(map(str, PARAPHRASE_FILES))} exists")
+    return sets if choice == "all" else {k: v for k, v in sets.items() if k.startswith(choice[:4])}
 
 
-def chaffee_styles() -> dict[str, str]:
+def _labelled_rows(path: Path = QUERIES_FILE) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def chaffee_labels(path: Path = QUERIES_FILE) -> list[tuple[str, str, list[Span]]]:
+    return [(q["id"], q["query"], [Span(a["video"], float(a["start"]), float(a["end"]),
+                                        float(a.get("answer_start", a["start"]))) for a in q["answers"]])
+            for q in _labelled_rows(path)]
+
+
+def chaffee_styles(path: Path = QUERIES_FILE) -> dict[str, str]:
     """Query id → how it is phrased: "question", "keywords" (1–4 words) or "exact" (a rare term)."""
-    return {q["id"]: q.get("style", "question") for q in _labelled_rows()}
+    return {q["id"]: q.get("style", "question") for q in _labelled_rows(path)}
+
+
+def merge_answer_starts(starts_file: Path, queries_file: Path = QUERIES_FILE) -> int:
+    """Write a reader's answer starts (`{"id", "answer_starts": [one second per span]}` lines)
+    into the labelled set as an `answer_start` field per span; start/end stay as labelled.
+    Returns the number of spans given a start. Never run after looking at search output."""
+    starts = {r["id"]: r["answer_starts"] for r in map(json.loads, filter(str.strip, starts_file.read_text().splitlines()))}
+    rows, n = _labelled_rows(queries_file), 0
+    for row in rows:
+        marks = starts.get(row["id"])
+        if marks is None:
+            continue
+        if len(marks) != len(row["answers"]):
+            sys.exit(f"{row['id']}: {len(marks)} answer starts for {len(row['answers'])} spans")
+        for span, mark in zip(row["answers"], marks):
+            if mark is not None:
+                span["answer_start"] = float(mark)
+                n += 1
+    queries_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return n
 
 
 def print_margin(results: dict[str, Scores], rounds: int = 2000) -> None:
@@ -299,10 +360,10 @@ def print_margin(results: dict[str, Scores], rounds: int = 2000) -> None:
           f"hybrid better on {sum(d > 0 for d in diffs)} queries, worse on {sum(d < 0 for d in diffs)})")
 
 
-def print_by_style(results: dict[str, Scores], ids: list[str]) -> None:
+def print_by_style(results: dict[str, Scores], ids: list[str], path: Path = QUERIES_FILE) -> None:
     """nDCG@10 per query style: where each method wins (keywords favour the keyword index,
     paraphrased questions the vectors)."""
-    styles = chaffee_styles()
+    styles = chaffee_styles(path)
     results = {m: results[m] for m in ("keyword", "vector", "hybrid") if m in results}  # the rows over every query
     print("  nDCG@10 by query style: " + "  ".join(f"{m}" for m in results))
     for style in sorted({styles[q] for q in ids}):
@@ -321,14 +382,19 @@ def app_feedback_judgments(videos: set[str]) -> list:
 
 
 def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, str]:
-    """The transcripts as YouTube items (pipeline chunking); returns item id → video id."""
+    """The transcripts as YouTube items (pipeline chunking, and their timed segments stored as
+    the pipeline stores them: the sentence locator reads those); returns item id → video id."""
+    from sqlalchemy import insert
+
     from core.chunking import chunk_segments
+    from core.models import TranscriptSegment
     from core.transcribe.captions import parse_caption_file
 
     videos = sorted(p.stem for p in _corpus.require(_corpus.TRANSCRIPTS).glob("*.srt"))
-    items, rows = [], []
+    items, rows, segments = [], [], []
     for n, vid in enumerate(videos):
         segs = parse_caption_file(_corpus.TRANSCRIPTS / f"{vid}.srt")
+        segments.append(segs)
         chunks = list(chunk_segments(segs))
         items.append({"external_id": vid, "title": f"Interview {vid}", "url": f"https://www.youtube.com/watch?v={vid}",
                       "duration_s": segs[-1].end})
@@ -336,6 +402,11 @@ def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, s
     vectors = _corpus.embed_cached(embedder, [r[4] for r in rows], "chaffee-transcripts")
     reset_tables(session)
     ids = load_items(session, embedder, "youtube", items, rows, vectors)
+    session.execute(insert(TranscriptSegment), [
+        {"media_item_id": iid, "idx": i, "start_s": s.start, "end_s": s.end, "text": s.text, "speaker": s.speaker,
+         "engine": "captions"}
+        for iid, segs in zip(ids, segments) for i, s in enumerate(segs)
+    ])
     item_to_video = {iid: vid for iid, vid in zip(ids, videos)}
     if distractors:
         # The 2 interviews alone are easy (≈ 280 chunks): add every NFCorpus abstract as an item of
@@ -350,21 +421,75 @@ def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, s
     return item_to_video
 
 
-def labelled_questions(feedback, args) -> list[tuple[str, str, list[Span]]]:
+def labelled_questions(feedback, args, path: Path = QUERIES_FILE) -> list[tuple[str, str, list[Span]]]:
     """The labelled questions; a thumbs-up moment for the same question text is one more answer span."""
-    labels = chaffee_labels()
+    labels = chaffee_labels(path)
     for j in feedback:
         for i, (qid, q, spans) in enumerate(labels):
             if j.relevant and j.query.strip().lower() == q.strip().lower():
-                labels[i] = (qid, q, spans + [Span(j.external_id, j.start_s, j.end_s)])
+                labels[i] = (qid, q, spans + [Span(j.external_id, j.start_s, j.end_s, j.start_s)])
     return labels[: args.limit] if args.limit else labels
 
 
-def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rerank_limit: int = 0) -> dict[str, Scores]:
-    """Moment-level scores of each method; cfg_for(question index) is the fusion config it runs with."""
+STRICT_BEFORE_S = 5.0  # a strict hit's link may open this long before the answer start
+
+
+@dataclass
+class LinkScores:
+    """Where each query's links open (eval_chaffee): strict reciprocal ranks and distances,
+    for the sentence links search() returns and, for comparison, for links at the start of
+    the moment's best chunk (what search did before the sentence locator)."""
+
+    strict: list[float]
+    distance: list[float | None]  # None: no moment of the query overlaps an answer span
+    chunk_strict: list[float]
+    chunk_distance: list[float | None]
+    shape_ms: list[float]
+
+    @classmethod
+    def empty(cls) -> "LinkScores":
+        return cls([], [], [], [], [])
+
+
+def _strict_gains(links: list[tuple[str, float]], spans: list[Span]) -> list[float]:
+    """1 for a moment whose link second lies in [answer start − 5 s, answer end] of a span of its
+    video not already credited, else 0."""
+    used: set[int] = set()
+    gains = []
+    for vid, second in links:
+        hit = next((i for i, s in enumerate(spans) if i not in used and s.video == vid
+                    and s.answer_start - STRICT_BEFORE_S <= second <= s.end), None)
+        gains.append(0.0 if hit is None else 1.0)
+        if hit is not None:
+            used.add(hit)
+    return gains
+
+
+def _first_distance(moments: list[tuple[str, float, float, float]], spans: list[Span]) -> float | None:
+    """|link − answer start| of the best-ranked moment that overlaps an answer span (of the spans
+    it overlaps, the nearest answer start); None when no moment in the top 10 overlaps one."""
+    for vid, lo, hi, second in moments:
+        near = [abs(second - s.answer_start) for s in spans if s.video == vid and lo < s.end and hi > s.start]
+        if near:
+            return min(near)
+    return None
+
+
+def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rerank_limit: int = 0
+                 ) -> tuple[dict[str, Scores], dict[str, LinkScores]]:
+    """Moment-level scores of each method; cfg_for(question index) is the fusion config it runs with.
+
+    nDCG@10, recall@10 and overlap MRR@10 count a moment relevant when its window overlaps an
+    answer span of its video (each span once). Strict MRR@10 and the link distances are in
+    LinkScores (see _strict_gains and _first_distance).
+    """
+    from sqlalchemy import text
+
     from core.search import search
 
+    chunk_start = dict(session.execute(text("SELECT id, start_s FROM chunks")).all())
     results = {m: Scores.empty() for m in methods}
+    links = {m: LinkScores.empty() for m in methods}
     for method in results:
         todo = labels[:rerank_limit] if method == "hybrid+rerank" and rerank_limit else labels
         for n, (qid, q, spans) in enumerate(todo):
@@ -372,11 +497,13 @@ def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rer
             r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(n),
                        moments_per_video=10)
             results[method].ms.append((time.perf_counter() - t) * 1000)
+            links[method].shape_ms.append(r.timings_ms.get("shape", 0.0))
             moments = sorted(((m.score, item_to_video[g.media_item_id], m) for g, m in r.hits()), key=lambda x: -x[0])[:10]
             found: set[int] = set()
             gains = []
             for _, vid, m in moments:
-                hit = next((i for i, s in enumerate(spans) if s.video == vid and m.start_s < s.end and m.end_s > s.start and i not in found), None)
+                lo = m.window_start_s if m.window_start_s is not None else m.start_s
+                hit = next((i for i, s in enumerate(spans) if s.video == vid and lo < s.end and m.end_s > s.start and i not in found), None)
                 if hit is None:
                     gains.append(0.0)
                 else:
@@ -385,8 +512,47 @@ def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rer
             results[method].ndcg.append(ndcg_at(gains, [1.0] * len(spans)))
             results[method].recall.append(len(found) / len(spans))
             results[method].mrr.append(mrr_at(gains))
+            for second_of, strict, dist in ((lambda m: float(int(m.start_s)), links[method].strict, links[method].distance),
+                                            (lambda m: float(int(chunk_start[m.chunk_id])), links[method].chunk_strict,
+                                             links[method].chunk_distance)):
+                placed = [(vid, m.window_start_s if m.window_start_s is not None else m.start_s, m.end_s, second_of(m))
+                          for _, vid, m in moments]
+                strict.append(mrr_at(_strict_gains([(v, sec) for v, _, _, sec in placed], spans)))
+                dist.append(_first_distance(placed, spans))
         session.rollback()
-    return results
+    return results, links
+
+
+def _median_p90(values: list[float | None]) -> tuple[float, float, int]:
+    have = sorted(v for v in values if v is not None)
+    if not have:
+        return float("nan"), float("nan"), 0
+    return statistics.median(have), have[min(len(have) - 1, int(round(0.9 * (len(have) - 1))))], len(have)
+
+
+def print_link_table(title: str, results: dict[str, Scores], links: dict[str, LinkScores]) -> None:
+    """The link figures per method, for every question and for each half (even/odd positions:
+    locator constants are tuned on the even half only, so the odd half is held out)."""
+    print(f"\n{title} — where the links open (strict: link within [answer start − {STRICT_BEFORE_S:.0f} s, answer end])")
+    print(f"  {'method':<14} {'half':<9} {'n':>4} {'nDCG@10':>8} {'ovl MRR':>8} {'strict':>7} {'med |Δ|':>8} {'p90 |Δ|':>8}"
+          f"  │ chunk-start link: {'strict':>6} {'med':>6} {'p90':>6}")
+    for method, ls in links.items():
+        sc = results[method]
+        n_all = len(ls.strict)
+        for half, idx in (("all", range(n_all)), ("even/tune", range(0, n_all, 2)), ("odd/held", range(1, n_all, 2))):
+            idx = list(idx)
+            if not idx:
+                continue
+            med, p90, have = _median_p90([ls.distance[i] for i in idx])
+            cmed, cp90, _ = _median_p90([ls.chunk_distance[i] for i in idx])
+            print(f"  {method:<14} {half:<9} {len(idx):>4} {statistics.fmean(sc.ndcg[i] for i in idx):8.4f} "
+                  f"{statistics.fmean(sc.mrr[i] for i in idx):8.4f} {statistics.fmean(ls.strict[i] for i in idx):7.4f} "
+                  f"{med:7.1f}s {p90:7.1f}s  │ {'':18}{statistics.fmean(ls.chunk_strict[i] for i in idx):6.4f} "
+                  f"{cmed:5.1f}s {cp90:5.1f}s" + (f"  ({have} with an overlapping moment)" if have < len(idx) else ""))
+    shape = sorted(ms for ls in links.values() for ms in ls.shape_ms)
+    if shape:
+        print(f"  shaping (grouping + sentence locator + snippets) per search: p50 {statistics.median(shape):.1f} ms, "
+              f"p95 {shape[min(len(shape) - 1, int(round(0.95 * (len(shape) - 1))))]:.1f} ms")
 
 
 def tune(session, embedder, labels, args):
@@ -402,7 +568,7 @@ def tune(session, embedder, labels, args):
     base = replace(FusionConfig(), method="convex")
     item_to_video = load_chaffee(session, embedder)
     chaffee_curve = {a: eval_chaffee(session, embedder, labels, item_to_video, ["hybrid"],
-                                     lambda _, a=a: replace(base, alpha=a))["hybrid"].ndcg for a in ALPHAS}
+                                     lambda _, a=a: replace(base, alpha=a))[0]["hybrid"].ndcg for a in ALPHAS}
     item_to_doc = load_nfcorpus(session, embedder)
     nf_curve = nfcorpus_train_curve(session, embedder, item_to_doc, args)
     everyone = list(range(len(labels)))
@@ -430,8 +596,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rrf-k", type=int, help="with --no-tune: this rrf_k")
     ap.add_argument("--feedback", action="store_true", help="add thumbs-up judgments from the app's own database")
     ap.add_argument("--only", choices=("nfcorpus", "chaffee"), help="run one set")
+    ap.add_argument("--set", dest="qset", choices=("all", "100-set", "paraphrase"), default="all",
+                    help="transcript question sets: the 100-question set, the paraphrase set (bench/chaffee_paraphrase.jsonl "
+                         "or /work/sets/paraphrase.jsonl), or every one whose file exists (default)")
+    ap.add_argument("--no-distractors", dest="distractors", action="store_false",
+                    help="transcripts alone (skip the runs with the NFCorpus distractor items)")
     ap.add_argument("--per-query", action="store_true", help="Chaffee set: print each query's nDCG@10 per method")
+    ap.add_argument("--merge-answer-starts", type=Path, metavar="JSONL",
+                    help=f"write a reader's answer starts (e.g. {ANSWER_STARTS_FILE}) into {QUERIES_FILE.name} and stop")
     args = ap.parse_args(argv)
+    if args.merge_answer_starts:
+        print(f"{merge_answer_starts(args.merge_answer_starts)} answer starts written into {QUERIES_FILE}")
+        return 0
 
     feedback = []
     if args.feedback:  # read before switching to the scratch database
@@ -458,22 +634,33 @@ def main(argv: list[str] | None = None) -> int:
             print_margin(res)
         if args.only in (None, "chaffee"):
             methods = [m for m in METHODS if m != "hybrid+rerank" or args.rerank]
-            ids = [qid for qid, _, _ in labels]
-            res = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder), methods, cfg_for, args.rerank_limit)
-            print_table("Chaffee transcripts (moment-level, labelled spans)", len(labels),
-                        label_rerank_rows(res, args.rerank_limit, len(labels)))
-            print_margin(res)
-            print_by_style(res, ids)
-            hard = eval_chaffee(session, embedder, labels, load_chaffee(session, embedder, distractors=True), methods, cfg_for,
-                                args.rerank_limit)
-            print_table("Chaffee transcripts + 3,633 NFCorpus abstracts as distractor items", len(labels),
-                        label_rerank_rows(hard, args.rerank_limit, len(labels)))
-            print_margin(hard)
-            print_by_style(hard, ids)
-            if args.per_query:
-                for i, (qid, q, _) in enumerate(labels):
-                    row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res if i < len(res[m].ndcg))
-                    print(f"  {qid} {row}  {q}")
+            sets = question_sets(args.qset)
+            set_labels = {name: labels if path == QUERIES_FILE else labelled_questions([], args, path)
+                          for name, path in sets.items()}
+            for name in sets:
+                spans = [s for _, _, sp in set_labels[name] for s in sp]
+                marked = sum(s.answer_start != s.start for s in spans)
+                print(f"\n{name}: {len(set_labels[name])} questions, {len(spans)} answer spans, {marked} of them with "
+                      f"an answer start after the span start — {sets[name]}")
+            for distractors in (False, True) if args.distractors else (False,):
+                item_to_video = load_chaffee(session, embedder, distractors=distractors)
+                where = "Chaffee transcripts" + (" + 3,633 NFCorpus abstracts as distractor items" if distractors else "")
+                for name, path in sets.items():
+                    lab = set_labels[name]
+                    # The 100-set runs with its out-of-fold alpha; any other set with the app default.
+                    res, links = eval_chaffee(session, embedder, lab, item_to_video, methods,
+                                              cfg_for if path == QUERIES_FILE else (lambda _: cfg), args.rerank_limit)
+                    title = f"{where} — {name}"
+                    print_table(f"{title} (moment-level, labelled spans)", len(lab),
+                                label_rerank_rows(res, args.rerank_limit, len(lab)))
+                    print_margin(res)
+                    print_by_style(res, [qid for qid, _, _ in lab], path)
+                    print_link_table(title, res, {m: ls for m, ls in links.items() if m != "hybrid+rerank" or not args.rerank_limit})
+                    if args.per_query:
+                        for i, (qid, q, _) in enumerate(lab):
+                            row = "  ".join(f"{m[:7]} {res[m].ndcg[i]:.2f}" for m in res if i < len(res[m].ndcg))
+                            d = links["hybrid"].distance[i] if "hybrid" in links else None
+                            print(f"  {qid} {row}  Δ {'-' if d is None else f'{d:.0f}s'}  {q}")
     knobs = f"alpha={cfg.alpha}" if cfg.method == "convex" else f"keyword_weight={cfg.keyword_weight} rrf_k={cfg.rrf_k}"
     print(f"\nfusion used: {cfg.method} {knobs} candidates={cfg.candidates}; rerank = {cfg.reranker} "
           f"over the top {cfg.rerank_top}")

@@ -10,7 +10,9 @@ default, 26–44 s with 1GB — STACK-NOTES).
 Measured per query, server-side (this process, the embedded Postgres on the same machine):
   embed     the query embedding alone (the model's cost; search() caches it per query text)
   hybrid    core.search.search(mode="hybrid") with everything on — fingerprint, spelling,
-            synonyms, HNSW + full text, fusion, grouping, snippets — result cache off
+            synonyms, HNSW + full text, fusion, grouping, the sentence locator over each item's
+            timed transcript lines (15 words each at 150 words a minute), snippets — result cache off
+            (and once more without the locator: links at the best chunk's start)
   filtered  the same with a date filter that keeps ~10% of the items (iterative HNSW scan)
   vector / keyword   one retriever's SQL alone
   recall@10 HNSW top-10 (ef_search as configured) against an exact sequential scan
@@ -84,6 +86,20 @@ def copy_chunks(session, rows: list[tuple], space_id: int) -> float:
     return time.perf_counter() - t
 
 
+def copy_segments(session, ids: list[int], segments) -> int:
+    """The documents' timed lines into transcript_segments, by binary COPY."""
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        with cur.copy(
+            "COPY transcript_segments (media_item_id, idx, start_s, end_s, text, engine) FROM STDIN WITH (FORMAT BINARY)"
+        ) as cp:
+            cp.set_types(["int4", "int4", "float8", "float8", "text", "text"])
+            for sg in segments:
+                cp.write_row((ids[sg.doc], sg.idx, sg.start_s, sg.end_s, sg.text, "captions"))
+    session.execute(__import__("sqlalchemy").text("ANALYZE transcript_segments"))
+    return len(segments)
+
+
 def drop_indexes(session, space_id: int) -> None:
     from sqlalchemy import text
 
@@ -109,13 +125,29 @@ def build_indexes(session, embedder) -> tuple[float, float]:
     return gin_s, hnsw_s
 
 
+def _without_locator(run) -> float:
+    """ms of one search() with links at the best chunk's start (no sentence locator): the cost
+    of the locator is the difference to the "all on" row, measured in the same run."""
+    from core.search import shaping
+
+    real = shaping.locate
+    shaping.locate = lambda _session, windows, *_a, **_k: [None] * len(windows)
+    try:
+        t = time.perf_counter()
+        run()
+        return (time.perf_counter() - t) * 1000
+    finally:
+        shaping.locate = real
+
+
 def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg) -> dict[str, list[float]]:
     from core.search import SearchFilters, cache, search
     from core.search.engine import _ef_search
     from core.search.preprocess import get_synonyms, prepare, vocabulary
     from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 
-    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "filtered", "vector", "keyword", "recall", "recall_ties", "results_filtered")}
+    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "chunk_links", "filtered", "vector", "keyword", "recall",
+                                                   "recall_ties", "results_filtered")}
     stages: dict[str, list[float]] = {}
     version = cache.content_version(session)
     vocab = vocabulary(session, version)  # built once per content version, before the clock starts
@@ -134,6 +166,8 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         out["hybrid"].append((time.perf_counter() - t) * 1000)
         for stage, ms in r.timings_ms.items():
             stages.setdefault(stage, []).append(ms)
+        out["chunk_links"].append(_without_locator(lambda: search(session, q, log=False, use_cache=False, embedder=embedder,
+                                                                  config=cfg)))
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt, config=cfg)
         out["filtered"].append((time.perf_counter() - t) * 1000)
@@ -205,13 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with session_scope() as session:
         ids, _ = load_items(session, docs)
+        segments = copy_segments(session, ids, _corpus.latency_segments(docs))
+        print(f"{segments:,} transcript lines (15 words each) for the sentence locator", flush=True)
         space = ensure_space(session, embedder)
         session.commit()
         loaded = 0
         for size in sizes:
             drop_indexes(session, space.id)
             take = np.sort(rng_order[loaded:size])
-            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * 6.0, chunks[i].idx * 6.0 + 20.0, chunks[i].text, vectors[i]) for i in take]
+            # Chunk times follow the speech pace of the transcript lines (_corpus.latency_segments),
+            # so the sentence locator reads each hit window's own lines.
+            pace, (width, stride) = _corpus.SPEECH_WORDS_PER_S, ((120, 100) if args.smoke else (50, 6))
+            rows = [(ids[chunks[i].doc], chunks[i].idx, chunks[i].idx * stride / pace,
+                     (chunks[i].idx * stride + width) / pace, chunks[i].text, vectors[i]) for i in take]
             copy_s = copy_chunks(session, rows, space.id)
             loaded = size
             gin_s, hnsw_s = build_indexes(session, embedder)
@@ -228,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'':28}" + "".join(f"{f'{s:,} chunks':>22}" for s in sizes)
     print(header)
     print(f"{'':28}" + "".join(f"{'p50 ms':>11}{'p95 ms':>11}" for _ in sizes))
-    for key, label in (("hybrid", "search() hybrid, all on"), ("filtered", "  + date filter (~10%)"),
+    for key, label in (("hybrid", "search() hybrid, all on"), ("chunk_links", "  without sentence locator"),
+                       ("filtered", "  + date filter (~10%)"),
                        ("vector", "vector SQL (HNSW, k=10)"), ("keyword", f"keyword SQL ({cfg.candidates})")):
         print(f"{label:28}" + "".join(f"{statistics.median(results[s][key]):11.1f}{pct(results[s][key], 0.95):11.1f}" for s in sizes))
     print("search() stages (p50 ms):")

@@ -124,7 +124,10 @@ class TranscriptSegment(Base):
     speaker: Mapped[str | None] = mapped_column(Text)
     engine: Mapped[str] = mapped_column(String(32))
 
-    __table_args__ = (UniqueConstraint("media_item_id", "idx", name="uq_segments_item_idx"),)
+    __table_args__ = (
+        UniqueConstraint("media_item_id", "idx", name="uq_segments_item_idx"),
+        Index("ix_segments_item_start", "media_item_id", "start_s"),  # a hit window's segments (search)
+    )
 
 
 class EmbeddingSpace(Base):

@@ -184,6 +184,9 @@ def test_snippets_mark_matches_and_escape_html(db):
     with session_scope() as s:
         item = seed_archive(s, [evil])["evil"]
         s.execute(text("UPDATE chunks SET text = '<script>alert(1)</script> ' || text WHERE media_item_id = :i"), {"i": item.id})
+        # Snippets are cut from the timed segments around the answer sentence: poison those too.
+        s.execute(text("UPDATE transcript_segments SET text = '<script>alert(1)</script> ' || text WHERE media_item_id = :i"),
+                  {"i": item.id})
         item.media_path = "/media/evil.mp4"
         cache.invalidate(s)
     with session_scope() as s:

@@ -22,7 +22,7 @@ from core.search.fusion import FusionConfig, convex, fusion_config, rrf
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
-from core.search.shaping import load_chunks, shape
+from core.search.shaping import keyword_weights, load_chunks, shape
 from core.search.titles import title_matches
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def search(
         t = lap("rerank", t)
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
-                   moments_per_video=moments_per_video)
+                   moments_per_video=moments_per_video, weights=keyword_weights(kq))
     t = lap("shape", t)
     titles = title_matches(session, prepared, version=version, filters=filters, include_hidden=include_hidden,
                            shown={g.media_item_id for g in groups}, link_base=link_base)

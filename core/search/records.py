@@ -88,6 +88,12 @@ class Moment:
     score: float  # fused score (higher is better)
     link: str  # deep link that opens the video at start_s
     speakers: tuple[str, ...] = ()
+    # start_s is where the link opens: LEAD_IN_S before the sentence where the answer starts
+    # (core/search/moments.py). The hit window itself is window_start_s … end_s, and `text`
+    # is the whole window's text.
+    window_start_s: float | None = None
+    sentence_start_s: float | None = None  # the answer sentence's own (interpolated) second
+    sentence: str | None = None  # the answer sentence as transcribed
 
     @property
     def timestamp(self) -> str:

@@ -2,14 +2,15 @@
 
 Per video, the matching chunks that touch (consecutive chunk numbers, which overlap by
 design) are merged into one moment, so a user sees one passage instead of three
-near-identical ones; moments are ordered best first; snippets are HTML-escaped with the
-matched words wrapped in <mark>.
+near-identical ones; moments are ordered best first. Each moment's link opens at the
+sentence where its answer starts, found in the window's timed segments (moments.py), and its
+snippet is centred on that sentence, HTML-escaped with the matched words wrapped in <mark>.
 """
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
@@ -18,7 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.search.links import deep_link
+from core.search.moments import Located, Window, locate, snippet_around
 from core.search.records import Moment, VideoGroup
+from core.search.retrieval import KeywordQuery, query_lexemes
 
 MOMENTS_PER_VIDEO = 3
 MAX_MERGED_CHUNKS = 3  # a moment never spans more than this many chunks (≈ 2 minutes)
@@ -119,6 +122,14 @@ def merge_texts(a: str, b: str, max_overlap_words: int = 80) -> str:
     return " ".join(aw + bw)
 
 
+def keyword_weights(kq: KeywordQuery | None) -> dict[str, float] | None:
+    """Query lexeme → idf, exactly as the keyword side weighed them (its bound :lx<i>/:w<i>
+    parameters); None when the keyword side did not run (vector mode) or had no words."""
+    if kq is None or not kq.params:
+        return None
+    return {kq.params[f"lx{i}"]: float(kq.params[f"w{i}"]) for i in range(len(kq.params) // 2)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Grouping
 # ---------------------------------------------------------------------------------------------
@@ -155,8 +166,14 @@ def shape(
     moments_per_video: int = MOMENTS_PER_VIDEO,
     link_base: str = "/",
     rows: dict[int, ChunkRow] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> list[VideoGroup]:
-    """Fused (chunk id, score) best first → at most k videos, each with its best moments."""
+    """Fused (chunk id, score) best first → at most k videos, each with its best moments.
+
+    `weights` (query lexeme → idf, from the keyword side) place each moment's link on the
+    sentence where its answer starts (core/search/moments.py); without them the query's
+    words as Postgres stems them count equally.
+    """
     if rows is None:
         rows = load_chunks(session, [cid for cid, _ in fused])
     score = dict(fused)
@@ -179,10 +196,21 @@ def shape(
         scored.append((runs[0][0], item_id, runs[:moments_per_video]))
     scored.sort(key=lambda s: -s[0])
 
+    shown = scored[:k]
+    if weights is None:
+        weights = {lx: 1.0 for lx in query_lexemes(session, " ".join(terms))} if terms else {}
+    windows, prefer = [], []
+    for _, item_id, runs in shown:
+        for _, run in runs:
+            best = max(run, key=lambda r: score[r.id])
+            windows.append(Window(item_id, run[0].start_s, run[-1].end_s))
+            prefer.append((best.start_s, best.end_s))
+    located = iter(locate(session, windows, weights, prefer))
+
     groups: list[VideoGroup] = []
-    for best_score, item_id, runs in scored[:k]:
+    for best_score, item_id, runs in shown:
         first = per_item[item_id][0]
-        moments = [_moment(run, first, score, terms, link_base) for _, run in runs]
+        moments = [_moment(run, first, score, terms, link_base, next(located)) for _, run in runs]
         groups.append(
             VideoGroup(
                 media_item_id=item_id,
@@ -204,23 +232,34 @@ def shape(
     return groups
 
 
-def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms: Sequence[str], link_base: str) -> Moment:
+def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms: Sequence[str], link_base: str,
+            located: Located | None) -> Moment:
     best = max(run, key=lambda r: score[r.id])
     merged = run[0].text
     for nxt in run[1:]:
         merged = merge_texts(merged, nxt.text)
     speakers = tuple(dict.fromkeys(s.strip() for r in run for s in (r.speakers or "").split(",") if s.strip()))
+    if located is None:
+        # No stored segments (an item indexed from bare chunks): the best chunk's own start.
+        start, sentence, snippet = best.start_s, None, snippet_window(merged, terms)
+    else:
+        # The sentence where the answer starts, over the whole run (a merged moment links to
+        # its best sentence, wherever in the run it is), and the snippet centred on it.
+        start, sentence = located.link_s, located.sentence
+        piece, cut_before, cut_after = snippet_around(located, SNIPPET_WORDS)
+        snippet = ("… " if cut_before else "") + piece + (" …" if cut_after else "")
     return Moment(
         chunk_id=best.id,
-        # Open at the best chunk, not the first of the run: merged neighbours widen the
-        # snippet, but the link must land where the answer is said.
-        start_s=best.start_s,
+        start_s=start,
         end_s=run[-1].end_s,
         text=merged,
-        snippet_html=highlight(snippet_window(merged, terms), terms),
+        snippet_html=highlight(snippet, terms),
         score=score[best.id],
-        link=deep_link(_ItemRef(first), best.start_s, base=link_base),
+        link=deep_link(_ItemRef(first), start, base=link_base),
         speakers=speakers,
+        window_start_s=run[0].start_s,
+        sentence_start_s=sentence.start_s if sentence else None,
+        sentence=sentence.text if sentence else None,
     )
 
 

@@ -1,0 +1,373 @@
+"""Where in a hit window the answer starts: the sentence a moment's link opens at.
+
+A hit is a 45–60 s chunk (or up to three merged ones); the viewer wants the second where the
+answer is said. The stored timed segments of that window are cut into sentences, each
+sentence gets its own start second, and the sentence where the query's words begin to
+gather is the one the link opens at (LEAD_IN_S before it).
+
+Segments are not sentences, whatever the engine:
+  * caption lines (YouTube, Zoom VTT, imported SRT) are a few seconds each and a sentence
+    often starts in the middle of one: its second is interpolated by character offset
+    inside the line (speech runs at a near-constant rate within a 2–6 s line);
+  * a local whisper segment can hold several sentences: each gets its own interpolated second;
+  * a sentence can continue over several lines: it keeps the second of its first word;
+  * text without punctuation (automatic captions) is cut at line boundaries once a unit
+    passes MAX_UNIT_WORDS, so a unit is never the whole window.
+A change of speaker or a pause of PAUSE_S always starts a new sentence.
+
+Word timings are not stored: inside a caption line the character offset puts a sentence start
+within about a second of the word (lines are 2–6 s), below the one-second resolution of a link,
+and YouTube captions and imported SRTs have none to give. A whisper segment is longer (up to
+≈ 30 s), so there interpolation is coarser; storing faster-whisper's word times per segment
+would make it exact, and is the next step if long local segments become common.
+
+Choosing the sentence by its words, not by sentence vectors — measured on the tuning halves (even
+positions) of bench/chaffee_queries.jsonl and the paraphrase set, median |link − answer start| of
+the first relevant moment: the query's own words (and the admin's synonyms), weighted by the
+keyword side's idf and stemmed by Postgres as the keyword index is, gave 7.2 s / 20.5 s (before
+EARLIEST_SHARE); vectors of the ~12 s of speech that start at each sentence (the same MiniLM as the
+chunks) gave 9.0 s / 17.0 s, and of ~6 s 7.5 s / 18.0 s: no clear gain. Such vectors would have to
+be stored at index time (embedding a page's ~600 sentences at query time costs seconds on 2 CPUs at
+≈ 45 texts/s) and would double the pipeline's embedding work. Where no query word occurs in the
+window (a pure meaning match) the link opens at the first sentence of the best chunk.
+
+Constants (CONTEXT_S, EARLIEST_SHARE, FORWARD_S, MAX_UNIT_WORDS) were chosen on those tuning halves
+only: the smallest median distance among the settings whose strict MRR@10 on the 100-set's half
+stays ≥ 0.85. bench/relevance.py reports the odd halves apart, as held out. Also measured there
+and rejected: walking back from the anchor to the start of its reply (after the last question, or
+to a "Well, …"/"Yeah, …" opener; such openers are everywhere in conversation), and falling back to
+the chunk's start when few of the query's words are in the window.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import NamedTuple
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+LEAD_IN_S = 1.0  # the link opens this long before the sentence (then floored to the second: 1–2 s)
+PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
+MAX_UNIT_WORDS = 35  # unpunctuated text: a new unit at the next line boundary past this many words
+CONTEXT_S = 3.0  # a sentence is scored with the query words said within this many seconds of its start
+EARLIEST_SHARE = 0.7  # the link opens at the earliest sentence scoring this share of the best one
+WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
+FORWARD_S = 15.0  # after a question that holds the query's words, its answer begins within this
+
+
+class TimedLine(NamedTuple):
+    """One stored transcript segment (caption cue, whisper segment, VTT line)."""
+
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str | None = None
+
+
+class Sentence(NamedTuple):
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str | None = None
+
+
+class Located(NamedTuple):
+    """The answer sentence of one window, and the window's sentences around it (for the snippet)."""
+
+    sentence: Sentence
+    index: int  # position of `sentence` in `sentences`
+    sentences: tuple[Sentence, ...]
+    score: float  # the best sentence's Σ idf of query words (choose()); 0 = no query word in the window
+
+    @property
+    def link_s(self) -> float:
+        return link_second(self.sentence.start_s)
+
+
+def link_second(sentence_start_s: float) -> float:
+    """The second a link opens at for a sentence: a short lead-in, never before 0."""
+    return float(max(0, math.floor(sentence_start_s - LEAD_IN_S)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments → sentences
+# ---------------------------------------------------------------------------------------------
+
+# Sentence end: terminal punctuation (and closing quotes/brackets) followed by whitespace.
+_END = re.compile(r"[.?!…]+[\"'”’)\]]*(?=\s|$)")
+_ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "st", "vs", "prof", "e.g", "i.e", "approx"})
+
+
+@lru_cache(maxsize=65536)
+def _pieces(line: str) -> tuple[tuple[int, int, bool], ...]:
+    """(start, end, ends a sentence) character ranges of one line, in order. Cached: the lines
+    of a popular passage are cut again for every search that shows it."""
+    out, pos = [], 0
+    for m in _END.finditer(line):
+        if m.group(0) == "." and line[line.rfind(" ", 0, m.start()) + 1 : m.start()].lower() in _ABBREVIATIONS:
+            continue
+        out.append((pos, m.end(), True))
+        pos = m.end()
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+    if pos < len(line):
+        out.append((pos, len(line), False))
+    return tuple(out)
+
+
+def split_sentences(lines: Sequence[TimedLine]) -> list[Sentence]:
+    """Time-ordered lines → sentences, each with the interpolated second of its first word."""
+    sentences: list[Sentence] = []
+    cur_start = cur_end = 0.0
+    cur_text: list[str] = []
+    cur_speaker: str | None = None
+    cur_words, closed = 0, True
+
+    def flush() -> None:
+        if cur_text:
+            sentences.append(Sentence(cur_start, cur_end, " ".join(cur_text), cur_speaker))
+
+    for line in lines:
+        body = " ".join(line.text.split())
+        if not body:
+            continue
+        span = max(line.end_s - line.start_s, 0.0)
+        first = True
+        for a, b, ends in _pieces(body):
+            t0 = line.start_s + span * a / len(body)
+            t1 = line.start_s + span * b / len(body)
+            new = closed
+            if first and not new:
+                new = (line.speaker != cur_speaker or line.start_s - cur_end > PAUSE_S
+                       or cur_words >= MAX_UNIT_WORDS)
+            if new:
+                flush()
+                cur_start, cur_text, cur_speaker, cur_words = t0, [], line.speaker, 0
+            piece = body[a:b].strip()
+            cur_text.append(piece)
+            cur_words += len(piece.split())
+            cur_end = t1
+            closed = ends
+            first = False
+    flush()
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the windows' lines, and the query words each sentence holds
+# ---------------------------------------------------------------------------------------------
+
+
+class Window(NamedTuple):
+    media_item_id: int
+    start_s: float
+    end_s: float
+
+
+def load_lines(session: Session, windows: Sequence[Window]) -> list[list[TimedLine]]:
+    """The stored segments of each window (one query for all; ix_segments_item_start)."""
+    if not windows:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT w.n, s.start_s, s.end_s, s.text, s.speaker
+            FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]))
+                 WITH ORDINALITY AS w(item, lo, hi, n)
+            JOIN transcript_segments s
+              ON s.media_item_id = w.item AND s.start_s < w.hi AND s.start_s >= w.lo - 60 AND s.end_s > w.lo
+            ORDER BY w.n, s.start_s, s.idx
+            """
+        ),
+        {
+            "items": [int(w.media_item_id) for w in windows],
+            "los": [float(w.start_s) - WINDOW_MARGIN_S for w in windows],
+            "his": [float(w.end_s) + WINDOW_MARGIN_S for w in windows],
+        },
+    ).all()
+    out: list[list[TimedLine]] = [[] for _ in windows]
+    for n, start, end, body, speaker in rows:
+        out[int(n) - 1].append(TimedLine(float(start), float(end), body, speaker))
+    return out
+
+
+_WORD = re.compile(r"[0-9a-z]+(?:['’][a-z]+)?")
+_LEXEMES_CACHE_WORDS = 200_000  # ≈ 40 MB with the inverse map; an archive's vocabulary is far smaller
+
+
+class _Stems:
+    """Words → their Postgres stems ('english', the keyword index's configuration, so a sentence
+    matches exactly the query words its chunk matched on), cached per process with the inverse
+    map stem → words: after the first searches nearly every word of a window is known, and
+    finding a query's words in a window is set arithmetic, not a loop over its words."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.of: dict[str, frozenset[str]] = {}
+        self.words_of: dict[str, set[str]] = {}
+
+    def learn(self, session: Session, words: set[str]) -> None:
+        with self.lock:
+            missing = sorted(words.difference(self.of))
+        if not missing:
+            return
+        rows = session.execute(
+            text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:w AS text[])) AS u(w)"),
+            {"w": missing},
+        ).all()
+        with self.lock:
+            if len(self.of) + len(rows) > _LEXEMES_CACHE_WORDS:
+                self.of.clear()
+                self.words_of.clear()
+            for w, lexemes in rows:
+                self.of[w] = frozenset(lexemes or ())
+                for lx in self.of[w]:
+                    self.words_of.setdefault(lx, set()).add(w)
+
+    def query_words(self, lexemes: frozenset[str]) -> dict[str, frozenset[str]]:
+        """Every known word that stems to one of `lexemes` → those of its stems."""
+        with self.lock:
+            words = set().union(*(self.words_of.get(lx, ()) for lx in lexemes))
+            return {w: self.of[w] & lexemes for w in words}
+
+
+_stems = _Stems()
+
+
+def sentence_lexemes(session: Session, texts: Sequence[str], weights: Mapping[str, float]) -> list[frozenset[str]]:
+    """The query lexemes (keys of `weights`) each text holds, its words stemmed as Postgres does."""
+    words = [set(_WORD.findall(t.lower())) for t in texts]
+    if not words:
+        return []
+    _stems.learn(session, set().union(*words))
+    relevant = _stems.query_words(frozenset(weights))
+    keys = relevant.keys()
+    return [frozenset().union(*(relevant[w] for w in hits)) if (hits := ws & keys) else frozenset() for ws in words]
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing the sentence
+# ---------------------------------------------------------------------------------------------
+
+
+def choose(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]],
+           weights: Mapping[str, float]) -> tuple[int, float]:
+    """(index, score) of the sentence where the query's words begin to gather.
+
+    A sentence's score is the idf of the distinct query words said from its start to
+    CONTEXT_S later (a question's words are often spread over a sentence and the next). Only
+    a sentence that itself holds a query word can be chosen, so the link never opens on the
+    filler before it. The best score marks the passage; the link opens at the *earliest*
+    sentence scoring at least EARLIEST_SHARE of it, because an answer names its subject
+    before it says the most about it. The score returned is the best one; (-1, 0.0) when no
+    sentence holds a query word.
+    """
+    own = [sum(weights.get(lx, 0.0) for lx in lxs) for lxs in lexemes]
+    scores: dict[int, float] = {}
+    for i, s in enumerate(sentences):
+        if own[i] <= 0:
+            continue
+        seen: set[str] = set()
+        j = i
+        while j < len(sentences) and sentences[j].start_s - s.start_s <= CONTEXT_S:
+            seen |= {lx for lx in lexemes[j] if lx in weights}
+            j += 1
+        scores[i] = sum(weights[lx] for lx in seen)
+    if not scores:
+        return -1, 0.0
+    top = max(scores.values())
+    return min(i for i, v in scores.items() if v >= EARLIEST_SHARE * top - 1e-9), top
+
+
+_QUESTION_OPENER = re.compile(
+    r"^\W*(?:(?:and|so|but|okay|ok|now|well|yeah|alright)\W+)*"
+    r"(?:could|can|does|do|did|is|are|was|were|what|what's|how|why|when|where|which|who|should|would|will|have|has)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(sentence: Sentence) -> bool:
+    body = sentence.text.rstrip()
+    return body.endswith("?") or bool(_QUESTION_OPENER.match(body))
+
+
+def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
+    """From the sentence that holds the query's words to the one where its answer begins.
+
+    Viewers ask what the host asked: when the anchor is a question, the answer is the first
+    sentence after it (and after any question that follows it), if one starts within FORWARD_S.
+    Otherwise the anchor itself. (Walking back from an anchor to the start of the reply that
+    holds it — to the sentence after the last question, or a "Well, …"/"Yeah, …" opener — was
+    measured and made the links worse: such openers are everywhere in conversation.)
+    """
+    here = sentences[anchor]
+    if not is_question(here):
+        return anchor
+    j = anchor + 1
+    while j < len(sentences) and is_question(sentences[j]) and sentences[j].start_s - here.start_s < FORWARD_S:
+        j += 1
+    return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
+
+
+def locate(
+    session: Session,
+    windows: Sequence[Window],
+    weights: Mapping[str, float],
+    prefer: Sequence[tuple[float, float] | None] | None = None,
+) -> list[Located | None]:
+    """The answer sentence of each window, or None where the window has no stored segments
+    (the caller then keeps the chunk's own start). `prefer` gives each window's best chunk
+    (start, end): where a window that holds none of the query's words opens."""
+    lines = load_lines(session, windows)
+    per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
+                  for ls, w in zip(lines, windows)]
+    flat = [s.text for sents in per_window for s in sents]
+    lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
+    out: list[Located | None] = []
+    pos = 0
+    for n, sents in enumerate(per_window):
+        lx = lexemes[pos : pos + len(sents)]
+        pos += len(sents)
+        if not sents:
+            out.append(None)
+            continue
+        pref = prefer[n] if prefer else None
+        i, score = choose(sents, lx, weights)
+        if i >= 0:
+            i = answer_start(sents, i)
+        else:
+            # No query word in the window: a meaning-only match. Open at the first sentence that
+            # starts inside the best chunk (its own start, snapped to a sentence).
+            lo = pref[0] if pref else windows[n].start_s
+            i = next((k for k, s in enumerate(sents) if s.start_s >= lo - WINDOW_MARGIN_S), 0)
+        out.append(Located(sents[i], i, tuple(sents), score))
+    return out
+
+
+def snippet_around(located: Located, words: int) -> tuple[str, bool, bool]:
+    """About `words` words with the answer sentence in the middle: (text, cut before, cut after)."""
+    sents = located.sentences
+    i = located.index
+    body = sents[i].text.split()
+    if len(body) >= words:
+        return " ".join(body[:words]), i > 0, True
+    room = words - len(body)
+    before: list[str] = []
+    for s in reversed(sents[:i]):
+        before = s.text.split() + before
+        if len(before) >= room // 2:
+            break
+    before = before[-(room // 2):] if room // 2 else []
+    after: list[str] = []
+    for s in sents[i + 1:]:
+        after += s.text.split()
+        if len(after) >= room - len(before):
+            break
+    after = after[: room - len(before)]
+    cut_before = len(before) < sum(len(s.text.split()) for s in sents[:i])
+    cut_after = len(after) < sum(len(s.text.split()) for s in sents[i + 1:])
+    return " ".join(before + body + after), cut_before, cut_after
