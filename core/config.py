@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -81,10 +81,12 @@ class Settings(BaseSettings):
     # --- embeddings ------------------------------------------------------------------------
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = Field(
-        "all-MiniLM-L6-v2", description="Local: the packaged all-MiniLM-L6-v2 or a path; OpenAI: a model name."
+        "bge-small-en-v1.5",
+        description="Local: a packaged model (bge-small-en-v1.5, all-MiniLM-L6-v2); OpenAI: a model name. "
+        "A new model re-embeds the archive into its own vector space.",
     )
     embedding_backend: Literal["onnx", "torch"] = Field(
-        "onnx", description="Local inference backend; onnx is the fast default on CPU."
+        "onnx", description="Local inference: packaged int8 ONNX on onnxruntime, or torch (requirements-gpu.txt)."
     )
 
     # --- OpenAI (or any OpenAI-compatible server) ------------------------------------------
@@ -198,6 +200,16 @@ class Settings(BaseSettings):
             value = "postgresql://" + value[len("postgres://"):]
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://"):]
+        return value
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _known_local_model(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("embedding_provider", "local") == "local":
+            from core.embeddings import LOCAL_MODELS  # lazy: that module imports this one
+
+            if value not in LOCAL_MODELS:
+                raise ValueError(f"{value!r} is not a packaged model; choose from {sorted(LOCAL_MODELS)}")
         return value
 
     @model_validator(mode="after")

