@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     questions = read_set(relevance.QUERIES_FILE, "chaffee")
+    if not args.paraphrase.exists() and (SETS_DIR / "paraphrase_questions.jsonl").exists():
+        args.paraphrase = SETS_DIR / "paraphrase_questions.jsonl"  # the questions before their spans are added
     if args.paraphrase.exists():
         questions += read_set(args.paraphrase, "paraphrase")
     else:

@@ -29,10 +29,32 @@ with st.form("ranking"):
                       value=float(ranking.alpha), step=0.05, format="%.2f")
     rerank = st.toggle("Rerank the top passages with the cross-encoder (more accurate on the labelled "
                        "questions, about 1 s more per search on 2 CPU cores)", value=bool(ranking.rerank))
+    st.markdown("**When does the archive answer a question?** Every search says *answered*, *related only* or "
+                "*nothing*. A top passage answers when it is close enough in meaning (cosine, 0–1) on its own, "
+                "or fairly close while holding enough of the question's words (weighted by how rare they are). "
+                "If a word of the question occurs nowhere in the archive, only a very close passage can answer. "
+                "The defaults were fitted by `bench/verdict.py` for the default embedding model: re-run it "
+                "after changing the model.")
+    v1, v2, v3 = st.columns(3)
+    verdict = {
+        "verdict_cosine_alone": v1.number_input("Closeness that answers on its own", 0.0, 1.0,
+                                                float(ranking.verdict_cosine_alone), 0.01, format="%.3f"),
+        "verdict_cosine": v2.number_input("Closeness needed with the words", 0.0, 1.0, float(ranking.verdict_cosine),
+                                          0.01, format="%.3f"),
+        "verdict_coverage": v3.number_input("Share of the question's words held", 0.0, 1.0,
+                                            float(ranking.verdict_coverage), 0.05, format="%.2f"),
+        "verdict_absent_cosine": v1.number_input("Closeness needed when a word is nowhere in the archive", 0.0, 1.0,
+                                                 float(ranking.verdict_absent_cosine), 0.01, format="%.3f"),
+        "verdict_related_cosine": v2.number_input("Closeness of a passage shown as related", 0.0, 1.0,
+                                                  float(ranking.verdict_related_cosine), 0.01, format="%.3f"),
+        "verdict_related_moments": int(v3.number_input("Related passages shown when nothing answers", 0, 10,
+                                                       int(ranking.verdict_related_moments), 1)),
+    }
     if st.form_submit_button("Save ranking"):
-        if (alpha, rerank) == (float(ranking.alpha), bool(ranking.rerank)):
+        unchanged = all(getattr(ranking, k) == v for k, v in verdict.items())
+        if (alpha, rerank) == (float(ranking.alpha), bool(ranking.rerank)) and unchanged:
             st.info("Nothing to save: the ranking is unchanged.")
-        elif run_action(admin_actions.set_search_ranking, actor, alpha=alpha, rerank=rerank,
+        elif run_action(admin_actions.set_search_ranking, actor, alpha=alpha, rerank=rerank, verdict=verdict,
                         success="Search ranking saved; new searches use it at once."):
             st.rerun()
 

@@ -229,7 +229,8 @@ def search(
                    moments_per_video=moments_per_video)
     t = lap("shape", t)
     verdict, groups = judge(session, prepared, groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
-                            rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden)
+                            rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden,
+                            synonyms=knobs.synonyms)
     lap("verdict", t)
     total = round((time.perf_counter() - t_start) * 1000, 3)
     response = SearchResponse(

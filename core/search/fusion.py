@@ -52,17 +52,17 @@ class FusionConfig:
     # of the query's content-word idf; with the reranker on, its probability must also reach
     # verdict_rerank. Chosen by bench/verdict.py on one half of the labelled in-archive and
     # out-of-archive questions (reported on the other half); they depend on the embedding model.
-    verdict_cosine_alone: float = 0.60
-    verdict_cosine: float = 0.35
-    verdict_coverage: float = 0.50
+    verdict_cosine_alone: float = 0.725
+    verdict_cosine: float = 0.45
+    verdict_coverage: float = 0.35
     # When a content word of the query occurs in no searchable passage, only this close a
     # moment may still answer (the archive may say it in other words; usually it does not).
-    verdict_absent_cosine: float = 0.60
+    verdict_absent_cosine: float = 0.30
     verdict_rerank: float = 0.0
     # Without an answer, at most this many moments are shown as "related, but not an answer",
     # and only those at least this close in meaning (keyword mode: holding a query word).
     verdict_related_moments: int = 3
-    verdict_related_cosine: float = 0.35
+    verdict_related_cosine: float = 0.45
 
 
 def fusion_config(session: Session | None) -> FusionConfig:

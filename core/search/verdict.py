@@ -20,7 +20,7 @@ a few moments, shown as related, never as an answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import text
@@ -107,14 +107,27 @@ def evidence_rows(
     return {int(cid): (None if cos is None else float(cos), list(h or [])) for cid, cos, h in rows}
 
 
+def _rescuing_phrases(query: str, synonyms: Mapping[str, Sequence[str]]) -> list[tuple[set[str], list[str]]]:
+    """For each synonym group the query mentions: (the query words of the mentioned phrases,
+    the group's other phrases). The archive may say those words only as the alternatives."""
+    low = f" {' '.join(_WORD.findall(query.lower()))} "
+    out = []
+    for key, values in synonyms.items():
+        group = [key, *values]
+        present = [p for p in group if f" {' '.join(_WORD.findall(p.lower()))} " in low]
+        if present:
+            out.append(({w for p in present for w in _WORD.findall(p.lower())}, [p for p in group if p not in present]))
+    return out
+
+
 def missing_lexemes(
     session: Session, terms: QueryTerms, *, filters: SearchFilters | None, include_hidden: bool,
-    synonyms: Sequence[str] = (),
+    query: str = "", synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """The query's lexemes that no searchable passage (same filters and privacy rule) contains.
 
-    One GIN probe per lexeme. When a synonym phrase the query added occurs somewhere, the
-    archive says it in other words: then nothing counts as missing ("seed oils" → "vegetable oils").
+    One GIN probe per lexeme. A word of a synonym phrase the query mentions is not missing when
+    one of the group's other phrases occurs ("seed oils" said as "vegetable oils").
     """
     if not terms.lexemes:
         return []
@@ -123,17 +136,25 @@ def missing_lexemes(
     def probe(tsquery: str) -> str:
         return f"EXISTS (SELECT 1 FROM chunks c JOIN media_items m ON m.id = c.media_item_id WHERE c.tsv @@ {tsquery} AND {where})"
 
-    params |= {f"lx{i}": lx for i, lx in enumerate(terms.lexemes)}
-    params |= {f"syn{i}": phrase for i, phrase in enumerate(synonyms)}
+    params = {**params, **{f"lx{i}": lx for i, lx in enumerate(terms.lexemes)}}
     found = session.execute(
-        text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(terms.lexemes))) + "]::boolean[], "
-             "ARRAY[" + ", ".join(probe(f"phraseto_tsquery('english', :syn{i})") for i in range(len(synonyms)))
-             + "]::boolean[]"),
-        params,
-    ).one()
-    if any(found[1] or ()):
-        return []
-    return [lx for lx, ok in zip(terms.lexemes, found[0]) if not ok]
+        text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(terms.lexemes))) + "]::boolean[]"), params,
+    ).scalar_one()
+    gone = [lx for lx, ok in zip(terms.lexemes, found) if not ok]
+    if not gone or not synonyms:
+        return gone
+    for words, alternatives in _rescuing_phrases(query, synonyms):
+        rescuable = [lx for lx in gone if terms.word[lx] in words]
+        if not rescuable or not alternatives:
+            continue
+        alt = {f"alt{i}": a for i, a in enumerate(alternatives)}
+        said = session.execute(
+            text("SELECT " + " OR ".join(probe(f"phraseto_tsquery('english', :alt{i})") for i in range(len(alt)))),
+            {**params, **alt},
+        ).scalar_one()
+        if said:
+            gone = [lx for lx in gone if lx not in rescuable]
+    return gone
 
 
 def moment_answers(cosine: float | None, coverage: float, rerank: float | None, cfg: FusionConfig, *,
@@ -194,6 +215,7 @@ def judge(
     rerank_probs: dict[int, float] | None = None,
     filters: SearchFilters | None = None,
     include_hidden: bool = False,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[SearchVerdict, list[VideoGroup]]:
     """The verdict on shaped results, and the groups to show (marked; trimmed when not answered).
 
@@ -205,7 +227,7 @@ def judge(
     top = moments[:VERDICT_DEPTH]
     rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space)
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
-                               synonyms=prepared.synonyms)) if top else set(terms.lexemes)
+                               query=prepared.cleaned, synonyms=synonyms)) if top else set(terms.lexemes)
     evidence: list[MomentEvidence] = []
     for _, _, m in top:
         cos, has = rows.get(m.chunk_id, (None, []))
