@@ -143,8 +143,9 @@ def _grid(values: np.ndarray, lo: float, hi: float, step: float) -> list[float]:
 def fit(sig: Signals, is_out: np.ndarray, fit_mask: np.ndarray, rerank: bool) -> tuple[tuple[float, ...], float, float]:
     """Thresholds with the largest out-of-archive rejection on the fit half, in-archive false
     rejections ≤ TARGET_IN there; ties go to fewer false rejections, then to the lower thresholds."""
-    cos_grid = _grid(sig.cos, 0.20, 0.95, 0.025)
-    cov_grid = _grid(sig.cov, 0.0, 1.0, 0.05)
+    step = 0.05 if rerank else 0.025  # the reranker adds a dimension: a coarser grid keeps it minutes
+    cos_grid = _grid(sig.cos, 0.20, 0.95, step)
+    cov_grid = _grid(sig.cov, 0.0, 1.0, 0.1 if rerank else 0.05)
     absent_grid = _grid(sig.cos, 0.30, 1.0, 0.05)
     rr_grid = _grid(sig.rr, 0.0, 0.95, 0.05) if rerank else [0.0]
     out_fit, in_fit = fit_mask & is_out, fit_mask & ~is_out
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerank", action="store_true", help="run the cross-encoder and fit its threshold too")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions of each set (smoke runs)")
     ap.add_argument("--verbose", action="store_true", help="print every question's signals and verdict")
+    ap.add_argument("--dump", type=Path, help="save the collected signals (.npz) for offline study")
     args = ap.parse_args(argv)
 
     questions = read_set(relevance.QUERIES_FILE, "chaffee")
@@ -246,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(questions)} searches in {time.perf_counter() - t0:.1f} s; verdict step p50 "
               f"{statistics.median(verdict_ms):.2f} ms, max {max(verdict_ms):.2f} ms")
 
+        if args.dump:
+            np.savez(args.dump, cos=sig.cos, cov=sig.cov, rr=sig.rr, fused=sig.fused, absent=sig.absent,
+                     ids=np.array([q.id for q in questions]), sets=np.array([q.set for q in questions]),
+                     half=np.array([q.half for q in questions]))
         is_out = np.array([q.set == "out" for q in questions])
         fit_mask = np.array([q.half == 0 for q in questions])
         (t_alone, t_cos, t_cov, t_absent, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, args.rerank)
@@ -267,31 +273,37 @@ def main(argv: list[str] | None = None) -> int:
                                               f"(< {single:.3f} = not answered), fitted the same way")
 
         # The app itself, with the chosen thresholds: the same verdicts, and what a viewer is told.
+        # A passage shown as "related" must be at least as close as 90 % of real answers' best passages
+        # (the 10th percentile of the in-archive top cosine on the fit half).
+        t_related = round(float(np.percentile(top_cos[fit_mask & ~is_out & np.isfinite(top_cos)], 10)), 3)
         chosen = replace(base, verdict_cosine_alone=t_alone, verdict_cosine=t_cos, verdict_coverage=t_cov,
-                         verdict_absent_cosine=t_absent, verdict_rerank=t_rr, verdict_related_cosine=t_cos)
+                         verdict_absent_cosine=t_absent, verdict_rerank=t_rr, verdict_related_cosine=t_related)
         from core.search import Verdict, search
 
-        kinds, mismatches = {v: 0 for v in Verdict}, 0
+        kinds, mismatches, related_shown = {v: 0 for v in Verdict}, 0, []
         for i, q in enumerate(questions):
             r = search(session, q.query, k=10, log=False, use_cache=False, embedder=embedder, config=chosen)
             mismatches += (not r.verdict.answered) != bool(rejected[i])
             if q.set == "out":
                 kinds[r.verdict.verdict] += 1
+                related_shown.append(len(list(r.hits())))
             if args.verbose:
                 e = r.verdict
                 print(f"  {q.set:<10} {q.id:<6} {e.verdict.value:<8} cos {e.cosine if e.cosine is not None else float('nan'):.3f} "
                       f"cov {e.coverage:.2f} absent {','.join(e.missing_terms) or '-'}  {q.query[:70]}")
         session.rollback()
     n_out = sum(kinds.values())
-    print(f"\napp check: {mismatches} of {len(questions)} verdicts differ from the offline fit; out-of-archive told: "
-          + ", ".join(f"{v.value} {kinds[v]}/{n_out}" for v in Verdict))
+    print(f"\napp check (related passages need cosine ≥ {t_related:.3f}): {mismatches} of {len(questions)} verdicts differ from the offline fit; out-of-archive told: "
+          + ", ".join(f"{v.value} {kinds[v]}/{n_out}" for v in Verdict)
+          + f"; related moments shown to them: median {statistics.median(related_shown) if related_shown else 0:.0f}, "
+            f"none for {sum(n == 0 for n in related_shown)}/{n_out}")
     print("\nthresholds chosen (paste into FusionConfig, core/search/fusion.py):")
     print(f"    verdict_cosine_alone: float = {t_alone:.3f}")
     print(f"    verdict_cosine: float = {t_cos:.3f}")
     print(f"    verdict_coverage: float = {t_cov:.2f}")
     print(f"    verdict_absent_cosine: float = {t_absent:.3f}")
     print(f"    verdict_rerank: float = {t_rr:.2f}{'  (fitted with --rerank)' if args.rerank else ''}")
-    print(f"    verdict_related_cosine: float = {t_cos:.3f}")
+    print(f"    verdict_related_cosine: float = {t_related:.3f}")
     return 0
 
 

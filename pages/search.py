@@ -286,13 +286,12 @@ if not response.groups:
     if empty:
         st.info(HELP_EMPTY)
     else:
-        st.warning(verdict.message if verdict else f"Nothing matches “{query}”. Try other words, or fewer filters.",
-                   icon="🔎")
+        st.warning(verdict.message if verdict else f"Nothing matches “{query}”. Try other words, or fewer filters.")
     st.stop()
 
 if not answered:
     # The archive does not answer this: say so first, then at most a few related moments.
-    st.warning(verdict.message, icon="🔎")
+    st.warning(verdict.message)
 else:
     moments_n = sum(len(g.moments) for g in response.groups)
     st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")

@@ -33,11 +33,13 @@ from core.search.retrieval import KeywordStats, filter_sql
 # Top moments (by score) the verdict reads: an answer further down is not what a viewer sees.
 VERDICT_DEPTH = 5
 _WORD = re.compile(r"[a-z0-9][a-z0-9']*")
+# An absent word this long is still "mentioned" when the archive has a longer word it begins.
+MIN_PREFIX = 4
 # Words Postgres does not drop but that carry no topic: never a key term, never "not mentioned".
 _NOT_CONTENT = frozenset(
     """vs versus ok okay like really please thing things get got would could should also ever even much many lot lots
     way ways good bad best better worst say says said tell think know want need use used make makes go going
-    dr doctor""".split()
+    dr doctor whose who's""".split()
 )
 
 
@@ -87,12 +89,18 @@ def _tsquery(i: int) -> str:
 
 def evidence_rows(
     session: Session, chunk_ids: Sequence[int], terms: QueryTerms, query_vector: np.ndarray | None,
-    space: tuple[int, int] | None,
+    space: tuple[int, int] | None, rescuers: Sequence[tuple[set[str], list[str]]] = (),
 ) -> dict[int, tuple[float | None, list[bool]]]:
-    """{chunk id: (cosine or None, [holds lexeme i])} for the given chunks (a primary-key lookup)."""
+    """{chunk id: (cosine or None, [holds lexeme i])} for the given chunks (a primary-key lookup).
+
+    A lexeme also counts as held when the chunk says one of the other phrases of a synonym group
+    the query mentions it in (`rescuers`, from _rescuing_phrases): "IBD" held as "Crohn's disease".
+    """
     if not chunk_ids:
         return {}
     params: dict = {f"lx{i}": lx for i, lx in enumerate(terms.lexemes)}
+    alts = [(words, alternatives) for words, alternatives in rescuers if alternatives]
+    params |= {f"alt{g}_{j}": a for g, (_, alternatives) in enumerate(alts) for j, a in enumerate(alternatives)}
     if query_vector is not None and space is not None:
         sid, d = int(space[0]), int(space[1])  # integers from our own table: safe to inline
         cosine = f"CASE WHEN c.embedding_space_id = {sid} THEN 1 - (c.embedding::vector({d}) <=> CAST(:qvec AS vector({d}))) END"
@@ -100,11 +108,22 @@ def evidence_rows(
     else:
         cosine = "NULL::float8"
     has = "ARRAY[" + ", ".join(f"c.tsv @@ {_tsquery(i)}" for i in range(len(terms.lexemes))) + "]::boolean[]"
+    said = "ARRAY[" + ", ".join(
+        "(" + " OR ".join(f"c.tsv @@ phraseto_tsquery('english', :alt{g}_{j})" for j in range(len(alternatives))) + ")"
+        for g, (_, alternatives) in enumerate(alts)
+    ) + "]::boolean[]"
     rows = session.execute(
-        text(f"SELECT c.id, {cosine} AS cos, {has} AS has FROM chunks c WHERE c.id = ANY(:ids)"),
+        text(f"SELECT c.id, {cosine} AS cos, {has} AS has, {said} AS said FROM chunks c WHERE c.id = ANY(:ids)"),
         {**params, "ids": [int(c) for c in chunk_ids]},
     ).all()
-    return {int(cid): (None if cos is None else float(cos), list(h or [])) for cid, cos, h in rows}
+    out = {}
+    for cid, cos, h, group_said in rows:
+        present = list(h or [])
+        for (words, _), yes in zip(alts, group_said or ()):
+            if yes:
+                present = [p or terms.word[lx] in words for p, lx in zip(present, terms.lexemes)]
+        out[int(cid)] = (None if cos is None else float(cos), present)
+    return out
 
 
 def _rescuing_phrases(query: str, synonyms: Mapping[str, Sequence[str]]) -> list[tuple[set[str], list[str]]]:
@@ -141,6 +160,16 @@ def missing_lexemes(
         text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(terms.lexemes))) + "]::boolean[]"), params,
     ).scalar_one()
     gone = [lx for lx, ok in zip(terms.lexemes, found) if not ok]
+    # Another form of the word counts ("teens" → the archive's "teenagers": stem teen, teenag).
+    longer = [lx for lx in gone if len(lx) >= MIN_PREFIX]
+    if longer:
+        pre = {f"pre{i}": lx for i, lx in enumerate(longer)}
+        said = session.execute(
+            text("SELECT ARRAY[" + ", ".join(probe(f"CAST(quote_literal(CAST(:pre{i} AS text)) || ':*' AS tsquery)")
+                                             for i in range(len(longer))) + "]::boolean[]"),
+            {**params, **pre},
+        ).scalar_one()
+        gone = [lx for lx in gone if lx not in {p for p, ok in zip(longer, said) if ok}]
     if not gone or not synonyms:
         return gone
     for words, alternatives in _rescuing_phrases(query, synonyms):
@@ -225,7 +254,8 @@ def judge(
     terms = query_terms(session, prepared.cleaned, stats)
     moments = sorted(((m.score, g_i, m) for g_i, g in enumerate(groups) for m in g.moments), key=lambda x: -x[0])
     top = moments[:VERDICT_DEPTH]
-    rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space)
+    rescuers = _rescuing_phrases(prepared.cleaned, synonyms) if synonyms else []
+    rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space, rescuers)
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
                                query=prepared.cleaned, synonyms=synonyms)) if top else set(terms.lexemes)
     evidence: list[MomentEvidence] = []
