@@ -122,46 +122,44 @@ def collect(session, embedder, questions: list[Question], cfg) -> tuple[Signals,
     return Signals(cos, cov, rr, fused, absent, bool(np.isfinite(cos).any())), verdict_ms
 
 
-def told_not_answered(sig: Signals, t_alone: float, t_cos: float, t_cov: float, t_absent: float, t_rr: float) -> np.ndarray:
+def told_not_answered(sig: Signals, w: float, p: float, t: float, t_rr: float) -> np.ndarray:
     """Vectorised core.search.verdict.moment_answers over every top moment: True = not answered."""
-    lexical = (sig.cos >= t_alone) | ((sig.cos >= t_cos) & (sig.cov >= t_cov))
-    lexical &= ~sig.absent[:, None] | (sig.cos >= t_absent)
+    score = sig.cos + w * sig.cov - p * sig.absent[:, None]
+    ok = score >= t
     if t_rr > 0:
-        lexical &= np.nan_to_num(sig.rr, nan=-1.0) >= t_rr
-    return ~lexical.any(axis=1)
+        ok &= np.nan_to_num(sig.rr, nan=-1.0) >= t_rr
+    return ~ok.any(axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fitting
 # ---------------------------------------------------------------------------------------------
 
-
-def _grid(values: np.ndarray, lo: float, hi: float, step: float) -> list[float]:
-    return [round(x, 3) for x in np.arange(lo, hi + 1e-9, step)]
+WEIGHTS = tuple(round(0.05 * i, 2) for i in range(13))  # coverage weight w: 0 … 0.6
+PENALTIES = tuple(round(0.04 * i, 2) for i in range(9))  # absent-word penalty p: 0 … 0.32
 
 
 def fit(sig: Signals, is_out: np.ndarray, fit_mask: np.ndarray, rerank: bool) -> tuple[tuple[float, ...], float, float]:
-    """Thresholds with the largest out-of-archive rejection on the fit half, in-archive false
-    rejections ≤ TARGET_IN there; ties go to fewer false rejections, then to the lower thresholds."""
-    step = 0.05 if rerank else 0.025  # the reranker adds a dimension: a coarser grid keeps it minutes
-    cos_grid = _grid(sig.cos, 0.20, 0.95, step)
-    cov_grid = _grid(sig.cov, 0.0, 1.0, 0.1 if rerank else 0.05)
-    absent_grid = _grid(sig.cos, 0.30, 1.0, 0.05)
-    rr_grid = _grid(sig.rr, 0.0, 0.95, 0.05) if rerank else [0.0]
+    """(w, p, threshold, rerank threshold) on the fit half: for each (w, p) the threshold is the
+    highest that refuses at most TARGET_IN of the in-archive questions there; the (w, p) that then
+    refuses the most out-of-archive questions wins (ties: fewer in-archive refused, smaller p, w)."""
     out_fit, in_fit = fit_mask & is_out, fit_mask & ~is_out
+    allowed = int(np.floor(TARGET_IN * in_fit.sum() + 1e-9))
     best, best_key = None, None
-    for t_alone, t_cos, t_cov, t_absent, t_rr in itertools.product(cos_grid, cos_grid, cov_grid, absent_grid, rr_grid):
-        if t_cos > t_alone:
+    for w, p, t_rr in itertools.product(WEIGHTS, PENALTIES, np.arange(0.0, 0.96, 0.05) if rerank else [0.0]):
+        score = sig.cos + w * sig.cov - p * sig.absent[:, None]
+        if t_rr > 0:
+            score = np.where(np.nan_to_num(sig.rr, nan=-1.0) >= t_rr, score, -np.inf)
+        top = score.max(axis=1)
+        ins = np.sort(top[in_fit])
+        t = float(ins[allowed]) if allowed < len(ins) else float(ins[-1])
+        if not np.isfinite(t):
             continue
-        rejected = told_not_answered(sig, t_alone, t_cos, t_cov, t_absent, t_rr)
-        out_share = rejected[out_fit].mean() if out_fit.any() else 0.0
-        in_share = rejected[in_fit].mean() if in_fit.any() else 0.0
-        feasible = in_share <= TARGET_IN + 1e-9
-        # Ties: fewer in-archive questions refused, then the most lenient thresholds.
-        key = (feasible, out_share if feasible else -in_share - (1 - out_share), -in_share,
-               -t_absent, -t_alone, -t_cos, -t_cov)
+        t = np.floor(t * 1000) / 1000  # three decimals, never above the in-archive question it must keep
+        rejected = top < t
+        key = (rejected[out_fit].mean(), -rejected[in_fit].mean(), -p, -w)
         if best_key is None or key > best_key:
-            best, best_key = (t_alone, t_cos, t_cov, t_absent, t_rr), key
+            best, best_key = (w, p, t, round(float(t_rr), 2)), key
     rejected = told_not_answered(sig, *best)
     return best, float(rejected[out_fit].mean()), float(rejected[in_fit].mean())
 
@@ -240,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     base = replace(FusionConfig(), rerank=args.rerank)
     # Collecting: every moment counts as an answer, so nothing is trimmed (the signals do not
     # depend on the thresholds; the top fused score for the baseline does).
-    permissive = replace(base, verdict_cosine_alone=0.0, verdict_cosine=0.0, verdict_coverage=0.0, verdict_rerank=0.0)
+    permissive = replace(base, verdict_min_score=0.0, verdict_coverage_weight=0.0, verdict_absent_penalty=0.0,
+                         verdict_rerank=0.0)
     with session_scope() as session:
         relevance.load_chaffee(session, embedder, distractors=args.distractors)
         t0 = time.perf_counter()
@@ -254,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                      half=np.array([q.half for q in questions]))
         is_out = np.array([q.set == "out" for q in questions])
         fit_mask = np.array([q.half == 0 for q in questions])
-        (t_alone, t_cos, t_cov, t_absent, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, args.rerank)
-        rejected = told_not_answered(sig, t_alone, t_cos, t_cov, t_absent, t_rr)
+        (w, p, t, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, args.rerank)
+        rejected = told_not_answered(sig, w, p, t, t_rr)
         top_cos = np.where(np.isfinite(sig.cos[:, 0]), sig.cos.max(axis=1), np.nan)
         top_cov = np.where(np.isfinite(sig.cov[:, 0]), sig.cov.max(axis=1), np.nan)
         print("\nsignals of the top moments, median [10th–90th percentile]:")
@@ -276,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         # A passage shown as "related" must be at least as close as 90 % of real answers' best passages
         # (the 10th percentile of the in-archive top cosine on the fit half).
         t_related = round(float(np.percentile(top_cos[fit_mask & ~is_out & np.isfinite(top_cos)], 10)), 3)
-        chosen = replace(base, verdict_cosine_alone=t_alone, verdict_cosine=t_cos, verdict_coverage=t_cov,
-                         verdict_absent_cosine=t_absent, verdict_rerank=t_rr, verdict_related_cosine=t_related)
+        chosen = replace(base, verdict_min_score=t, verdict_coverage_weight=w, verdict_absent_penalty=p,
+                         verdict_rerank=t_rr, verdict_related_cosine=t_related)
         from core.search import Verdict, search
 
         kinds, mismatches, related_shown = {v: 0 for v in Verdict}, 0, []
@@ -298,11 +297,10 @@ def main(argv: list[str] | None = None) -> int:
           + f"; related moments shown to them: median {statistics.median(related_shown) if related_shown else 0:.0f}, "
             f"none for {sum(n == 0 for n in related_shown)}/{n_out}")
     print("\nthresholds chosen (paste into FusionConfig, core/search/fusion.py):")
-    print(f"    verdict_cosine_alone: float = {t_alone:.3f}")
-    print(f"    verdict_cosine: float = {t_cos:.3f}")
-    print(f"    verdict_coverage: float = {t_cov:.2f}")
-    print(f"    verdict_absent_cosine: float = {t_absent:.3f}")
-    print(f"    verdict_rerank: float = {t_rr:.2f}{'  (fitted with --rerank)' if args.rerank else ''}")
+    print(f"    verdict_min_score: float = {t:.3f}")
+    print(f"    verdict_coverage_weight: float = {w:.2f}")
+    print(f"    verdict_absent_penalty: float = {p:.2f}")
+    print(f"    verdict_rerank: float = {t_rr:.2f}{'  (fitted with --rerank; keep 0.0 for the default, unreranked search)' if args.rerank else ''}")
     print(f"    verdict_related_cosine: float = {t_related:.3f}")
     return 0
 

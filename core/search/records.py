@@ -111,6 +111,7 @@ class MomentEvidence(NamedTuple):
     cosine: float | None  # query ↔ chunk; None when no query vector (keyword mode)
     coverage: float  # share of the query's content-word idf the chunk holds, 0…1
     rerank: float | None  # cross-encoder probability, when the reranker ran
+    score: float | None  # the answer score the verdict compares (None in keyword mode)
     answers: bool
 
 

@@ -10,10 +10,10 @@ every search is judged from signals measured on its top moments (each moment's b
   however close in meaning the rest of the question is ("carnivore diet" is everywhere here);
 - the cross-encoder's probability, where the reranker ran.
 
-A moment *answers* when its cosine alone is high, or its cosine is fair and it holds most of
-the query's words (thresholds: FusionConfig.verdict_*, calibrated by bench/verdict.py on
-labelled in-archive and out-of-archive questions; one threshold on one number was not enough,
-STACK-NOTES). Without an answering moment the verdict is *nothing* when the query's key (rarest)
+A moment *answers* when its answer score — cosine + w × coverage − p when a query word occurs
+in no passage at all — reaches a threshold (FusionConfig.verdict_*, fitted by bench/verdict.py
+on labelled in-archive and out-of-archive questions; one threshold on one number was not
+enough, STACK-NOTES, and the bench prints that baseline beside it). Without an answering moment the verdict is *nothing* when the query's key (rarest)
 content word occurs in no searchable passage, else *related*; the response then keeps at most
 a few moments, shown as related, never as an answer.
 """
@@ -186,22 +186,30 @@ def missing_lexemes(
     return gone
 
 
+# Keyword mode has no cosine: a moment answers when it holds this share of the query's words
+# and every word occurs somewhere (a diagnostic mode; the default hybrid uses the score).
+KEYWORD_MODE_COVERAGE = 0.5
+
+
+def answer_score(cosine: float, coverage: float, cfg: FusionConfig, *, absent: bool = False) -> float:
+    """cosine + w × coverage − p × absent: closeness in meaning, credited for holding the
+    question's rarer words, penalised when one of them occurs nowhere in the archive."""
+    return cosine + cfg.verdict_coverage_weight * coverage - (cfg.verdict_absent_penalty if absent else 0.0)
+
+
 def moment_answers(cosine: float | None, coverage: float, rerank: float | None, cfg: FusionConfig, *,
                    absent: bool = False) -> bool:
     """The rule, in one place (bench/verdict.py fits its thresholds with this same function).
 
-    `absent`: a content word of the query occurs in no searchable passage. Then only a moment
-    very close in meaning (verdict_absent_cosine) can answer: the archive never says the word.
+    `absent`: a content word of the query occurs in no searchable passage.
     """
-    if cosine is None:  # keyword mode: the words are all there is to judge by
-        lexical = coverage >= cfg.verdict_coverage and not absent
+    if cosine is None:
+        ok = coverage >= KEYWORD_MODE_COVERAGE and not absent
     else:
-        lexical = cosine >= cfg.verdict_cosine_alone or (cosine >= cfg.verdict_cosine and coverage >= cfg.verdict_coverage)
-        if absent:
-            lexical = lexical and cosine >= cfg.verdict_absent_cosine
+        ok = answer_score(cosine, coverage, cfg, absent=absent) >= cfg.verdict_min_score
     if rerank is not None and cfg.verdict_rerank > 0:
-        return lexical and rerank >= cfg.verdict_rerank
-    return lexical
+        return ok and rerank >= cfg.verdict_rerank
+    return ok
 
 
 def is_related(ev: MomentEvidence, cfg: FusionConfig) -> bool:
@@ -265,7 +273,8 @@ def judge(
         rr = (rerank_probs or {}).get(m.chunk_id)
         ok = moment_answers(cos, cov, rr, cfg, absent=bool(gone))
         m.answers = ok
-        evidence.append(MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, ok))
+        score = None if cos is None else round(answer_score(cos, cov, cfg, absent=bool(gone)), 4)
+        evidence.append(MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, score, ok))
 
     answered = any(e.answers for e in evidence)
     cosines = [e.cosine for e in evidence if e.cosine is not None]
