@@ -15,9 +15,10 @@ content-word idf, reranker probability with --rerank) are kept, and the threshol
 offline with the very rule the app applies (core.search.verdict.moment_answers).
 
 Every set is split in two halves by id parity (the id's trailing number; its line number when it
-has none): thresholds are fitted on the even half only — the largest share of out-of-archive
-questions told *nothing*/*related only*, subject to at most 5 % of in-archive questions told so —
-and reported on the odd half and on all. A last pass runs search() with the chosen thresholds
+has none): the answer score's knobs are fitted on the even half only — the coverage weight and
+absent-word penalty that best separate its in-archive from its out-of-archive questions (ROC
+AUC), then the highest threshold that tells at most 5 % of its in-archive questions *nothing* /
+*related only* — and reported on the odd half and on all. A last pass runs search() with the chosen thresholds
 and checks that the app reaches the same verdicts. The last lines print the values to paste as
 FusionConfig defaults (core/search/fusion.py).
 
@@ -139,10 +140,22 @@ WEIGHTS = tuple(round(0.05 * i, 2) for i in range(13))  # coverage weight w: 0 �
 PENALTIES = tuple(round(0.04 * i, 2) for i in range(9))  # absent-word penalty p: 0 … 0.32
 
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(an in-archive question scores above an out-of-archive one), ties half."""
+    if not len(pos) or not len(neg):
+        return 0.0
+    pos, neg = np.nan_to_num(pos, neginf=-9.0), np.nan_to_num(neg, neginf=-9.0)
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
 def fit(sig: Signals, is_out: np.ndarray, fit_mask: np.ndarray, rerank: bool) -> tuple[tuple[float, ...], float, float]:
-    """(w, p, threshold, rerank threshold) on the fit half: for each (w, p) the threshold is the
-    highest that refuses at most TARGET_IN of the in-archive questions there; the (w, p) that then
-    refuses the most out-of-archive questions wins (ties: fewer in-archive refused, smaller p, w)."""
+    """(w, p, threshold, rerank threshold) on the fit half.
+
+    (w, p) [and the rerank threshold] are the ones whose top answer score best separates the fit
+    half's in-archive from its out-of-archive questions (ROC AUC: all the ranking, not one count
+    of a few dozen questions, which over-fits); the threshold is then the highest that refuses at
+    most TARGET_IN of the fit half's in-archive questions. Ties: smaller p, then smaller w.
+    """
     out_fit, in_fit = fit_mask & is_out, fit_mask & ~is_out
     allowed = int(np.floor(TARGET_IN * in_fit.sum() + 1e-9))
     best, best_key = None, None
@@ -151,16 +164,17 @@ def fit(sig: Signals, is_out: np.ndarray, fit_mask: np.ndarray, rerank: bool) ->
         if t_rr > 0:
             score = np.where(np.nan_to_num(sig.rr, nan=-1.0) >= t_rr, score, -np.inf)
         top = score.max(axis=1)
-        ins = np.sort(top[in_fit])
-        t = float(ins[allowed]) if allowed < len(ins) else float(ins[-1])
-        if not np.isfinite(t):
-            continue
-        t = np.floor(t * 1000) / 1000  # three decimals, never above the in-archive question it must keep
-        rejected = top < t
-        key = (rejected[out_fit].mean(), -rejected[in_fit].mean(), -p, -w)
+        key = (round(_auc(top[in_fit], top[out_fit]), 4), -p, -w)
         if best_key is None or key > best_key:
-            best, best_key = (w, p, t, round(float(t_rr), 2)), key
+            ins = np.sort(top[in_fit])
+            t = float(ins[allowed]) if allowed < len(ins) else float(ins[-1])
+            if not np.isfinite(t):
+                continue
+            # Three decimals, never above the in-archive question it must keep.
+            best, best_key = (w, p, float(np.floor(t * 1000) / 1000), round(float(t_rr), 2)), key
     rejected = told_not_answered(sig, *best)
+    print(f"fit: ROC AUC of the top answer score on the fit half {best_key[0]:.3f} "
+          f"(w={best[0]}, p={best[1]}{f', rerank ≥ {best[3]}' if rerank else ''})")
     return best, float(rejected[out_fit].mean()), float(rejected[in_fit].mean())
 
 

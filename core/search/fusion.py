@@ -53,9 +53,9 @@ class FusionConfig:
     # with the reranker on, its probability must also reach verdict_rerank. Fitted by
     # bench/verdict.py on one half of the labelled in-archive and out-of-archive questions (reported
     # on the other half); they depend on the embedding model (here bge-small-en-v1.5).
-    verdict_min_score: float = 0.660
-    verdict_coverage_weight: float = 0.10
-    verdict_absent_penalty: float = 0.04
+    verdict_min_score: float = 0.669
+    verdict_coverage_weight: float = 0.25
+    verdict_absent_penalty: float = 0.08
     verdict_rerank: float = 0.0
     # Without an answer, at most this many moments are shown as "related, but not an answer",
     # and only those at least this close in meaning (keyword mode: holding a query word).
