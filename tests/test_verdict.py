@@ -140,3 +140,23 @@ def test_the_cli_prints_the_verdict_on_its_first_line(archive):
     first, rest = answered.stdout.splitlines()[0], answered.stdout
     assert first.startswith("Answered in") and "youtube.com/watch?v=" in rest
     assert "Related, but not an answer" not in rest
+
+
+def test_the_admin_edits_the_verdict_thresholds_in_the_ranking_form_and_each_change_is_audited(db):
+    from streamlit.testing.v1 import AppTest
+
+    from core import audit
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "admin_settings.py"), default_timeout=60)
+    at.session_state["admin_user"] = "admin"
+    at.run()
+    score = next(n for n in at.number_input if n.label == "Answer score needed")
+    assert score.value == pytest.approx(FusionConfig().verdict_min_score)  # the fitted default
+    score.set_value(0.8)
+    next(b for b in at.button if b.label == "Save ranking").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with session_scope() as s:
+        assert fusion_config(s).verdict_min_score == pytest.approx(0.8)
+        row = audit.list_entries(s, action="search.ranking")[0]
+    assert row.before["verdict_min_score"] == pytest.approx(FusionConfig().verdict_min_score)
+    assert row.after["verdict_min_score"] == pytest.approx(0.8)
