@@ -6,6 +6,7 @@ The URL holds the whole search (?q=…&sort=…&from=…&to=…&src=…&len=…&
 from __future__ import annotations
 
 import html
+import re
 from datetime import date
 
 import streamlit as st
@@ -280,18 +281,20 @@ if response.corrected_query:
 
 verdict = response.verdict
 answered = verdict is None or verdict.answered
+# The message quotes the query: shown as plain text (markdown characters escaped), never as markup.
+verdict_text = re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", verdict.message) if verdict else ""
 if not response.groups:
     with session_scope() as s:
         empty = archive_is_empty(s, include_hidden=include_hidden)
     if empty:
         st.info(HELP_EMPTY)
     else:
-        st.warning(verdict.message if verdict else f"Nothing matches “{query}”. Try other words, or fewer filters.")
+        st.warning(verdict_text or "Nothing matches this query. Try other words, or fewer filters.")
     st.stop()
 
 if not answered:
     # The archive does not answer this: say so first, then at most a few related moments.
-    st.warning(verdict.message)
+    st.warning(verdict_text)
 else:
     moments_n = sum(len(g.moments) for g in response.groups)
     st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")

@@ -219,6 +219,9 @@ def is_related(ev: MomentEvidence, cfg: FusionConfig) -> bool:
     return ev.cosine >= cfg.verdict_related_cosine
 
 
+MAX_NAMED = 3  # missing words named in the message, rarest first
+
+
 def _quote_list(words: Sequence[str]) -> str:
     if len(words) == 1:
         return words[0]
@@ -231,8 +234,8 @@ def message(verdict: Verdict, query: str, missing: Sequence[str], *, answered_vi
     where = "the archive" if not filtered else "the archive (with these filters)"
     if verdict is Verdict.ANSWERED:
         return f"Answered in {answered_videos} video{'s' if answered_videos != 1 else ''}."
-    if missing:
-        head = f"No passage in {where} mentions {_quote_list(list(missing))}."
+    if missing:  # the rarest few: the key terms of the question
+        head = f"No passage in {where} mentions {_quote_list(list(missing)[:MAX_NAMED])}."
     else:
         head = f"No passage in {where} answers “{query}”."
     if related_shown:
@@ -265,7 +268,7 @@ def judge(
     rescuers = _rescuing_phrases(prepared.cleaned, synonyms) if synonyms else []
     rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space, rescuers)
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
-                               query=prepared.cleaned, synonyms=synonyms)) if top else set(terms.lexemes)
+                               query=prepared.cleaned, synonyms=synonyms))
     evidence: list[MomentEvidence] = []
     for _, _, m in top:
         cos, has = rows.get(m.chunk_id, (None, []))
