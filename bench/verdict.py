@@ -93,19 +93,32 @@ def check_out_of_archive(questions: list[Question]) -> None:
 @dataclass
 class Signals:
     cos: np.ndarray  # (n, DEPTH), -inf where there is no moment; cosine None → -inf
-    cov: np.ndarray  # (n, DEPTH), -inf where there is no moment
+    cov: np.ndarray  # (n, DEPTH), 0 where there is no moment
     rr: np.ndarray  # (n, DEPTH), nan without a reranker score
     fused: np.ndarray  # (n,) top fused score (the single-number baseline)
     absent: np.ndarray  # (n,) a content word of the query occurs in no passage
     has_cos: bool
 
 
-def collect(session, embedder, questions: list[Question], cfg) -> tuple[Signals, list[float]]:
+def transcript_chunks(session) -> set[int]:
+    """Chunk ids of the transcripts (the YouTube items), as opposed to NFCorpus distractor items."""
+    from sqlalchemy import text
+
+    return set(session.execute(text(
+        "SELECT c.id FROM chunks c JOIN media_items m ON m.id = c.media_item_id JOIN sources s ON s.id = m.source_id "
+        "WHERE s.kind = 'youtube'")).scalars())
+
+
+def collect(session, embedder, questions: list[Question], cfg, transcripts: set[int] | None = None
+            ) -> tuple[Signals, list[float]]:
+    """With `transcripts` (the distractor corpus), an out-of-archive question's moments from a
+    distractor abstract are left out: an abstract about autism may well answer "autism"; what
+    must not happen is a transcript passage presented as the answer."""
     from core.search import search
 
     n = len(questions)
     cos = np.full((n, DEPTH), -np.inf)
-    cov = np.full((n, DEPTH), -np.inf)
+    cov = np.zeros((n, DEPTH))  # no moment: cos is -inf, so its score is -inf whatever the weight
     rr = np.full((n, DEPTH), np.nan)
     fused = np.zeros(n)
     absent = np.zeros(n, dtype=bool)
@@ -114,6 +127,8 @@ def collect(session, embedder, questions: list[Question], cfg) -> tuple[Signals,
         r = search(session, q.query, k=10, log=False, use_cache=False, embedder=embedder, config=cfg)
         verdict_ms.append(r.timings_ms.get("verdict", 0.0))
         for j, ev in enumerate(r.verdict.evidence[:DEPTH]):
+            if transcripts is not None and q.set == "out" and ev.chunk_id not in transcripts:
+                continue
             cos[i, j] = ev.cosine if ev.cosine is not None else -np.inf
             cov[i, j] = ev.coverage
             rr[i, j] = ev.rerank if ev.rerank is not None else np.nan
@@ -257,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     with session_scope() as session:
         relevance.load_chaffee(session, embedder, distractors=args.distractors)
         t0 = time.perf_counter()
-        sig, verdict_ms = collect(session, embedder, questions, permissive)
+        scope = transcript_chunks(session) if args.distractors else None
+        sig, verdict_ms = collect(session, embedder, questions, permissive, scope)
         print(f"{len(questions)} searches in {time.perf_counter() - t0:.1f} s; verdict step p50 "
               f"{statistics.median(verdict_ms):.2f} ms, max {max(verdict_ms):.2f} ms")
 
@@ -270,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         (w, p, t, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, args.rerank)
         rejected = told_not_answered(sig, w, p, t, t_rr)
         top_cos = np.where(np.isfinite(sig.cos[:, 0]), sig.cos.max(axis=1), np.nan)
-        top_cov = np.where(np.isfinite(sig.cov[:, 0]), sig.cov.max(axis=1), np.nan)
+        top_cov = np.where(np.isfinite(sig.cos[:, 0]), sig.cov.max(axis=1), np.nan)
         print("\nsignals of the top moments, median [10th–90th percentile]:")
         for name, m in (("in-archive", ~is_out), ("out-of-archive", is_out)):
             def q(a):
@@ -281,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
 
         report(questions, rejected, f"verdict with the fitted thresholds (fit half: in-archive wrongly told "
                                     f"{in_fit:.1%}, out-of-archive told {out_fit:.1%})")
+        d = FusionConfig()
+        report(questions, told_not_answered(sig, d.verdict_coverage_weight, d.verdict_absent_penalty, d.verdict_min_score,
+                                            d.verdict_rerank if args.rerank else 0.0),
+               f"the shipped defaults for comparison (score ≥ {d.verdict_min_score}, w={d.verdict_coverage_weight}, "
+               f"p={d.verdict_absent_penalty})")
         single = fit_single(sig.fused, is_out, fit_mask)
         report(questions, sig.fused < single, f"baseline for comparison: one threshold on the top fused score "
                                               f"(< {single:.3f} = not answered), fitted the same way")
@@ -293,12 +314,14 @@ def main(argv: list[str] | None = None) -> int:
                          verdict_rerank=t_rr, verdict_related_cosine=t_related)
         from core.search import Verdict, search
 
-        kinds, mismatches, related_shown = {v: 0 for v in Verdict}, 0, []
+        kinds, mismatches, related_shown, by_distractor = {v: 0 for v in Verdict}, 0, [], 0
         for i, q in enumerate(questions):
             r = search(session, q.query, k=10, log=False, use_cache=False, embedder=embedder, config=chosen)
-            mismatches += (not r.verdict.answered) != bool(rejected[i])
+            answered = any(m.answers and (scope is None or q.set != "out" or m.chunk_id in scope) for _, m in r.hits())
+            mismatches += (not answered) != bool(rejected[i])
             if q.set == "out":
                 kinds[r.verdict.verdict] += 1
+                by_distractor += r.verdict.answered and not answered
                 related_shown.append(len(list(r.hits())))
             if args.verbose:
                 e = r.verdict
@@ -309,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\napp check (related passages need cosine ≥ {t_related:.3f}): {mismatches} of {len(questions)} verdicts differ from the offline fit; out-of-archive told: "
           + ", ".join(f"{v.value} {kinds[v]}/{n_out}" for v in Verdict)
           + f"; related moments shown to them: median {statistics.median(related_shown) if related_shown else 0:.0f}, "
-            f"none for {sum(n == 0 for n in related_shown)}/{n_out}")
+            f"none for {sum(n == 0 for n in related_shown)}/{n_out}"
+          + (f"; answered by a distractor abstract only (not counted as wrong): {by_distractor}" if args.distractors else ""))
     print("\nthresholds chosen (paste into FusionConfig, core/search/fusion.py):")
     print(f"    verdict_min_score: float = {t:.3f}")
     print(f"    verdict_coverage_weight: float = {w:.2f}")
