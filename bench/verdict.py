@@ -132,7 +132,8 @@ def collect(session, embedder, questions: list[Question], cfg, transcripts: set[
             cos[i, j] = ev.cosine if ev.cosine is not None else -np.inf
             cov[i, j] = ev.coverage
             rr[i, j] = ev.rerank if ev.rerank is not None else np.nan
-        fused[i] = max((m.score for _, m in r.hits()), default=0.0)
+        fused[i] = max((m.score for _, m in r.hits()
+                        if transcripts is None or q.set != "out" or m.chunk_id in transcripts), default=0.0)
         absent[i] = bool(r.verdict.missing_terms)
     session.rollback()
     return Signals(cos, cov, rr, fused, absent, bool(np.isfinite(cos).any())), verdict_ms
