@@ -33,6 +33,8 @@ from core.search.retrieval import KeywordStats, filter_sql
 # Top moments (by score) the verdict reads: an answer further down is not what a viewer sees.
 VERDICT_DEPTH = 5
 _WORD = re.compile(r"[a-z0-9][a-z0-9']*")
+# Sampled chunks holding a word beyond which it is taken as present without a probe.
+COMMON_ROWS = 20
 # An absent word this long is still "mentioned" when the archive has a longer word it begins.
 MIN_PREFIX = 4
 # Words Postgres does not drop but that carry no topic: never a key term, never "not mentioned".
@@ -49,6 +51,7 @@ class QueryTerms:
     def __init__(self, lexemes: dict[str, str], stats: KeywordStats | None):
         self.word = lexemes  # lexeme → the word as the user typed it (first one)
         self.idf = {lx: (stats.idf(lx) if stats is not None else 1.0) for lx in lexemes}
+        self.sampled_rows = {lx: (stats.df.get(lx, 0) if stats is not None else 0) for lx in lexemes}
         self.total = sum(self.idf.values())
 
     @property
@@ -148,18 +151,23 @@ def missing_lexemes(
     One GIN probe per lexeme. A word of a synonym phrase the query mentions is not missing when
     one of the group's other phrases occurs ("seed oils" said as "vegetable oils").
     """
-    if not terms.lexemes:
+    # A word in many chunks of the keyword statistics' sample is there: probing it would make GIN
+    # build a bitmap of every chunk holding it (milliseconds at 100k chunks). Filters narrow what
+    # "there" means, so then every word is probed.
+    unfiltered = filters is None or filters.is_empty()
+    lexemes = [lx for lx in terms.lexemes if not (unfiltered and terms.sampled_rows.get(lx, 0) >= COMMON_ROWS)]
+    if not lexemes:
         return []
     where, params = filter_sql(filters, include_hidden)
 
     def probe(tsquery: str) -> str:
         return f"EXISTS (SELECT 1 FROM chunks c JOIN media_items m ON m.id = c.media_item_id WHERE c.tsv @@ {tsquery} AND {where})"
 
-    params = {**params, **{f"lx{i}": lx for i, lx in enumerate(terms.lexemes)}}
+    params = {**params, **{f"lx{i}": lx for i, lx in enumerate(lexemes)}}
     found = session.execute(
-        text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(terms.lexemes))) + "]::boolean[]"), params,
+        text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(lexemes))) + "]::boolean[]"), params,
     ).scalar_one()
-    gone = [lx for lx, ok in zip(terms.lexemes, found) if not ok]
+    gone = [lx for lx, ok in zip(lexemes, found) if not ok]
     # Another form of the word counts ("teens" → the archive's "teenagers": stem teen, teenag).
     longer = [lx for lx in gone if len(lx) >= MIN_PREFIX]
     if longer:
