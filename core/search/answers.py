@@ -186,7 +186,11 @@ def sentences_of(clip: Clip) -> list[tuple[str, float]]:
 
 
 def _no_answer(response: SearchResponse) -> Answer:
-    why = response.verdict.message if response.verdict is not None else "No passage in the archive answers this."
+    v = response.verdict
+    if v is not None and v.answered:  # answering moments, but none can be split by speaker
+        why = "The passages that answer this name several speakers without timed turns: none is quoted."
+    else:
+        why = v.message if v is not None else "No passage in the archive answers this."
     return Answer([], [], "none", notes=[why])
 
 
