@@ -47,6 +47,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "openai-transcribe": {"per_audio_minute": 0.006},
     "openai-embed": {"per_million_tokens": 0.02},  # text-embedding-3-small
     "gpu": {"per_hour": 0.0},  # set it to what a rented GPU machine costs an hour
+    "chat": {"per_million_tokens": 0.60},  # cited answers (core/search/answers.py), gpt-4o-mini class
     "captions": {},
     "local": {},
 }
@@ -61,6 +62,9 @@ UNKNOWN_DURATION_S = 3 * 3600.0
 EMBED_TOKENS_PER_AUDIO_MINUTE = 200 * 1.3
 # A reservation blocked only by other jobs' open reservations is tried again this soon.
 RESERVATION_RETRY_S = 60.0
+# A paid call outside the queue (a viewer's cited answer) holds its reservation without a job:
+# the reaper leaves it alone this long (the call's timeout with retries), then books it as spent.
+CALL_RESERVATION_TIMEOUT_S = 600.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,6 +411,20 @@ def reserve(
     return ReserveResult(True, res.id, usd, "", None)
 
 
+def reserve_call(session: Session, engine: str, *, tokens: int, item_id: int | None = None,
+                 now: datetime | None = None) -> ReserveResult:
+    """Reserve a paid call made outside the queue (e.g. a chat answer): its estimated tokens at
+    the engine's price, with the estimate margin, under the same lock and caps as the jobs.
+
+    Commit it before the call, settle() it with the actual tokens after, release() it when the
+    call fails. A free engine reserves nothing (ok, no reservation id).
+    """
+    usd = round(cost(get_prices(session), engine, tokens=tokens) * ESTIMATE_MARGIN, 6)
+    if usd <= 0:
+        return ReserveResult(True, None, 0.0, "", None)
+    return reserve(session, usd=usd, engine=ledger_name(engine), job_id=None, item_id=item_id, now=now)
+
+
 class UsageLike(NamedTuple):
     engine: str
     audio_minutes: float = 0.0
@@ -508,10 +526,13 @@ def record_spend(
     session: Session, engine: str, *, audio_minutes: float = 0.0, tokens: int = 0, note: str | None = None,
     item_id: int | None = None,
 ) -> float:
-    """Book a paid call that had no reservation (e.g. a chat answer); counts against the caps."""
+    """Book a paid call that had no reservation; counts against the caps (paid calls should
+    reserve first: reserve_call)."""
     return settle(session, None, [UsageLike(engine, audio_minutes, tokens)], job_id=None, item_id=item_id, note=note)
 
 
+# Ledger engines whose calls are reserved by reserve_call (no job).
+CALL_ENGINES = frozenset({"chat"})
 # Stages after which a paid engine may have been called (the pipeline reports these by heartbeat).
 FREE_STAGES = frozenset({None, "", "claimed", "rate-limit", "captions", "fetching", "queued", "released"})
 
@@ -524,7 +545,8 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
     """
     now = now or clock.now()
     rows = session.execute(
-        select(Reservation.id, Job.status, Job.stage, Reservation.created_at < Job.started_at)
+        select(Reservation.id, Job.status, Job.stage, Reservation.created_at < Job.started_at, Reservation.job_id,
+               Reservation.created_at)
         .outerjoin(Job, Job.id == Reservation.job_id)
         .where(
             Reservation.status == "open",
@@ -533,7 +555,16 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
         )
     ).all()
     done = []
-    for res_id, status, stage, older_run in rows:
+    for res_id, status, stage, older_run, job_id, created in rows:
+        if job_id is None:
+            # A call outside the queue (reserve_call): in flight until its timeout, then lost
+            # after it may have been paid for. (A job deleted since keeps its old rule below.)
+            if session.get(Reservation, res_id).engine in CALL_ENGINES:
+                if created > now - timedelta(seconds=CALL_RESERVATION_TIMEOUT_S):
+                    continue
+                charge_reserved(session, res_id, note="estimated: answer call lost", now=now)
+                done.append((res_id, "charged"))
+                continue
         if status != "running" and not older_run and stage in FREE_STAGES:
             release(session, res_id, now=now)
             done.append((res_id, "released"))
