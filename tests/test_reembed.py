@@ -1,9 +1,10 @@
 """A database indexed with another embedding model is moved into the configured model's space.
 
-The upgrade story as a user lives it: an archive indexed with the old default (all-MiniLM-L6-v2)
-meets a release whose default is bge-small-en-v1.5. Vector search only compares vectors of the
-configured model, so the old passages are invisible to it until the scheduler (started by
-`make run`) or `python -m core reembed` has re-embedded them; then search finds them again.
+The story as a user lives it: an archive indexed with one model (here bge-small-en-v1.5) meets a
+configuration (or a release) whose model is another (the default, all-MiniLM-L6-v2). Vector search
+only compares vectors of the configured model, so the old passages are invisible to it until the
+scheduler (started by `make run`) or `python -m core reembed` has re-embedded them; then search
+finds them again.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from core.search import search
 
 pytestmark = pytest.mark.slow
 
-OLD_MODEL = "all-MiniLM-L6-v2"
+OTHER_MODEL = "bge-small-en-v1.5"
 TALKS = {
     "Carnivore and Crohn's disease": [
         "My Crohn's disease went into remission after three months of eating only beef and water.",
@@ -39,7 +40,7 @@ QUESTION = "can an all-meat diet heal inflammatory bowel disease"
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, OnnxEmbedder]:
-    return {name: OnnxEmbedder(name) for name in (OLD_MODEL, DEFAULT_MODEL)}
+    return {name: OnnxEmbedder(name) for name in (OTHER_MODEL, DEFAULT_MODEL)}
 
 
 def index_with(embedder: OnnxEmbedder) -> None:
@@ -78,8 +79,8 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_starting_the_scheduler_after_a_model_change_makes_old_passages_findable_again(db, models):
-    index_with(models[OLD_MODEL])
-    assert vector_hits(models[OLD_MODEL])[0].startswith("My Crohn's disease")  # as it was before the upgrade
+    index_with(models[OTHER_MODEL])
+    assert vector_hits(models[OTHER_MODEL])[0].startswith("My Crohn's disease")  # as it was before the upgrade
     assert vector_hits(models[DEFAULT_MODEL]) == []  # the new model's space is empty: nothing to compare with
 
     env = {**os.environ, "EMBEDDING_MODEL": DEFAULT_MODEL}
@@ -93,26 +94,26 @@ def test_starting_the_scheduler_after_a_model_change_makes_old_passages_findable
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     assert spaces_of_chunks() == {DEFAULT_MODEL: 4}, out[-3000:]
-    assert "re-embedded 2 item(s), 4 chunks, into bge-small-en-v1.5" in out
+    assert f"re-embedded 2 item(s), 4 chunks, into {DEFAULT_MODEL}" in out
     hits = vector_hits(models[DEFAULT_MODEL])
     assert hits[0].startswith("My Crohn's disease"), hits
-    assert vector_hits(models[OLD_MODEL]) == []  # nothing is left behind in the old space
+    assert vector_hits(models[OTHER_MODEL]) == []  # nothing is left behind in the old space
 
 
 def test_the_reembed_command_moves_the_archive_and_then_says_there_is_nothing_left(db, models):
     index_with(models[DEFAULT_MODEL])
-    status = run_cli("reembed", "--status", EMBEDDING_MODEL=OLD_MODEL)
+    status = run_cli("reembed", "--status", EMBEDDING_MODEL=OTHER_MODEL)
     assert status.returncode == 0 and "2 item(s) still to do" in status.stdout, status.stdout + status.stderr
 
-    done = run_cli("reembed", EMBEDDING_MODEL=OLD_MODEL)
+    done = run_cli("reembed", EMBEDDING_MODEL=OTHER_MODEL)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().startswith("re-embedded 2 item(s), 4 chunks, into all-MiniLM-L6-v2")
+    assert done.stdout.strip().startswith(f"re-embedded 2 item(s), 4 chunks, into {OTHER_MODEL}")
     assert done.stdout.strip().endswith("none left")
-    assert spaces_of_chunks() == {OLD_MODEL: 4}
-    assert vector_hits(models[OLD_MODEL])[0].startswith("My Crohn's disease")
+    assert spaces_of_chunks() == {OTHER_MODEL: 4}
+    assert vector_hits(models[OTHER_MODEL])[0].startswith("My Crohn's disease")
 
-    again = run_cli("reembed", EMBEDDING_MODEL=OLD_MODEL)
-    assert again.stdout.strip() == "every indexed chunk is in the all-MiniLM-L6-v2 vector space"
+    again = run_cli("reembed", EMBEDDING_MODEL=OTHER_MODEL)
+    assert again.stdout.strip() == f"every indexed chunk is in the {OTHER_MODEL} vector space"
 
 
 def test_a_paid_provider_is_not_reembedded_behind_the_budget(db, models):
