@@ -65,7 +65,7 @@ def sync_requests() -> str | None:
 
 
 def zoom_sync() -> str:
-    from core.zoom_sync import sync_recent
+    from core.zoom.sync import sync_recent
 
     return str(sync_recent())
 

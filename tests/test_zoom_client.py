@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from core.config import load_settings
 from core.models import Job, MediaItem
 from core.sources.base import RateLimited
-from core.sources.zoom import (
+from core.zoom.source import (
     DbQuota,
     MemoryQuota,
     ZoomClient,
@@ -22,8 +22,8 @@ from core.sources.zoom import (
     pick_audio_file,
     pick_transcript_file,
 )
-from core.zoom_events import ingest_meeting
-from core.zoom_sync import backfill, sync_range
+from core.zoom.events import ingest_meeting
+from core.zoom.sync import backfill, sync_range
 from tests.fakes.zoom_server import FakeZoom
 
 VTT = b"""WEBVTT

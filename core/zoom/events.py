@@ -1,6 +1,6 @@
 """Zoom webhook events → meetings in the archive (hidden until the admin publishes them).
 
-Everything here is quick database work, so the receiver (core/webhooks.py) answers inside
+Everything here is quick database work, so the receiver (core/zoom/receiver.py) answers inside
 Zoom's 3-second window: a meeting becomes a `media_items` row plus a queued job, and the
 worker does the downloading and transcribing later.
 
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
 from core.models import Job, MediaItem, Source, WebhookEvent
-from core.sources.zoom import ZoomMeeting, meeting_info, meeting_to_json, parse_meeting, pick_transcript_file
+from core.zoom.source import ZoomMeeting, meeting_info, meeting_to_json, parse_meeting, pick_transcript_file
 
 log = logging.getLogger(__name__)
 

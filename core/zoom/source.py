@@ -650,7 +650,7 @@ class KnownMeeting(NamedTuple):
 def known_meeting(
     extra: Mapping[str, Any] | None, *, media_path: str | None = None, now: datetime | None = None
 ) -> KnownMeeting:
-    """Read `media_items.extra["zoom"]` (written by core.zoom_events)."""
+    """Read `media_items.extra["zoom"]` (written by core.zoom.events)."""
     zoom = (extra or {}).get("zoom") or {}
     meeting = None
     if isinstance(zoom.get("meeting"), Mapping):
