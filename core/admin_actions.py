@@ -237,7 +237,7 @@ def retranscribe(session: Session, actor: str, item_id: int, engine: str) -> int
 
 def _files_of(item: MediaItem) -> list[Path]:
     """Files we stored for the item, only inside our media folder (never a user's own file)."""
-    from core.zoom.events import media_files_of  # generic despite the module: media_path + per-item folder
+    from core.zoom.meetings import media_files_of  # generic despite the module: media_path + per-item folder
 
     return media_files_of(item, get_settings())
 
@@ -277,7 +277,7 @@ def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
     except ImportError:
         pass
     if files:
-        from core.zoom.events import remove_files
+        from core.zoom.meetings import remove_files
 
         _after_commit(session, lambda: remove_files(files))
     return files

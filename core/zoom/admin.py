@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.config import Settings, get_settings
 from core.models import Job, MediaItem, Source
-from core.zoom.source import ZoomClient, known_meeting, pick_transcript_file
-from core.zoom.events import enqueue_ingest, ingest_meeting, invalidate_search_cache, zoom_source
-
+from core.zoom.client import ZoomClient
+from core.zoom.meetings import enqueue_ingest, ingest_meeting, invalidate_search_cache, known_meeting, zoom_source
+from core.zoom.records import pick_transcript_file
 
 # ---------------------------------------------------------------------------------------------
 # Connection
