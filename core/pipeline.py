@@ -24,7 +24,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.embeddings import Embedder, ensure_space, get_embedder
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
-from core.records import ItemInfo, Transcript
+from core.records import Transcript
 from core.sources.base import SourceError
 from core.sources.registry import source_for
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
@@ -60,19 +60,8 @@ class NoUsableTranscript(TranscriptionError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Registering items
+# Already indexed? (registering items is core.catalog's job)
 # ---------------------------------------------------------------------------------------------
-
-
-def get_or_create_source(
-    session: Session, kind: str, name: str, url: str | None, *, publish_by_default: bool = True
-) -> Source:
-    source = session.scalars(select(Source).where(Source.kind == kind, Source.url == url)).first()
-    if source is None:
-        source = Source(kind=kind, name=name, url=url, publish_by_default=publish_by_default)
-        session.add(source)
-        session.flush()
-    return source
 
 
 INDEXED_STATUSES = ("indexed", "review")
@@ -90,37 +79,6 @@ def indexed_item(session: Session, source_kind: str, external_id: str) -> MediaI
         .where(Source.kind == source_kind, MediaItem.external_id == external_id, MediaItem.status.in_(INDEXED_STATUSES))
         .order_by(MediaItem.id)
     ).first()
-
-
-def register_item(session: Session, source: Source, info: ItemInfo, *, media_path: Path | None = None) -> MediaItem:
-    """Insert the item, or refresh its metadata if the source already had it (never a duplicate).
-
-    Known values are never overwritten by unknown ones: a flat listing without an upload
-    date must not erase a date learned from the feed or a metadata call.
-    """
-    item = session.scalars(
-        select(MediaItem).where(MediaItem.source_id == source.id, MediaItem.external_id == info.external_id)
-    ).first()
-    if item is None:
-        item = MediaItem(
-            source_id=source.id,
-            external_id=info.external_id,
-            title=info.title,
-            url=info.url,
-            visible=source.publish_by_default,
-            status="queued",
-        )
-        session.add(item)
-    item.title = info.title or item.title
-    item.url = info.url or item.url
-    for field in ("description", "published_at", "duration_s", "view_count", "host"):
-        value = getattr(info, field)
-        if value is not None:
-            setattr(item, field, value)
-    if media_path is not None:
-        item.media_path = str(media_path)
-    session.flush()
-    return item
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,9 +294,7 @@ __all__ = [
     "SourceError",
     "TranscriptionError",
     "Usage",
-    "get_or_create_source",
     "index_transcript",
     "indexed_item",
     "process_item",
-    "register_item",
 ]

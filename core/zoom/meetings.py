@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from core import catalog
 from core.config import Settings, get_settings
 from core.models import Job, MediaItem, Source
 from core.zoom.records import (
@@ -45,12 +45,7 @@ def zoom_source(session: Session, settings: Settings, account_id: str | None = N
         if existing is not None:
             return existing
         key = "zoom"
-    session.execute(
-        pg_insert(Source)
-        .values(kind="zoom", name="Zoom", url=key, publish_by_default=False)
-        .on_conflict_do_nothing(index_elements=["kind", "url"])
-    )
-    return session.scalars(select(Source).where(Source.kind == "zoom", Source.url == key)).one()
+    return catalog.get_or_create_source(session, "zoom", "Zoom", key, publish_by_default=False)
 
 
 def _merge_files(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,33 +107,8 @@ def ingest_meeting(
     source = zoom_source(session, settings, account_id)
     now = datetime.now(timezone.utc)
 
-    inserted = session.execute(
-        pg_insert(MediaItem)
-        .values(
-            source_id=source.id, external_id=info.external_id, title=info.title, url=info.url,
-            visible=source.publish_by_default, status="queued",
-        )
-        .on_conflict_do_nothing(index_elements=["source_id", "external_id"])
-        .returning(MediaItem.id)
-    ).scalar()
-    item = session.scalars(
-        select(MediaItem)
-        .where(MediaItem.source_id == source.id, MediaItem.external_id == info.external_id)
-        .with_for_update()
-    ).one()
-    session.refresh(item)
-    created = inserted is not None
-
-    # Refresh what Zoom told us, never erasing a known value with an unknown one.
-    item.title = info.title or item.title
-    if info.url:
-        item.url = info.url
-    for field in ("published_at", "duration_s", "host"):
-        value = getattr(info, field)
-        if value is not None:
-            setattr(item, field, value)
-    if media_path is not None:
-        item.media_path = str(media_path)
+    # Locked until the caller commits: two deliveries about one meeting merge `extra` in turn.
+    item, created = catalog.register(session, source, info, media_path=media_path, lock=True)
     zoom = dict((item.extra or {}).get("zoom") or {})
     zoom["meeting"] = _merge_files(zoom.get("meeting"), meeting_to_json(parsed))
     if download_token:
