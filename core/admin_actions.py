@@ -270,12 +270,9 @@ def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
     session.execute(delete(MediaItem).where(MediaItem.id == item.id))
     session.expunge(item)
     audit.record(session, actor, "item.delete", target, before, None)
-    try:
-        from core.search import cache
+    from core.search import cache
 
-        cache.invalidate(session)  # a cached result must not point at a deleted item
-    except ImportError:
-        pass
+    cache.invalidate(session)  # a cached result must not point at a deleted item
     if files:
         from core.zoom.meetings import remove_files
 

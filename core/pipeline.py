@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from core import quality
 from core.budget import LEDGER_NAME
 from core.chunking import chunk_segments
 from core.config import get_settings
@@ -25,6 +26,7 @@ from core.db import session_scope
 from core.embeddings import Embedder, ensure_space, get_embedder
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import Transcript
+from core.search import cache
 from core.sources.base import SourceError
 from core.sources.registry import source_for
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
@@ -188,22 +190,6 @@ def _write_index(
         item.duration_s = float(transcript.audio_seconds)
 
 
-def _quality_reasons(session: Session, item_id: int, transcript: Transcript, texts: list[str], vectors: np.ndarray) -> list[str]:
-    try:
-        from core import quality
-    except ImportError:  # gates not installed in this build
-        return []
-    return quality.check(session, item_id, transcript, texts, vectors)
-
-
-def _invalidate_search_cache() -> None:
-    try:
-        from core.search import cache
-    except ImportError:
-        return
-    cache.invalidate()
-
-
 def process_item(
     item_id: int,
     *,
@@ -281,10 +267,10 @@ def index_transcript(item_id: int, transcript: Transcript, reason: str, *, heart
 
     beat("indexing")
     with session_scope() as session:
-        reasons = _quality_reasons(session, item_id, transcript, texts, vectors)
+        reasons = quality.check(session, item_id, transcript, texts, vectors)
         status = "review" if reasons else "indexed"
         _write_index(session, item_id, transcript, chunks, vectors, embedder, status, reason, "; ".join(reasons) or None)
-    _invalidate_search_cache()
+    cache.invalidate()
     return Indexed(status, len(chunks), reasons, embedder.provider, int(embed_tokens))
 
 

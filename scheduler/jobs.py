@@ -48,10 +48,7 @@ def channel_sync(url: str | None = None) -> str:
 
 def sync_requests() -> str | None:
     """Run the admin's "sync now" (core.admin_actions.request_sync) without waiting for the interval."""
-    try:
-        from core.admin_actions import take_sync_request
-    except ImportError:  # no admin console in this build
-        return None
+    from core.admin_actions import take_sync_request
     from core.models import Source
 
     with session_scope() as s:

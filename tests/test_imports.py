@@ -1,4 +1,6 @@
-"""No module of core/, scheduler/ or pages/ imports itself back through others.
+"""Imports of core/, scheduler/ and pages/: no circles, and no guards around our own modules.
+
+No module imports itself back through others.
 
 The graph is read from the source with `ast` (nothing is imported): module-level and
 function-level imports both count, because a circle hidden inside a function still ties the
@@ -173,3 +175,24 @@ def test_no_module_of_core_scheduler_or_pages_imports_itself_back():
     cycles = [c for c in strongly_connected(graph) if tuple(c) not in KNOWN_CYCLES]
     report = "\n".join(" → ".join(one_cycle(graph, c)) + f"   (component: {', '.join(c)})" for c in cycles)
     assert not cycles, f"import circles:\n{report}"
+
+
+def test_import_guards_protect_only_optional_packages():
+    """`except ImportError` around one of our own modules hides a broken build (and once hid a
+    skipped search-cache invalidation): only packages a build may lack are guarded."""
+    modules = all_modules()
+    guarded_own: list[str] = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.Try):
+                continue
+            catches = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+            if not catches & {"ImportError", "ModuleNotFoundError"}:
+                continue
+            inner = _imports(ast.Module(body=node.body, type_ignores=[]), name, path.name == "__init__.py", set(modules))
+            guarded_own += [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} guards {m}" for m in sorted(inner & set(modules))]
+            guarded_own += [
+                f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} guards {m}"
+                for m in sorted(inner) if m.split(".")[0] in PACKAGES and m not in modules
+            ]
+    assert not guarded_own, "import guards around project modules:\n" + "\n".join(guarded_own)
