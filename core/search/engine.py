@@ -65,19 +65,7 @@ class _Knobs:
     spaces: dict[tuple[str, str], tuple[int, int] | None]
 
 
-_knobs_lock = threading.Lock()
-_knobs_cache: dict[object, _Knobs] = {}
-
-
-def _knobs(session: Session, version: object) -> _Knobs:
-    with _knobs_lock:
-        found = _knobs_cache.get(version)
-    if found is None:
-        found = _Knobs(fusion_config(session), get_synonyms(session), {})
-        with _knobs_lock:
-            _knobs_cache.clear()
-            _knobs_cache[version] = found
-    return found
+_knobs = cache.per_version(lambda session: _Knobs(fusion_config(session), get_synonyms(session), {}))
 
 
 SMALL_ARCHIVE_CHUNKS = 20_000

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.models import AppSetting
+from core.search import cache
 from core.search.records import MAX_QUERY_CHARS, PreparedQuery, QueryError
 
 SYNONYMS_KEY = "synonyms"
@@ -197,10 +197,6 @@ def english_words() -> frozenset[str]:
         return frozenset()
 
 
-_vocab_lock = threading.Lock()
-_vocab_cache: dict[object, Vocabulary] = {}
-
-
 def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> Vocabulary:
     total = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
     stride = max(1, int(total // sample) + 1) if total > sample else 1
@@ -215,15 +211,7 @@ def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> 
     return Vocabulary(counts)
 
 
-def vocabulary(session: Session, version: object) -> Vocabulary:
-    with _vocab_lock:
-        vocab = _vocab_cache.get(version)
-    if vocab is None:
-        vocab = build_vocabulary(session)
-        with _vocab_lock:
-            _vocab_cache.clear()  # one version at a time
-            _vocab_cache[version] = vocab
-    return vocab
+vocabulary = cache.per_version(build_vocabulary)  # vocabulary(session, version)
 
 
 def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
