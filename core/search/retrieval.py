@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.search import cache
 from core.search.records import Candidate, SearchFilters
 
-EF_SEARCH = 400  # HNSW candidate list: recall@10 0.975 at 100k chunks (bench/search_latency.py)
+EF_SEARCH = 400  # HNSW candidate list: its recall@10 at 100k chunks is printed by bench/search_latency.py
 
 
 def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str, dict]:
@@ -103,7 +103,7 @@ def vector_candidates(
 
 STATS_SAMPLE_CHUNKS = 20_000  # document frequencies from an even sample: bounded cost at any size
 # Chunks the keyword query may score. Scoring is per matching row, so a common word in a big
-# archive (in 30% of 100k chunks) would cost hundreds of ms; candidates come from the query's
+# archive (in a third of the chunks) would dominate the query's time; candidates come from the query's
 # rarest words until about this many rows, and common words only add to those rows' scores.
 ROW_BUDGET = 2_000
 
