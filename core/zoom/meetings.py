@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TOKEN_TTL = timedelta(hours=23)
 
 
+# ---------------------------------------------------------------------------------------------
+# Meetings → items + jobs (the one path for webhooks, the sync and uploads)
+# ---------------------------------------------------------------------------------------------
 
 
 def zoom_source(session: Session, settings: Settings, account_id: str | None = None) -> Source:
@@ -231,7 +234,7 @@ class KnownMeeting(NamedTuple):
 def known_meeting(
     extra: Mapping[str, Any] | None, *, media_path: str | None = None, now: datetime | None = None
 ) -> KnownMeeting:
-    """Read `media_items.extra["zoom"]` (written by `ingest_meeting` below)."""
+    """Read `media_items.extra["zoom"]` (written by `ingest_meeting` above)."""
     zoom = (extra or {}).get("zoom") or {}
     meeting = None
     if isinstance(zoom.get("meeting"), Mapping):
