@@ -48,11 +48,9 @@ def add_shared_job(
     Interval triggers start at the shared EPOCH so all processes fire on one grid; `period_s`
     (the cron job's period) sizes the firing slots.
     """
-    if cron is None:
-        assert seconds is not None
-        trigger = IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=timezone.utc)
-    else:
-        trigger = cron
+    if (cron is None) == (seconds is None) or (cron is not None and period_s is None):
+        raise ValueError(f"{job_id}: give either seconds, or a cron trigger with its period_s")
+    trigger = cron or IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=timezone.utc)
     slot_s = period_s or seconds
     extra = {"next_run_time": first_run} if first_run is not None else {}  # None would pause it
     scheduler.add_job(run_once, trigger, args=[job_id, slot_s, ref, *args], id=job_id, name=name,
