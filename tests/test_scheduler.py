@@ -54,7 +54,7 @@ def stop(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_the_scheduler_runs_the_backfill_keeps_its_schedule_in_postgres_and_stops_cleanly(db, fake_openai, tmp_path):
+def test_the_scheduler_runs_the_backfill_and_its_shared_jobs_once_per_firing_and_stops_cleanly(db, fake_openai, tmp_path):
     ids = add_items([{"seconds": 120 + 10 * i} for i in range(5)], tmp_path)
     env = worker_env(fake_openai, BACKFILL_TICK_S="0.3", LEASE_S="3", WORKER_SLOTS="2")
     proc = start_scheduler(env)
