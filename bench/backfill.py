@@ -157,7 +157,7 @@ def measure_captions_route(piece_min: float = 20.0) -> Throughput:
     from core import queue
     from core.db import get_engine, session_scope
     from core.embeddings import get_embedder
-    from core.pipeline import get_or_create_source, register_item
+    from core.catalog import get_or_create_source, register_item
     from core.records import ItemInfo
     from core.worker import Worker
 

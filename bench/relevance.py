@@ -123,15 +123,14 @@ def load_items(session, embedder, kind: str, items: list[dict], chunk_rows: list
     """items: [{external_id,title,url,published_at,duration_s}], chunk_rows: (item index, idx, start, end, text)."""
     from sqlalchemy import insert
 
+    from core.catalog import get_or_create_source
     from core.embeddings import ensure_space
-    from core.models import Chunk, MediaItem, Source
+    from core.models import Chunk, MediaItem
 
     space = ensure_space(session, embedder)
-    src = Source(kind=kind, name=f"bench {kind}", url=f"bench://{kind}")
-    session.add(src)
-    session.flush()
+    src = get_or_create_source(session, kind, f"bench {kind}", f"bench://{kind}")
     ids = []
-    for start in range(0, len(items), 2000):
+    for start in range(0, len(items), 2000):  # a bulk load into a fresh database: multi-row INSERTs
         rows = [{**it, "source_id": src.id, "status": "indexed"} for it in items[start : start + 2000]]
         ids += list(session.scalars(insert(MediaItem).returning(MediaItem.id), rows))
     for start in range(0, len(chunk_rows), 2000):

@@ -52,11 +52,10 @@ def fake_youtube_id(doc_id: str) -> str:
 def load_items(session, docs) -> tuple[list[int], int]:
     from sqlalchemy import insert
 
-    from core.models import MediaItem, Source
+    from core.catalog import get_or_create_source
+    from core.models import MediaItem
 
-    src = Source(kind="youtube", name="bench", url="bench://nfcorpus")
-    session.add(src)
-    session.flush()
+    src = get_or_create_source(session, "youtube", "bench", "bench://nfcorpus")
     start = datetime(2018, 1, 1, tzinfo=timezone.utc)
     rows = [
         {
@@ -68,6 +67,7 @@ def load_items(session, docs) -> tuple[list[int], int]:
         }
         for i, d in enumerate(docs)
     ]
+    # A bulk load into a fresh database: one multi-row INSERT, not thousands of catalog upserts.
     ids = list(session.scalars(insert(MediaItem).returning(MediaItem.id), rows))
     return ids, src.id
 

@@ -237,7 +237,7 @@ def retranscribe(session: Session, actor: str, item_id: int, engine: str) -> int
 
 def _files_of(item: MediaItem) -> list[Path]:
     """Files we stored for the item, only inside our media folder (never a user's own file)."""
-    from core.zoom_events import media_files_of  # generic despite the module: media_path + per-item folder
+    from core.zoom.meetings import media_files_of  # generic despite the module: media_path + per-item folder
 
     return media_files_of(item, get_settings())
 
@@ -270,14 +270,11 @@ def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
     session.execute(delete(MediaItem).where(MediaItem.id == item.id))
     session.expunge(item)
     audit.record(session, actor, "item.delete", target, before, None)
-    try:
-        from core.search import cache
+    from core.search import cache
 
-        cache.invalidate(session)  # a cached result must not point at a deleted item
-    except ImportError:
-        pass
+    cache.invalidate(session)  # a cached result must not point at a deleted item
     if files:
-        from core.zoom_events import remove_files
+        from core.zoom.meetings import remove_files
 
         _after_commit(session, lambda: remove_files(files))
     return files

@@ -27,9 +27,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from core import admin_actions, audit, budget, clock, priorities
+from core.catalog import get_or_create_source, register_item
 from core.config import PROJECT_ROOT, get_settings
 from core.models import AuditEntry, Feedback, Job, LedgerEntry, LoginAttempt, MediaItem, QueryLogEntry, Worker
-from core.pipeline import get_or_create_source, register_item
 from core.sources.youtube import parse_flat_entry
 
 LISTING = PROJECT_ROOT.parent / "shared" / "data" / "youtube" / "anthonychaffeemd_flat_playlist.jsonl"

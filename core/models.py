@@ -358,3 +358,20 @@ class WebhookEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     payload: Mapped[dict] = mapped_column(JSONB)
+
+
+class PeriodicRun(Base):
+    """The last firing of each shared scheduler job and who ran it (scheduler/firing.py).
+
+    A process runs a firing only by moving `slot` forward, so each firing runs once however
+    many scheduler processes fire it.
+    """
+
+    __tablename__ = "periodic_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_by: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ok: Mapped[bool | None] = mapped_column(Boolean)

@@ -18,13 +18,15 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from core import quality
 from core.budget import LEDGER_NAME
 from core.chunking import chunk_segments
 from core.config import get_settings
 from core.db import session_scope
 from core.embeddings import Embedder, ensure_space, get_embedder
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
-from core.records import ItemInfo, Transcript
+from core.records import Transcript
+from core.search import cache
 from core.sources.base import SourceError
 from core.sources.registry import source_for
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
@@ -60,19 +62,8 @@ class NoUsableTranscript(TranscriptionError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Registering items
+# Already indexed? (registering items is core.catalog's job)
 # ---------------------------------------------------------------------------------------------
-
-
-def get_or_create_source(
-    session: Session, kind: str, name: str, url: str | None, *, publish_by_default: bool = True
-) -> Source:
-    source = session.scalars(select(Source).where(Source.kind == kind, Source.url == url)).first()
-    if source is None:
-        source = Source(kind=kind, name=name, url=url, publish_by_default=publish_by_default)
-        session.add(source)
-        session.flush()
-    return source
 
 
 INDEXED_STATUSES = ("indexed", "review")
@@ -90,37 +81,6 @@ def indexed_item(session: Session, source_kind: str, external_id: str) -> MediaI
         .where(Source.kind == source_kind, MediaItem.external_id == external_id, MediaItem.status.in_(INDEXED_STATUSES))
         .order_by(MediaItem.id)
     ).first()
-
-
-def register_item(session: Session, source: Source, info: ItemInfo, *, media_path: Path | None = None) -> MediaItem:
-    """Insert the item, or refresh its metadata if the source already had it (never a duplicate).
-
-    Known values are never overwritten by unknown ones: a flat listing without an upload
-    date must not erase a date learned from the feed or a metadata call.
-    """
-    item = session.scalars(
-        select(MediaItem).where(MediaItem.source_id == source.id, MediaItem.external_id == info.external_id)
-    ).first()
-    if item is None:
-        item = MediaItem(
-            source_id=source.id,
-            external_id=info.external_id,
-            title=info.title,
-            url=info.url,
-            visible=source.publish_by_default,
-            status="queued",
-        )
-        session.add(item)
-    item.title = info.title or item.title
-    item.url = info.url or item.url
-    for field in ("description", "published_at", "duration_s", "view_count", "host"):
-        value = getattr(info, field)
-        if value is not None:
-            setattr(item, field, value)
-    if media_path is not None:
-        item.media_path = str(media_path)
-    session.flush()
-    return item
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,22 +190,6 @@ def _write_index(
         item.duration_s = float(transcript.audio_seconds)
 
 
-def _quality_reasons(session: Session, item_id: int, transcript: Transcript, texts: list[str], vectors: np.ndarray) -> list[str]:
-    try:
-        from core import quality
-    except ImportError:  # gates not installed in this build
-        return []
-    return quality.check(session, item_id, transcript, texts, vectors)
-
-
-def _invalidate_search_cache() -> None:
-    try:
-        from core.search import cache
-    except ImportError:
-        return
-    cache.invalidate()
-
-
 def process_item(
     item_id: int,
     *,
@@ -323,10 +267,10 @@ def index_transcript(item_id: int, transcript: Transcript, reason: str, *, heart
 
     beat("indexing")
     with session_scope() as session:
-        reasons = _quality_reasons(session, item_id, transcript, texts, vectors)
+        reasons = quality.check(session, item_id, transcript, texts, vectors)
         status = "review" if reasons else "indexed"
         _write_index(session, item_id, transcript, chunks, vectors, embedder, status, reason, "; ".join(reasons) or None)
-    _invalidate_search_cache()
+    cache.invalidate()
     return Indexed(status, len(chunks), reasons, embedder.provider, int(embed_tokens))
 
 
@@ -336,9 +280,7 @@ __all__ = [
     "SourceError",
     "TranscriptionError",
     "Usage",
-    "get_or_create_source",
     "index_transcript",
     "indexed_item",
     "process_item",
-    "register_item",
 ]

@@ -95,7 +95,7 @@ def _feed_dates(source: Any) -> dict[str, datetime]:
 
 def sync_channel(*, url: str | None = None, source: Any = None, limit: int | None = None) -> SyncReport:
     """List the channel (or the given source object), register and queue what is new or unfinished."""
-    from core.pipeline import get_or_create_source, register_item
+    from core.catalog import get_or_create_source, register_item
 
     settings = get_settings()
     url = url or settings.channel_url

@@ -23,10 +23,11 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from core import queue
+from core.catalog import get_or_create_source, register_item
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem, Source
-from core.pipeline import get_or_create_source, index_transcript, indexed_item, register_item
+from core.pipeline import index_transcript, indexed_item
 from core.records import ItemInfo, Transcript
 from core.sources.base import BadInput
 from core.sources.files import VIDEO_ID, file_sha256, youtube_id_in_name

@@ -18,7 +18,7 @@ def disable_v1_pages_folder() -> bool:
     # Streamlit decides once per process from `pages/` existing that the app is a v1 multipage app,
     # and keeps serving v1 pages until a script run reaches st.navigation: a deep link such as
     # /admin-costs opened first in a fresh server is answered "Page not found". We never use v1 pages.
-    try:
+    try:  # a Streamlit internal, not API: other Streamlit versions may not have it
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
         PagesManager = None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import zoom_admin
+from core.zoom import admin as zoom_admin
 from core.admin_actions import AdminActionError
 from core.config import get_settings
 from core.db import session_scope

@@ -102,10 +102,8 @@ def _speakers(version: tuple, include_hidden: bool) -> list[str]:
 
 def _is_admin() -> bool:
     """Admins (signed in through the admin console) also see hidden items."""
-    try:
-        from pages._auth import current_admin  # the admin console's sign-in
-    except ImportError:
-        return False
+    from pages._auth import current_admin  # the admin console's sign-in
+
     try:
         return current_admin() is not None
     except Exception:  # a sign-in backend that is misconfigured must not break viewers' search

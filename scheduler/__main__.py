@@ -1,8 +1,10 @@
-"""`python -m scheduler`: APScheduler 3 with its job store in the app's PostgreSQL.
+"""`python -m scheduler`: APScheduler 3, its schedule in memory, shared jobs run once per firing.
 
 Runs beside the UI (`python -m core serve` starts it) or alone on a worker machine pointed
 at the same DATABASE_URL (e.g. a GPU box: `python -m scheduler --engines local`). It only
-schedules: the queue, money and routing live in core/. SIGTERM stops the schedule, lets
+schedules: the queue, money and routing live in core/. Every process keeps its own schedule
+(APScheduler 3 forbids sharing a job store between schedulers); the shared jobs run once per
+firing across processes through scheduler/firing.py. SIGTERM stops the schedule, lets
 running jobs finish within SHUTDOWN_GRACE_S, releases the rest, and exits.
 """
 from __future__ import annotations
@@ -15,41 +17,62 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from core.config import ConfigError, Settings, get_settings
+from scheduler.firing import EPOCH, run_once
 
 log = logging.getLogger("scheduler")
-JOBS_TABLE = "apscheduler_jobs"
 
 
-def build_scheduler(url: str) -> BlockingScheduler:
-    return BlockingScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=url, tablename=JOBS_TABLE), "local": MemoryJobStore()},
+def build_scheduler(scheduler_cls: type[BaseScheduler] = BlockingScheduler) -> BaseScheduler:
+    return scheduler_cls(
+        jobstores={"default": MemoryJobStore()},
         executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone=timezone.utc,
     )
 
 
-def add_jobs(scheduler: BlockingScheduler, settings: Settings, *, sync: bool = True) -> None:
+def add_shared_job(
+    scheduler: BaseScheduler, ref: str, *, job_id: str, name: str, seconds: float | None = None,
+    cron: CronTrigger | None = None, period_s: float | None = None, first_run: datetime | None = None,
+    args: tuple = (),
+) -> None:
+    """A job every scheduler process fires and exactly one runs per firing (scheduler/firing.py).
+
+    Interval triggers start at the shared EPOCH so all processes fire on one grid; `period_s`
+    (the cron job's period) sizes the firing slots.
+    """
+    if (cron is None) == (seconds is None) or (cron is not None and period_s is None):
+        raise ValueError(f"{job_id}: give either seconds, or a cron trigger with its period_s")
+    trigger = cron or IntervalTrigger(seconds=seconds, start_date=EPOCH, timezone=timezone.utc)
+    slot_s = period_s or seconds
+    extra = {"next_run_time": first_run} if first_run is not None else {}  # None would pause it
+    scheduler.add_job(run_once, trigger, args=[job_id, slot_s, ref, *args], id=job_id, name=name,
+                      replace_existing=True, **extra)
+
+
+def add_jobs(scheduler: BaseScheduler, settings: Settings, *, sync: bool = True) -> None:
     soon = datetime.now(timezone.utc) + timedelta(seconds=2)
-    shared = dict(jobstore="default", replace_existing=True)
     if sync:
-        scheduler.add_job("scheduler.jobs:channel_sync", "interval", minutes=settings.sync_interval_min,
-                          id="channel-sync", name="channel sync", next_run_time=soon, **shared)
-    scheduler.add_job("scheduler.jobs:budget_rollover", "cron", minute=0, second=5, timezone=settings.budget_timezone,
-                      id="budget-rollover", name="budget roll-over", **shared)
-    scheduler.add_job("scheduler.jobs:lease_reaper", "interval", seconds=max(5.0, settings.lease_s / 2),
-                      id="lease-reaper", name="lease reaper", next_run_time=soon, **shared)
+        add_shared_job(scheduler, "scheduler.jobs:channel_sync", job_id="channel-sync", name="channel sync",
+                       seconds=settings.sync_interval_min * 60, first_run=soon)
+    add_shared_job(scheduler, "scheduler.jobs:budget_rollover", job_id="budget-rollover", name="budget roll-over",
+                   cron=CronTrigger(minute=0, second=5, timezone=settings.budget_timezone), period_s=3600)
+    add_shared_job(scheduler, "scheduler.jobs:lease_reaper", job_id="lease-reaper", name="lease reaper",
+                   seconds=max(5.0, settings.lease_s / 2), first_run=soon)
     if sync:
-        scheduler.add_job("scheduler.jobs:zoom_sync", "interval", minutes=30,
-                          id="zoom-sync", name="zoom recordings sync", next_run_time=soon, **shared)
-        scheduler.add_job("scheduler.jobs:sync_requests", "interval", seconds=10,
-                          id="sync-requests", name="sync on request", **shared)
-    local = dict(jobstore="local", replace_existing=True)
+        add_shared_job(scheduler, "scheduler.jobs:zoom_sync", job_id="zoom-sync", name="zoom recordings sync",
+                       seconds=30 * 60, first_run=soon)
+        add_shared_job(scheduler, "scheduler.jobs:sync_requests", job_id="sync-requests", name="sync on request",
+                       seconds=10)
+    # Per-process jobs: every scheduler process runs its own.
+    local = dict(replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,
                       id="backfill-tick", name="backfill tick", next_run_time=soon, **local)
     # From the start: an archive indexed with another embedding model heals without anyone asking.
@@ -57,17 +80,6 @@ def add_jobs(scheduler: BlockingScheduler, settings: Settings, *, sync: bool = T
                       id="reembed-tick", name="re-embed into the configured model", next_run_time=soon, **local)
     scheduler.add_job("scheduler.jobs:progress_snapshot", "interval", seconds=60,
                       id="progress-snapshot", name="progress snapshot", next_run_time=soon, **local)
-
-
-def forget_jobs(ids: tuple[str, ...]) -> None:
-    """Drop stored jobs this process must not run (the job store outlives the process)."""
-    from sqlalchemy import text
-
-    from core.db import get_engine
-
-    with get_engine().begin() as conn:
-        if conn.execute(text("SELECT to_regclass(:t)"), {"t": JOBS_TABLE}).scalar():
-            conn.execute(text(f"DELETE FROM {JOBS_TABLE} WHERE id = ANY(:ids)"), {"ids": list(ids)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(name)
     try:
         settings = get_settings()
-        from core.db import database_url, get_engine
+        from core.db import get_engine
         from core.worker import Worker, install_signal_handlers
 
-        get_engine()  # start/join the database and migrate before the job store touches it
-        url = database_url(settings)
+        get_engine()  # start/join the database and migrate before the first job runs
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(engines=engines, device=args.device, slots=args.slots, role="scheduler")
     worker.start()
     jobs.set_worker(worker)
-    scheduler = build_scheduler(url)
-    if args.no_sync:
-        forget_jobs(("channel-sync", "sync-requests"))  # stored by an earlier run that did sync
+    scheduler = build_scheduler()
     add_jobs(scheduler, settings, sync=not args.no_sync)
 
     def stop_schedule() -> None:

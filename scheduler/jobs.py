@@ -1,8 +1,8 @@
-"""The scheduler's jobs. APScheduler stores them by reference ("scheduler.jobs:channel_sync"),
-so each is a plain module-level function; the work itself lives in core/.
+"""The scheduler's jobs, named by reference ("scheduler.jobs:channel_sync"), so each is a plain
+module-level function; the work itself lives in core/.
 
-Shared jobs (their schedule persists in Postgres; with several scheduler processes one of
-them runs each firing, and each is safe to run twice anyway):
+Shared jobs (every scheduler process fires them; scheduler/firing.py lets exactly one run
+each firing, and each is safe to run twice anyway):
 - channel_sync: list the channel, register and queue new videos;
 - budget_rollover: at the top of each hour (so at every midnight and first of the month in
   the budget's timezone) wake jobs that waited for money if money is back;
@@ -11,7 +11,7 @@ them runs each firing, and each is safe to run twice anyway):
 - zoom_sync: list recent Zoom cloud recordings, catching what webhooks missed (a no-op
   while Zoom is not configured).
 
-Per-process jobs (in memory: every scheduler process runs its own):
+Per-process jobs (every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
 - reembed_tick: move a batch of chunks indexed with another embedding model into the configured
   model's vector space (core/reembed.py; a no-op once everything is there);
@@ -48,10 +48,7 @@ def channel_sync(url: str | None = None) -> str:
 
 def sync_requests() -> str | None:
     """Run the admin's "sync now" (core.admin_actions.request_sync) without waiting for the interval."""
-    try:
-        from core.admin_actions import take_sync_request
-    except ImportError:  # no admin console in this build
-        return None
+    from core.admin_actions import take_sync_request
     from core.models import Source
 
     with session_scope() as s:
@@ -65,7 +62,7 @@ def sync_requests() -> str | None:
 
 
 def zoom_sync() -> str:
-    from core.zoom_sync import sync_recent
+    from core.zoom.sync import sync_recent
 
     return str(sync_recent())
 

@@ -12,7 +12,7 @@ from core import budget, clock, queue
 from core.config import load_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, MediaItem, Reservation
-from core.pipeline import get_or_create_source, register_item
+from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.transcribe.router import WorkerCaps
 from core.worker import Worker, claim_next, reap

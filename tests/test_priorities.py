@@ -139,7 +139,7 @@ def test_date_estimates_interpolate_between_known_dates_and_extrapolate_past_the
 
 
 def test_enqueue_scores_newest_first_and_a_pin_beats_everything(db):
-    from core.pipeline import get_or_create_source, register_item
+    from core.catalog import get_or_create_source, register_item
 
     with session_scope() as s:
         src = get_or_create_source(s, "upload", "Uploads", None)

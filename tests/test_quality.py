@@ -11,7 +11,7 @@ from core.chunking import chunk_segments
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, MediaItem
-from core.pipeline import get_or_create_source, register_item
+from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo, Segment, Transcript
 from tests.conftest import shared_path
 from tests.fakes.openai_server import fake_embedding

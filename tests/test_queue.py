@@ -10,7 +10,7 @@ from sqlalchemy import select
 from core import clock, queue
 from core.db import session_scope
 from core.models import Job, MediaItem
-from core.pipeline import get_or_create_source, register_item
+from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.transcribe.router import WorkerCaps
 from core.worker import claim_next, reap

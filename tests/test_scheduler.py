@@ -1,13 +1,17 @@
-"""`python -m scheduler`: APScheduler with its job store in our Postgres, running the backfill."""
+"""`python -m scheduler`: APScheduler with its schedule in memory, running the backfill; shared jobs
+run once per firing however many scheduler processes fire them."""
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import ref_to_obj
 from sqlalchemy import func, select, text
 
@@ -15,19 +19,15 @@ from core import budget, clock, queue
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
-from core.models import Job, LedgerEntry, MediaItem, Worker
+from core.models import Job, LedgerEntry, MediaItem, PeriodicRun, Worker
 from core.progress import last_snapshot
-from scheduler.__main__ import JOBS_TABLE
+from scheduler.__main__ import add_shared_job, build_scheduler
+from scheduler.firing import Outcome, run_once, slot_of
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_worker_processes import _FakeAPIEmbedder, add_items, worker_env
 
-SHARED_JOBS = {"budget-rollover", "lease-reaper"}
-
-
 @pytest.fixture()
 def fake_openai(db):
-    with db.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {JOBS_TABLE}"))
     with FakeOpenAI(embedding_dim=64) as fake:
         with session_scope() as s:
             ensure_space(s, _FakeAPIEmbedder())
@@ -41,9 +41,10 @@ def start_scheduler(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def stored_jobs() -> set[str]:
+def shared_runs() -> dict[str, datetime]:
+    """Shared job → the slot of its last firing that ran."""
     with session_scope() as s:
-        return set(s.scalars(text(f"SELECT id FROM {JOBS_TABLE}")))
+        return {run.job: run.slot for run in s.scalars(select(PeriodicRun))}
 
 
 def stop(proc: subprocess.Popen) -> str:
@@ -53,7 +54,7 @@ def stop(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_the_scheduler_runs_the_backfill_keeps_its_schedule_in_postgres_and_stops_cleanly(db, fake_openai, tmp_path):
+def test_the_scheduler_runs_the_backfill_and_its_shared_jobs_once_per_firing_and_stops_cleanly(db, fake_openai, tmp_path):
     ids = add_items([{"seconds": 120 + 10 * i} for i in range(5)], tmp_path)
     env = worker_env(fake_openai, BACKFILL_TICK_S="0.3", LEASE_S="3", WORKER_SLOTS="2")
     proc = start_scheduler(env)
@@ -69,7 +70,8 @@ def test_the_scheduler_runs_the_backfill_keeps_its_schedule_in_postgres_and_stop
             pytest.fail((proc.communicate()[0] or "")[-3000:])
         time.sleep(0.2)
     assert len(schedulers) == 1 and schedulers[0].capabilities["engines"] == ["local"]
-    assert stored_jobs() == SHARED_JOBS  # the shared schedule lives in the app's database
+    assert "lease-reaper" in shared_runs()  # shared jobs run through the once-per-firing claim
+    assert "channel-sync" not in shared_runs()  # --no-sync: this process lists nothing
     time.sleep(1.5)  # let the first progress snapshot land (it runs right after start)
     out = stop(proc)
     assert "stopped (0 job(s) released)" in out
@@ -79,15 +81,14 @@ def test_the_scheduler_runs_the_backfill_keeps_its_schedule_in_postgres_and_stop
         snapshot = last_snapshot(s)
     assert snapshot and snapshot["total"] == 5
 
-    # A restart finds its schedule again instead of adding a second copy of each job.
-    proc = start_scheduler(env)
-    time.sleep(4)
-    assert stored_jobs() == SHARED_JOBS
-    stop(proc)
+    # The schedule lives in each process: nothing of it is stored for the next start to trip on.
+    with session_scope() as s:
+        assert s.scalar(text("SELECT to_regclass('apscheduler_jobs')")) is None
 
 
 def test_every_scheduled_job_is_importable_by_reference():
-    for ref in ("channel_sync", "sync_requests", "backfill_tick", "budget_rollover", "lease_reaper", "progress_snapshot"):
+    for ref in ("channel_sync", "sync_requests", "zoom_sync", "backfill_tick", "reembed_tick", "budget_rollover",
+                "lease_reaper", "progress_snapshot"):
         assert callable(ref_to_obj(f"scheduler.jobs:{ref}"))
 
 
@@ -118,3 +119,60 @@ def test_roll_over_resumes_paid_work_at_midnight_and_the_reaper_takes_back_dead_
             assert s.scalars(select(Job.status).where(Job.media_item_id == ids[1])).one() == "retry"
     finally:
         clock.set_now(None)
+
+
+RUNS: list[str] = []  # the scheduler of every run of the test job
+_runs_lock = threading.Lock()
+
+
+def record_run(scheduler_name: str) -> str:
+    with _runs_lock:
+        RUNS.append(scheduler_name)
+    time.sleep(0.2)  # long enough for the other scheduler's firing to arrive while this one runs
+    return scheduler_name
+
+
+def test_two_schedulers_firing_the_same_shared_job_run_it_once_per_firing(db):
+    """Two schedulers (as two processes would) against the real database, one job every second."""
+    RUNS.clear()
+    firings: list = []
+    schedulers = []
+    for name in ("a", "b"):
+        sched = build_scheduler(BackgroundScheduler)
+        # Both fire the one shared job id; each names itself in the runs it makes.
+        add_shared_job(sched, "tests.test_scheduler:record_run", job_id="test-tick", name="test tick", seconds=1,
+                       args=(name,))
+        sched.add_listener(lambda event: firings.append(event.retval), EVENT_JOB_EXECUTED)
+        schedulers.append(sched)
+    for sched in schedulers:
+        sched.start()
+    time.sleep(4.5)
+    for sched in schedulers:
+        sched.shutdown(wait=True)
+    ran = [f for f in firings if f.outcome == Outcome.RAN]
+    assert len(firings) >= 2 * len(ran) - 1, firings  # both schedulers fired …
+    assert len(ran) >= 3 and len(RUNS) == len(ran), firings  # … every second, and one of them ran it …
+    assert len({f.slot for f in ran}) == len(ran), firings  # … once per firing
+    assert {f.outcome for f in firings} - {Outcome.RAN} <= {Outcome.BUSY, Outcome.DONE_ELSEWHERE}
+    with session_scope() as s:
+        run = s.get(PeriodicRun, "test-tick")
+        assert run.ok is True and run.finished_at is not None
+
+
+def test_a_firing_already_run_elsewhere_or_still_running_is_skipped(db):
+    calls: list[int] = []
+    first = run_once("reaper-test", 3600, lambda: calls.append(1) or "done")
+    assert (first.outcome, first.result) == (Outcome.RAN, "done")
+    assert run_once("reaper-test", 3600, lambda: calls.append(2)).outcome == Outcome.DONE_ELSEWHERE
+    assert calls == [1]
+
+    # While one process runs a job, another's firing of it returns at once instead of waiting.
+    seen = []
+
+    def long_job():
+        seen.append(run_once("slow-test", 1, lambda: None).outcome)
+
+    assert run_once("slow-test", 1, long_job).outcome == Outcome.RAN
+    assert seen == [Outcome.BUSY]
+    assert slot_of(60, datetime(2026, 12, 1, 8, 59, 59, tzinfo=timezone.utc)) == datetime(
+        2026, 12, 1, 8, 59, tzinfo=timezone.utc)

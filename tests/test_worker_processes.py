@@ -29,7 +29,7 @@ from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
-from core.pipeline import get_or_create_source, register_item
+from core.catalog import get_or_create_source, register_item
 from core.progress import freshness_summary
 from core.records import ItemInfo
 from tests.fakes.openai_server import FakeOpenAI

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from core.config import load_settings
 from core.db import session_scope
 from core.models import AuditEntry, Job, MediaItem
-from core.zoom_admin import (
+from core.zoom.admin import (
     get_source_default,
     list_meetings,
     playback_for,

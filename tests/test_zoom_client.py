@@ -10,20 +10,11 @@ from sqlalchemy import func, select
 from core.config import load_settings
 from core.models import Job, MediaItem
 from core.sources.base import RateLimited
-from core.sources.zoom import (
-    DbQuota,
-    MemoryQuota,
-    ZoomClient,
-    ZoomQuotaExceeded,
-    ZoomSource,
-    known_meeting,
-    month_windows,
-    parse_meeting,
-    pick_audio_file,
-    pick_transcript_file,
-)
-from core.zoom_events import ingest_meeting
-from core.zoom_sync import backfill, sync_range
+from core.zoom.client import DbQuota, MemoryQuota, ZoomClient, ZoomQuotaExceeded
+from core.zoom.meetings import ingest_meeting, known_meeting
+from core.zoom.records import month_windows, parse_meeting, pick_audio_file, pick_transcript_file
+from core.zoom.source import ZoomSource
+from core.zoom.sync import backfill, sync_range
 from tests.fakes.zoom_server import FakeZoom
 
 VTT = b"""WEBVTT

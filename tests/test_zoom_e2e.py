@@ -21,8 +21,8 @@ from core.db import session_scope
 from core.models import Job, MediaItem
 from core.pipeline import process_item
 from core.search import SearchFilters, search
-from core.webhooks import create_app
-from core.zoom_admin import list_meetings, playback_for, publish
+from core.zoom.admin import list_meetings, playback_for, publish
+from core.zoom.receiver import create_app
 from tests.conftest import require_binary
 from tests.fakes.zoom_server import FakeZoom, ZoomWebhookSender, recording_event, serve_asgi
 

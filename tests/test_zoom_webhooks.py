@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from core.config import load_settings
 from core.db import session_scope
 from core.models import AuditEntry, Chunk, Job, MediaItem, Source, TranscriptSegment, WebhookEvent
-from core.webhooks import create_app
+from core.zoom.receiver import create_app
 from tests.fakes.zoom_server import FakeZoom, ZoomWebhookSender, recording_event, serve_asgi
 
 SECRET = "zoom-secret-token-for-tests"

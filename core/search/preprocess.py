@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.models import AppSetting
+from core.search import cache
 from core.search.records import MAX_QUERY_CHARS, PreparedQuery, QueryError
 
 logger = logging.getLogger(__name__)
@@ -239,10 +239,6 @@ def english_words() -> frozenset[str]:
     return frozenset(words)
 
 
-_vocab_lock = threading.Lock()
-_vocab_cache: dict[object, Vocabulary] = {}
-
-
 def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> Vocabulary:
     """Word counts of the visible archive: its words are what spelling corrects towards and what
     autocomplete offers, so a word said only in a hidden item must never surface there."""
@@ -263,16 +259,12 @@ def build_vocabulary(session: Session, *, sample: int = VOCAB_SAMPLE_CHUNKS) -> 
     return Vocabulary(counts)
 
 
-def vocabulary(session: Session, version: object) -> Vocabulary:
-    with _vocab_lock:
-        vocab = _vocab_cache.get(version)
-    if vocab is None:
-        english_words()  # loaded once per process, here rather than inside a timed query
-        vocab = build_vocabulary(session)
-        with _vocab_lock:
-            _vocab_cache.clear()  # one version at a time
-            _vocab_cache[version] = vocab
-    return vocab
+def _load_vocabulary(session: Session) -> Vocabulary:
+    english_words()  # loaded once per process, here rather than inside a timed query
+    return build_vocabulary(session)
+
+
+vocabulary = cache.per_version(_load_vocabulary)  # vocabulary(session, version)
 
 
 def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:

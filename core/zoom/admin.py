@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.config import Settings, get_settings
 from core.models import Job, MediaItem, Source
-from core.sources.zoom import ZoomClient, known_meeting, pick_transcript_file
-from core.zoom_events import enqueue_ingest, ingest_meeting, invalidate_search_cache, zoom_source
-
+from core.zoom.client import ZoomClient
+from core.zoom.meetings import enqueue_ingest, ingest_meeting, invalidate_search_cache, known_meeting, zoom_source
+from core.zoom.records import pick_transcript_file
 
 # ---------------------------------------------------------------------------------------------
 # Connection
@@ -42,7 +42,7 @@ def run_sync(actor: str, *, from_month: str | None = None, to_month: str | None 
     Talks to Zoom for a while, so it opens its own short transactions (not the caller's).
     """
     from core.db import session_scope
-    from core.zoom_sync import backfill, sync_recent
+    from core.zoom.sync import backfill, sync_recent
 
     settings = settings or get_settings()
     if from_month:

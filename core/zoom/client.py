@@ -1,16 +1,10 @@
-"""Zoom cloud recordings as a source: the Server-to-Server OAuth client and `ZoomSource`.
+"""Zoom's REST API with Server-to-Server OAuth, and the daily request cap.
 
-Three layers, each usable alone:
-
-* pure helpers that read Zoom's documented recording JSON (`parse_meeting`, `pick_audio_file`,
-  `pick_transcript_file`, `month_windows`) — no network, no database;
-* `ZoomClient`, the HTTP client: account-credentials token cached until it expires and
-  refreshed once on a 401, recordings listed one calendar month per request with
-  `next_page_token` paging, downloads with the webhook's `download_token` (or the access
-  token), 429 answered by sleeping `Retry-After` (bounded), and a daily request cap checked
-  *before* each call so we stop short of Zoom's quota instead of running into it;
-* `ZoomSource`, the `MediaSource` the pipeline talks to. It finds a meeting's files in what
-  the webhook or the sync stored on the item (`media_items.extra["zoom"]`), else asks the API.
+The account-credentials token is cached until it expires and refreshed once on a 401;
+recordings are listed one calendar month per request with `next_page_token` paging;
+downloads use the webhook's `download_token` (or the access token); a 429 is answered by
+sleeping `Retry-After` (bounded); and a daily request cap is checked *before* each call so
+we stop short of Zoom's quota instead of running into it.
 """
 from __future__ import annotations
 
@@ -22,29 +16,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from core.config import Settings, get_settings
-from core.records import ItemInfo, Transcript
 from core.sources.base import RateLimited, SourceError, TransientSourceError, Unavailable
+from core.zoom.records import ZoomMeeting, encode_meeting_uuid, month_windows, parse_meeting, parse_time
 
 log = logging.getLogger(__name__)
 
-# Zoom documents download tokens as valid for 24 hours; stop trusting one a little before.
-DOWNLOAD_TOKEN_TTL = timedelta(hours=23)
 PAGE_SIZE = 300  # the largest page Zoom's recordings list allows
-# Video layouts to fall back to when there is no audio-only file, best for speech first.
-MP4_PREFERENCE = (
-    "shared_screen_with_speaker_view",
-    "active_speaker",
-    "speaker_view",
-    "shared_screen_with_gallery_view",
-    "gallery_view",
-    "shared_screen",
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,187 +55,6 @@ class ZoomQuotaExceeded(RateLimited):
     code = "zoom_quota"
 
 
-# ---------------------------------------------------------------------------------------------
-# Zoom's recording JSON → typed records (pure)
-# ---------------------------------------------------------------------------------------------
-
-
-class ZoomFile(NamedTuple):
-    id: str
-    file_type: str  # M4A | MP4 | TRANSCRIPT | CC | CHAT | TIMELINE | CSV | SUMMARY …
-    recording_type: str  # audio_only | shared_screen_with_speaker_view | audio_transcript | closed_caption …
-    download_url: str
-    status: str  # completed | processing
-    file_extension: str
-    file_size: int | None = None
-    play_url: str | None = None
-    recording_start: datetime | None = None
-    recording_end: datetime | None = None
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.download_url) and self.status.lower() in ("", "completed")
-
-
-class ZoomMeeting(NamedTuple):
-    uuid: str  # one occurrence of a meeting; our external_id
-    meeting_id: str  # the (reusable) numeric meeting id
-    topic: str
-    start_time: datetime | None
-    duration_s: float | None
-    host_email: str | None
-    host_id: str | None
-    share_url: str | None
-    files: tuple[ZoomFile, ...]
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def parse_file(obj: Mapping[str, Any]) -> ZoomFile:
-    size = obj.get("file_size")
-    return ZoomFile(
-        id=str(obj.get("id") or ""),
-        file_type=str(obj.get("file_type") or "").upper(),
-        recording_type=str(obj.get("recording_type") or "").lower(),
-        download_url=str(obj.get("download_url") or ""),
-        status=str(obj.get("status") or ""),
-        file_extension=str(obj.get("file_extension") or obj.get("file_type") or "").upper(),
-        file_size=int(size) if isinstance(size, (int, float)) else None,
-        play_url=obj.get("play_url") or None,
-        recording_start=_parse_time(obj.get("recording_start")),
-        recording_end=_parse_time(obj.get("recording_end")),
-    )
-
-
-def parse_meeting(obj: Mapping[str, Any]) -> ZoomMeeting:
-    """One meeting of a recordings list, a `GET /meetings/{id}/recordings` answer or a webhook's `object`."""
-    uuid = obj.get("uuid")
-    if not isinstance(uuid, str) or not uuid:
-        raise ValueError("a Zoom recording object without a uuid")
-    files = tuple(parse_file(f) for f in obj.get("recording_files") or () if isinstance(f, Mapping))
-    duration_s: float | None = None
-    spans = [(f.recording_start, f.recording_end) for f in files if f.recording_start and f.recording_end]
-    if spans:  # the recording's own length, to the second; `duration` is whole minutes of meeting
-        duration_s = max(e for _, e in spans).timestamp() - min(s for s, _ in spans).timestamp()
-    elif isinstance(obj.get("duration"), (int, float)):
-        duration_s = float(obj["duration"]) * 60.0
-    return ZoomMeeting(
-        uuid=uuid,
-        meeting_id=str(obj.get("id") or ""),
-        topic=str(obj.get("topic") or "Zoom meeting"),
-        start_time=_parse_time(obj.get("start_time")),
-        duration_s=duration_s,
-        host_email=obj.get("host_email") or None,
-        host_id=obj.get("host_id") or None,
-        share_url=obj.get("share_url") or None,
-        files=files,
-    )
-
-
-def meeting_to_json(meeting: ZoomMeeting) -> dict[str, Any]:
-    """The fields we keep, in Zoom's own shape (so `parse_meeting` reads them back).
-
-    Passwords and passcodes in Zoom's payload are deliberately not kept.
-    """
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "uuid": meeting.uuid,
-        "id": meeting.meeting_id,
-        "topic": meeting.topic,
-        "start_time": iso(meeting.start_time),
-        "duration": round(meeting.duration_s / 60) if meeting.duration_s else None,
-        "host_email": meeting.host_email,
-        "host_id": meeting.host_id,
-        "share_url": meeting.share_url,
-        "recording_files": [
-            {
-                "id": f.id,
-                "file_type": f.file_type,
-                "recording_type": f.recording_type,
-                "download_url": f.download_url,
-                "status": f.status,
-                "file_extension": f.file_extension,
-                "file_size": f.file_size,
-                "play_url": f.play_url,
-                "recording_start": iso(f.recording_start),
-                "recording_end": iso(f.recording_end),
-            }
-            for f in meeting.files
-        ],
-    }
-
-
-def pick_audio_file(meeting: ZoomMeeting) -> ZoomFile | None:
-    """The audio-only M4A (smallest, all we need), else the best MP4 layout, else None."""
-    ready = [f for f in meeting.files if f.ready]
-    for f in ready:
-        if f.file_type == "M4A" or f.recording_type == "audio_only":
-            return f
-    mp4s = [f for f in ready if f.file_type == "MP4"]
-    for layout in MP4_PREFERENCE:
-        for f in mp4s:
-            if f.recording_type == layout:
-                return f
-    return mp4s[0] if mp4s else None
-
-
-def pick_transcript_file(meeting: ZoomMeeting) -> ZoomFile | None:
-    """Zoom's audio transcript (VTT with speaker names), else the meeting's closed captions."""
-    ready = [f for f in meeting.files if f.ready]
-    for f in ready:
-        if f.file_type == "TRANSCRIPT" or f.recording_type == "audio_transcript":
-            return f
-    for f in ready:
-        if f.file_type == "CC" or f.recording_type == "closed_caption":
-            return f
-    return None
-
-
-def meeting_info(meeting: ZoomMeeting) -> ItemInfo:
-    return ItemInfo(
-        external_id=meeting.uuid,
-        title=meeting.topic,
-        url=meeting.share_url or "",  # no public page: hits open in the app's own player
-        published_at=meeting.start_time,
-        duration_s=meeting.duration_s,
-        host=meeting.host_email or meeting.host_id,
-    )
-
-
-def month_windows(start: date, end: date) -> Iterator[tuple[date, date]]:
-    """Split [start, end] (inclusive days) at calendar months: Zoom allows one month per request."""
-    if end < start:
-        return
-    cursor = start
-    while cursor <= end:
-        next_month = (cursor.replace(day=1) + timedelta(days=32)).replace(day=1)
-        window_end = min(end, next_month - timedelta(days=1))
-        yield cursor, window_end
-        cursor = window_end + timedelta(days=1)
-
-
-def parse_month(value: str) -> date:
-    """'YYYY-MM' → the first day of that month (the back-fill CLI's unit)."""
-    try:
-        return datetime.strptime(value, "%Y-%m").date()
-    except ValueError:
-        raise ValueError(f"{value!r} is not a month like 2024-03") from None
-
-
-def month_end(first_day: date) -> date:
-    return (first_day.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds, an HTTP date, or an ISO time.
@@ -267,7 +69,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return max(0.0, float(value))
     except ValueError:
         pass
-    when = _parse_time(value)
+    when = parse_time(value)
     if when is None:
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -277,11 +79,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - now).total_seconds())
 
-
-def encode_meeting_uuid(uuid: str) -> str:
-    """Path form of a meeting uuid. Zoom: a uuid starting with '/' or holding '//' is double-encoded."""
-    once = quote(uuid, safe="")
-    return quote(once, safe="") if uuid.startswith("/") or "//" in uuid else once
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,174 +430,3 @@ def _zoom_reason(resp: httpx.Response) -> str:
     return resp.reason_phrase or str(resp.status_code)
 
 
-# ---------------------------------------------------------------------------------------------
-# The MediaSource
-# ---------------------------------------------------------------------------------------------
-
-
-class KnownMeeting(NamedTuple):
-    """What we stored about a meeting when a webhook, the sync or an upload registered it."""
-
-    meeting: ZoomMeeting | None
-    download_token: str | None  # still fresh, else None
-    transcript_path: Path | None  # an uploaded VTT
-    media_path: Path | None = None  # the recording already on our disk (upload or earlier download)
-
-
-def known_meeting(
-    extra: Mapping[str, Any] | None, *, media_path: str | None = None, now: datetime | None = None
-) -> KnownMeeting:
-    """Read `media_items.extra["zoom"]` (written by core.zoom_events)."""
-    zoom = (extra or {}).get("zoom") or {}
-    meeting = None
-    if isinstance(zoom.get("meeting"), Mapping):
-        try:
-            meeting = parse_meeting(zoom["meeting"])
-        except ValueError:
-            meeting = None
-    token = zoom.get("download_token") or None
-    received = _parse_time(zoom.get("download_token_at"))
-    now = now or datetime.now(timezone.utc)
-    if token and (received is None or now - received > DOWNLOAD_TOKEN_TTL):
-        token = None
-    transcript = Path(zoom["transcript_path"]) if zoom.get("transcript_path") else None
-    return KnownMeeting(meeting, token, transcript, Path(media_path) if media_path else None)
-
-
-def _safe_name(uuid: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in uuid)[:80] or "meeting"
-
-
-def parse_vtt(data: bytes | str) -> list:
-    """Zoom's VTT → segments with speakers (the shared captions parser does the work)."""
-    from core.transcribe.captions import parse_captions
-
-    try:
-        return parse_captions(data, "vtt")
-    except ValueError:  # not a VTT after all: no free transcript, a transcription engine is asked
-        log.warning("Zoom's transcript file is not WebVTT; ignoring it")
-        return []
-
-
-class ZoomSource:
-    """Zoom recordings behind the one MediaSource protocol."""
-
-    kind = "zoom"
-
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        client: ZoomClient | None = None,
-        lookup: Callable[[str], KnownMeeting] | None = None,
-        window_days: int | None = None,
-    ):
-        self.settings = settings or get_settings()
-        self._client = client
-        self._lookup = lookup or self._lookup_in_db
-        self.window_days = window_days or self.settings.zoom_sync_days
-
-    @property
-    def client(self) -> ZoomClient:
-        if self._client is None:
-            self._client = ZoomClient.from_settings(self.settings)
-        return self._client
-
-    # -- where a meeting's files are -----------------------------------------------------------
-
-    @staticmethod
-    def _lookup_in_db(uuid: str) -> KnownMeeting:
-        from sqlalchemy import select
-
-        from core.db import session_scope
-        from core.models import MediaItem, Source
-
-        with session_scope() as session:
-            row = session.execute(
-                select(MediaItem.extra, MediaItem.media_path)
-                .join(Source)
-                .where(Source.kind == "zoom", MediaItem.external_id == uuid)
-            ).first()
-        return known_meeting(row[0], media_path=row[1]) if row else known_meeting(None)
-
-    def _meeting(self, uuid: str) -> KnownMeeting:
-        known = self._lookup(uuid)
-        if known.meeting is not None and known.meeting.files:
-            return known
-        if not self.client.configured:
-            return known
-        return known._replace(meeting=self.client.get_meeting(uuid))
-
-    # -- MediaSource -----------------------------------------------------------------------------
-
-    def list_items(self) -> Iterator[ItemInfo]:
-        today = datetime.now(timezone.utc).date()
-        for meeting in self.client.list_recordings(today - timedelta(days=self.window_days), today):
-            if pick_audio_file(meeting) or pick_transcript_file(meeting):
-                yield meeting_info(meeting)
-
-    def fetch_metadata(self, external_id: str) -> ItemInfo:
-        known = self._meeting(external_id)
-        if known.meeting is None:
-            raise Unavailable(f"no Zoom recording {external_id}", external_id=external_id)
-        return meeting_info(known.meeting)
-
-    def fetch_captions(self, external_id: str) -> Transcript | None:
-        """Zoom's own transcript (free, with speaker names), or None so a paid engine is asked."""
-        known = self._meeting(external_id)
-        if known.transcript_path is not None and known.transcript_path.is_file():
-            segments, model = parse_vtt(known.transcript_path.read_bytes()), "zoom:uploaded-vtt"
-        else:
-            file = pick_transcript_file(known.meeting) if known.meeting else None
-            if file is None:
-                return None
-            data = self.client.download_bytes(file.download_url, download_token=known.download_token)
-            segments, model = parse_vtt(data), f"zoom:{file.recording_type or file.file_type.lower()}"
-        if not segments:
-            return None
-        self._keep_recording_for_playback(external_id, known)
-        return Transcript(segments=segments, engine="captions", model=model,
-                          audio_seconds=max(s.end for s in segments))
-
-    def _keep_recording_for_playback(self, external_id: str, known: KnownMeeting) -> None:
-        """With Zoom's transcript the pipeline never asks for the audio, yet the app's player
-        plays meeting hits from our copy: fetch it now, unless hits open in Zoom instead."""
-        if known.media_path is not None and known.media_path.is_file():
-            return
-        if self.settings.zoom_share_links and known.meeting is not None and known.meeting.share_url:
-            return
-        try:
-            self.fetch_audio(external_id, self.settings.media_dir / "zoom")
-        except SourceError as exc:  # the transcript is still good; playback falls back to the share link
-            log.warning("could not keep the Zoom recording for playback: %s", exc)
-
-    def fetch_audio(self, external_id: str, dest_dir: Path) -> Path:
-        """The audio-only M4A, else an MP4; kept (not deleted) because the player serves it."""
-        known = self._meeting(external_id)
-        file = pick_audio_file(known.meeting) if known.meeting else None
-        if file is None:
-            raise Unavailable(f"Zoom has no audio or video file for {external_id}", external_id=external_id)
-        suffix = "m4a" if file.file_type == "M4A" else (file.file_extension or "mp4").lower()
-        dest = dest_dir / f"{_safe_name(external_id)}.{suffix}"
-        path = self.client.download(file.download_url, dest, download_token=known.download_token)
-        _remember_media_path(external_id, path)
-        return path
-
-
-def _remember_media_path(uuid: str, path: Path) -> None:
-    """Point the item at its downloaded file: the player serves it, deletion removes it."""
-    from sqlalchemy import select, update
-
-    from core.db import session_scope
-    from core.models import MediaItem, Source
-
-    try:
-        with session_scope() as session:
-            zoom_sources = select(Source.id).where(Source.kind == "zoom").scalar_subquery()
-            session.execute(
-                update(MediaItem)
-                .where(MediaItem.source_id.in_(zoom_sources), MediaItem.external_id == uuid)
-                .values(media_path=str(path))
-            )
-    except Exception:  # the file is downloaded either way; playback can fall back to the share link
-        log.warning("could not record the downloaded file of a Zoom meeting", exc_info=True)
