@@ -197,6 +197,18 @@ def test_snippets_mark_matches_and_escape_html(db):
     assert r.groups[0].moments[0].link.startswith(f"/?play={item.id}&t=")
 
 
+def test_typed_words_get_the_strong_mark_and_synonym_words_the_light_one_all_escaped():
+    from core.search.shaping import highlight, snippet_window
+
+    out = highlight("<b>Seed</b> oils & canola oil", ["seed", "oils"], ["canola", "oil", "vegetable"])
+    # "oil" is also a typed word's stem (oils): typed wins; only "canola" came from the synonym alone.
+    assert out == '&lt;b&gt;<mark>Seed</mark>&lt;/b&gt; <mark>oils</mark> &amp; <mark class="syn">canola</mark> <mark>oil</mark>'
+    # The snippet starts near the first typed word, even when a synonym is said earlier.
+    text_ = " ".join(["canola"] + ["filler"] * 100 + ["seed"] + ["filler"] * 100)
+    assert snippet_window(text_, ["seed"], 40, synonyms=["canola"]).split().index("seed") == 16
+    assert snippet_window(text_, ["absent"], 40, synonyms=["canola"]).startswith("canola")
+
+
 def test_deep_links():
     yt = MediaItem(id=1, url="https://youtu.be/48fTLPbE5JA", media_path=None)
     assert deep_link(yt, 123.9) == "https://www.youtube.com/watch?v=48fTLPbE5JA&t=123s"
