@@ -311,15 +311,13 @@ if not include_hidden and query.lower() not in logged:
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
-    c_fix, c_instead = st.columns([3, 2], vertical_alignment="center")
-    with c_fix:
-        st.markdown(f'<span class="searched-for">Searched for <b>{html.escape(response.corrected_query)}</b> ({fixes})</span>',
-                    unsafe_allow_html=True)
-    with c_instead:
-        # A button, not a link: it keeps this browser session (votes, logged queries); the URL it
-        # leaves (?q=…&exact=1) is the shareable form.
-        st.button(f"Search instead for “{_md_text(response.search_instead or query)}”", key="search_instead", type="tertiary",
-                  on_click=_search_exactly, help="Search the words exactly as you typed them, without spelling correction")
+    st.markdown(f'<span class="searched-for">Searched for <b>{html.escape(response.corrected_query)}</b> ({fixes})</span>',
+                unsafe_allow_html=True)
+    # A button, not a link: it keeps this browser session (votes, logged queries); the URL it
+    # leaves (?q=…&exact=1) is the shareable form.
+    st.button(f"Search instead for “{_md_text(response.search_instead or query)}”", key="search_instead", type="tertiary",
+              icon=":material/undo:", on_click=_search_exactly,
+              help="Search the words exactly as you typed them, without spelling correction")
 elif exact:
     st.caption(f"Searched exactly as typed: {_md_text(query)} (no spelling correction)")
 

@@ -307,3 +307,36 @@ def test_typed_words_are_marked_apart_from_synonym_words(archive):
     assert not re.search(r'<mark class="syn">diets?</mark>', both, re.IGNORECASE)
     assert not re.search(r"<mark>(crohn&#x27;s|disease|colitis)</mark>", both, re.IGNORECASE)
     assert "mark.syn{" in "".join(str(h.value) for h in at.html)  # styled lighter on the page
+
+
+def test_in_the_browser_search_instead_title_matches_and_synonym_marks_look_as_intended(app_url, listed, page):
+    from core.search import set_synonyms
+
+    page.goto(f"{app_url}/?q={quote(MISSPELT)}")
+    instead = page.get_by_role("button", name=re.compile("Search instead for"))
+    instead.wait_for()
+    _settle(page)
+    assert "electrolites and crmaps" in instead.inner_text()
+    _shot(page, "search_instead.png")
+    instead.click()
+    page.wait_for_function("window.location.search.includes('exact=1')")
+    page.wait_for_selector("text=Searched exactly as typed")
+    _settle(page)
+    assert "Searched for electrolytes" not in page.inner_text("body")
+
+    page.goto(f"{app_url}/?q=TMJ")
+    page.wait_for_selector("text=queued for transcription")
+    _settle(page)
+    item = page.locator("li.title-match").filter(has_text="queued for transcription").first
+    assert item.locator("a").get_attribute("href") == f"https://www.youtube.com/watch?v={TMJ_ID}&t=0s"
+    _shot(page, "search_title_queued.png")
+
+    with session_scope() as s:
+        set_synonyms(s, {"IBD": "Crohn's disease, colitis"})
+    page.goto(f"{app_url}/?q={quote('IBD diet')}")
+    page.wait_for_selector("mark.syn")
+    _settle(page)
+    typed_bg = page.locator("mark:not(.syn)").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    syn_bg = page.locator("mark.syn").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert typed_bg != syn_bg  # a viewer tells their own words from the synonyms' at a glance
+    _shot(page, "search_synonym_marks.png")
