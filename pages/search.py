@@ -1,7 +1,8 @@
 """Search page: read the widgets and the URL, call core.search, render.
 
-The URL holds the whole search (?q=…&sort=…&from=…&to=…&src=…&len=…&speaker=…&answer=1
-&play=<item>&t=<second>), so a search — or a moment playing — is a shareable link.
+The URL holds the whole search (?q=…&exact=1&sort=…&from=…&to=…&src=…&len=…&speaker=…&answer=1
+&play=<item>&t=<second>), so a search — or a moment playing — is a shareable link. exact=1 is
+the "Search instead for …" choice: the words as typed, without spelling correction.
 """
 from __future__ import annotations
 
@@ -63,16 +64,17 @@ def _content_version() -> tuple:
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool):
+def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
     # `version` is part of the cache key: new content or a visibility change drops old results.
     with session_scope() as s:
-        return search(s, query, k=10, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(), log=False)
+        return search(s, query, k=10, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(),
+                      log=False, correct=correct)
 
 
 @st.cache_data(ttl=600, max_entries=128, show_spinner=False)
-def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool):
+def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
     # Cached like the results: a rerun (a vote, a play click) must not ask — and pay — the model again.
-    response = _search(version, query, filters, sort, include_hidden)
+    response = _search(version, query, filters, sort, include_hidden, correct)
     with session_scope() as s:
         return answer(s, response, embedder=_embedder())
 
@@ -134,6 +136,33 @@ def _play(item_id: int, second: float) -> None:
     st.query_params["t"] = str(int(second))
 
 
+def _search_exactly() -> None:
+    """The "Search instead for …" button: the same query, spelling correction off (in the URL)."""
+    st.query_params["exact"] = "1"
+    st.query_params.pop("play", None)
+    st.query_params.pop("t", None)
+
+
+def _md_text(value: str) -> str:
+    """User or transcript text shown inside markdown as plain text (markdown characters escaped)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", value)
+
+
+def _title_matches(titles) -> None:
+    """The short "Videos whose title matches" list: videos the moments do not already show, a
+    not-yet-transcribed one with its status in words ("queued for transcription")."""
+    extra = [t for t in titles if not t.has_moments]
+    if not extra:
+        return
+    st.subheader("Videos whose title matches")
+    lines = []
+    for t in extra:
+        status = "" if t.transcribed else f' <span class="title-status">· {html.escape(t.status.label)}</span>'
+        lines.append(f'<li class="title-match"><a href="{html.escape(t.link)}" target="_blank">{html.escape(t.title)}</a>'
+                     f"{status}</li>")
+    st.markdown("<ul>" + "".join(lines) + "</ul>", unsafe_allow_html=True)
+
+
 def _vote(query: str, chunk_id: int, key: str) -> None:
     value = st.session_state.get(key)  # st.feedback thumbs: 1 = up, 0 = down
     if value is None:
@@ -150,6 +179,9 @@ def _vote(query: str, chunk_id: int, key: str) -> None:
 include_hidden = _is_admin()
 version = _content_version()
 
+# Typed words marked strongly, words only a synonym brought in marked lighter (shaping.highlight).
+st.html("<style>mark{background:#ffd54f;padding:0 .1em}mark.syn{background:#fff6d0;color:inherit}"
+        ".title-status{opacity:.75}</style>")
 st.title("Chaffee Search")
 st.caption("Search every talk and call by meaning or by word; each hit opens the video at the second it was said.")
 
@@ -204,6 +236,8 @@ if query != query_in_url:
     # A new search: whatever was playing belongs to the old one.
     st.query_params.pop("play", None)
     st.query_params.pop("t", None)
+    st.query_params.pop("exact", None)  # "search exactly as typed" was a choice for the old query
+exact = st.query_params.get("exact") == "1"
 _set_param("q", query)
 _set_param("sort", None if sort == "relevance" else sort)
 _set_param("from", d_from.isoformat() if isinstance(d_from, date) else None)
@@ -260,7 +294,7 @@ if not query:
 
 # ---- results ---------------------------------------------------------------------------------
 try:
-    response = _search(version, query, filters, sort, include_hidden)
+    response = _search(version, query, filters, sort, include_hidden, not exact)
 except QueryError as exc:
     st.error(str(exc))
     st.stop()
@@ -275,24 +309,35 @@ if not include_hidden and query.lower() not in logged:
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
-    st.markdown(f"Searched for **{html.escape(response.corrected_query)}** ({fixes})", unsafe_allow_html=True)
+    st.markdown(f'<span class="searched-for">Searched for <b>{html.escape(response.corrected_query)}</b> ({fixes})</span>',
+                unsafe_allow_html=True)
+    # A button, not a link: it keeps this browser session (votes, logged queries); the URL it
+    # leaves (?q=…&exact=1) is the shareable form.
+    st.button(f"Search instead for “{_md_text(response.search_instead or query)}”", key="search_instead", type="tertiary",
+              icon=":material/undo:", on_click=_search_exactly,
+              help="Search the words exactly as you typed them, without spelling correction")
+elif exact:
+    st.caption(f"Searched exactly as typed: {_md_text(query)} (no spelling correction)")
 
 verdict = response.verdict
 answered = verdict is None or verdict.answered
 # The message quotes the query: shown as plain text (markdown characters escaped), never as markup.
-verdict_text = re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", verdict.message) if verdict else ""
+verdict_text = _md_text(verdict.message) if verdict else ""
 if not response.groups:
     with session_scope() as s:
         empty = archive_is_empty(s, include_hidden=include_hidden)
-    if empty:
+    if empty and not response.titles:
         st.info(HELP_EMPTY)
     else:
         st.warning(verdict_text or "Nothing matches this query. Try other words, or fewer filters.")
+        _title_matches(response.titles)
     st.stop()
 
 if not answered:
-    # The archive does not answer this: say so first, then at most a few related moments.
+    # The archive does not answer this: say so first, then videos whose title matches (one may
+    # be queued for transcription), then at most a few related moments.
     st.warning(verdict_text)
+    _title_matches(response.titles)
 else:
     moments_n = sum(len(g.moments) for g in response.groups)
     st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")
@@ -300,7 +345,7 @@ else:
 if want_answer and answered:
     with st.container(border=True):
         with st.spinner("Writing a cited answer…"):
-            ans = _answer(version, query, filters, sort, include_hidden)
+            ans = _answer(version, query, filters, sort, include_hidden, not exact)
         if ans.sentences:
             label = "Answer" if ans.engine == "chat" else "From the clips"
             parts = [
@@ -354,3 +399,6 @@ for g_n, group in enumerate(response.groups):
             with c_vote:
                 key = f"vote-{moment.chunk_id}"
                 st.feedback("thumbs", key=key, on_change=_vote, args=(query, moment.chunk_id, key))
+
+if answered:
+    _title_matches(response.titles)

@@ -187,3 +187,22 @@ def test_the_reaper_leaves_an_answer_in_flight_alone(call):
     with session_scope() as s:
         assert budget.reap_reservations(s) == []  # a job-less call reservation is not a lost job
         assert s.get(Reservation, held.reservation_id).status == "open"
+
+
+def test_clips_cover_the_moments_whole_window_and_the_answer_turn_opens_at_the_moments_second(call):
+    """Moment.start_s is the link second (just before the answer sentence), not the window start:
+    the clips are cut from the whole window, and the turn holding the answer sentence opens
+    where the moment's own link does, not at the start of that speaker's turn."""
+    from core.search.answers import clips_of
+
+    with session_scope() as s:
+        r = search(s, QUESTION, log=False)
+        clips = clips_of(s, r)
+    moment = next(m for _, m in r.hits() if m.answers)
+    assert moment.window_start_s is not None and moment.sentence_start_s is not None
+    mine = [c for c in clips if c.chunk_id == moment.chunk_id]
+    # From the window's first segment: the host's question before the answer is there too.
+    assert min(c.start_s for c in mine) <= moment.window_start_s + 0.5
+    assert max(c.end_s for c in mine) >= moment.end_s - 0.5
+    holding = next(c for c in mine if c.start_s <= moment.sentence_start_s < c.end_s)
+    assert holding.link == moment.link and holding.timestamp == moment.timestamp

@@ -213,3 +213,45 @@ def test_nul_and_control_characters_are_stripped_or_refused(archive):
         assert s.scalars(select(Feedback.query)).one() == "crohn's remission"
         saved = set_synonyms(s, {"ibd\x00": "crohn's\x00 disease"})
         assert saved == {"ibd": ["crohn's disease"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The same through the real CLI (`python -m core search`, a child process on the same database)
+# ---------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "-m", "core", *args], cwd=PROJECT_ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_cli_offers_search_instead_and_exact_searches_what_was_typed(archive):
+    typed = "what does Dr. Chaffee say about electrolites and crmaps"
+    corrected = _cli("search", typed)
+    assert corrected[1].startswith("(searched for: electrolytes")
+    assert corrected[1].endswith(f"— search instead for '{typed}' with --exact)")
+    exact = _cli("search", typed, "--exact")
+    assert not any(line.startswith("(searched for:") for line in exact)
+    # Searched as typed, the misspelt word is what the verdict reads: nothing says "electrolites".
+    assert "electrolites" in exact[0] and exact[0] != corrected[0], (exact[0], corrected[0])
+
+
+def test_the_cli_lists_a_queued_video_whose_title_matches(archive):
+    out = _cli("search", "TMJ")
+    assert out[0].startswith("No passage in the archive mentions")
+    at = out.index("Videos whose title matches:")
+    title = next(line for line in out[at + 1:] if "TMJ" in line)
+    assert title.strip().endswith("— queued for transcription")
+    assert f"https://www.youtube.com/watch?v={TMJ_ID}&t=0s" in out[out.index(title) + 1]
+    # An indexed video found by its title alone is listed without a status.
+    found = _cli("search", "Pascal Johns tripled his testosterone")
+    listed = found[found.index("Videos whose title matches:") + 1]
+    assert listed.strip().startswith(PASCAL_ID) and "—" not in listed

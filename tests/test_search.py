@@ -168,7 +168,8 @@ def test_admin_synonyms_widen_keyword_search(archive):
     with session_scope() as s:
         r = search(s, "IBD", mode="keyword")
     assert r.groups and r.groups[0].media_item_id == archive["crohns"]
-    assert "<mark>" in r.groups[0].moments[0].snippet_html
+    # Found through the synonym only: its words are marked, with the lighter synonym mark.
+    assert '<mark class="syn">' in r.groups[0].moments[0].snippet_html
 
 
 def test_bad_queries_get_clear_messages(archive):
@@ -195,6 +196,18 @@ def test_snippets_mark_matches_and_escape_html(db):
     assert "<script>" not in html_ and "&lt;" in html_ and "<mark>" in html_
     # A local file opens in the app's own player at the second.
     assert r.groups[0].moments[0].link.startswith(f"/?play={item.id}&t=")
+
+
+def test_typed_words_get_the_strong_mark_and_synonym_words_the_light_one_all_escaped():
+    from core.search.shaping import highlight, snippet_window
+
+    out = highlight("<b>Seed</b> oils & canola oil", ["seed", "oils"], ["canola", "oil", "vegetable"])
+    # "oil" is also a typed word's stem (oils): typed wins; only "canola" came from the synonym alone.
+    assert out == '&lt;b&gt;<mark>Seed</mark>&lt;/b&gt; <mark>oils</mark> &amp; <mark class="syn">canola</mark> <mark>oil</mark>'
+    # The snippet starts near the first typed word, even when a synonym is said earlier.
+    text_ = " ".join(["canola"] + ["filler"] * 100 + ["seed"] + ["filler"] * 100)
+    assert snippet_window(text_, ["seed"], 40, synonyms=["canola"]).split().index("seed") == 16
+    assert snippet_window(text_, ["absent"], 40, synonyms=["canola"]).startswith("canola")
 
 
 def test_deep_links():

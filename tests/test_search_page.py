@@ -4,6 +4,7 @@ Screenshots go to artifacts/screenshots/ (git-ignored) for a person to look at.
 """
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import pytest
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.search import cache, log_query
+from tests.test_query_handling import TMJ_ID
 from tests.test_search_seed import seed_archive
 
 pytestmark = pytest.mark.slow
@@ -211,3 +213,130 @@ def test_an_empty_archive_explains_how_to_add_content_and_bad_input_is_refused(a
     _shot(page, "search_empty_archive.png")
     page.goto(f"{app_url}/?q={'x' * 600}")
     page.wait_for_selector("text=too long")
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's script through streamlit's AppTest (no browser): search instead, title matches,
+# typed words marked apart from synonyms. Real database, real embeddings, real search().
+# ---------------------------------------------------------------------------------------------
+
+SEARCH_PAGE = PROJECT_ROOT / "pages" / "search.py"
+MISSPELT = "what does Dr. Chaffee say about electrolites and crmaps"
+
+
+def _page(**params: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(SEARCH_PAGE), default_timeout=120)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _shown_html(at) -> str:
+    """Every markdown/caption/warning the page rendered, in order (what a viewer reads, as HTML)."""
+    return "\n".join(str(el.value) for el in (*at.markdown, *at.caption, *at.warning, *at.subheader))
+
+
+def _moment_snippets(at) -> list[str]:
+    return [str(m.value) for m in at.markdown if 'class="moment-link' in str(m.value)]
+
+
+def test_search_instead_reruns_with_what_was_typed_and_the_choice_is_in_the_url(archive):
+    at = _page(q=MISSPELT)
+    shown = _shown_html(at)
+    assert "Searched for <b>electrolytes" in shown and "electrolites → electrolytes" in shown
+    button = at.button(key="search_instead")
+    assert "Search instead for" in button.label and "electrolites and crmaps" in button.label
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    # The same query, searched as typed: no correction line, and the choice lives in the URL.
+    assert at.query_params.get("exact") == "1" and at.query_params.get("q") == MISSPELT
+    shown = _shown_html(at)
+    assert "Searched for <b>" not in shown and "Searched exactly as typed" in shown
+    assert not any(b.key == "search_instead" for b in at.button)
+    # Shared as a link, ?q=…&exact=1 opens the same exact search.
+    shared = _page(q=MISSPELT, exact="1")
+    assert "Searched for <b>" not in _shown_html(shared) and "Searched exactly as typed" in _shown_html(shared)
+    # Without exact=1 the corrected search comes back: the two are not confused by any cache.
+    assert "Searched for <b>electrolytes" in _shown_html(_page(q=MISSPELT))
+
+
+@pytest.fixture()
+def listed(archive):
+    """The seeded archive plus one real channel video that is listed but not transcribed yet."""
+    from sqlalchemy import select
+
+    from core.models import Source
+    from tests.test_query_handling import TMJ_ID, _listed_item, _listing
+
+    entry = _listing()[TMJ_ID]
+    with session_scope() as s:
+        youtube = s.scalars(select(Source).where(Source.kind == "youtube")).one()
+        item = _listed_item(s, youtube, entry, status="queued")
+        s.flush()
+        cache.invalidate(s)
+        return {**archive, "tmj": item.id, "tmj_title": entry["title"]}
+
+
+def test_a_queued_video_whose_title_matches_shows_as_queued_for_transcription(listed):
+    # "TMJ" is never said in the transcripts: the verdict is *nothing*, and the listed video
+    # whose title holds it shows, with its status in words, instead of nothing at all.
+    at = _page(q="TMJ")
+    assert any("No passage in the archive mentions" in str(w.value) for w in at.warning)
+    assert "Videos whose title matches" in [str(h.value) for h in at.subheader]
+    titles = next(str(m.value) for m in at.markdown if "title-match" in str(m.value))
+    assert html.escape(listed["tmj_title"]) in titles
+    assert "queued for transcription" in titles
+    assert f"youtube.com/watch?v={TMJ_ID}" in titles
+
+
+def test_typed_words_are_marked_apart_from_synonym_words(archive):
+    from core.search import set_synonyms
+
+    with session_scope() as s:
+        set_synonyms(s, {"IBD": "Crohn's disease, colitis"})
+    at = _page(q="IBD diet")
+    snippets = _moment_snippets(at)
+    assert snippets
+    # "diet" was typed: a full mark. "Crohn's"/"disease" only came from the synonym: the lighter mark.
+    both = next((sn for sn in snippets if "<mark>diet</mark>" in sn.lower() and 'class="syn"' in sn), None)
+    assert both is not None, snippets
+    assert re.search(r'<mark class="syn">crohn&#x27;s</mark>', both, re.IGNORECASE), both
+    assert not re.search(r'<mark class="syn">diets?</mark>', both, re.IGNORECASE)
+    assert not re.search(r"<mark>(crohn&#x27;s|disease|colitis)</mark>", both, re.IGNORECASE)
+    assert "mark.syn{" in "".join(str(h.value) for h in at.html)  # styled lighter on the page
+
+
+def test_in_the_browser_search_instead_title_matches_and_synonym_marks_look_as_intended(app_url, listed, page):
+    from core.search import set_synonyms
+
+    page.goto(f"{app_url}/?q={quote(MISSPELT)}")
+    instead = page.get_by_role("button", name=re.compile("Search instead for"))
+    instead.wait_for()
+    _settle(page)
+    assert "electrolites and crmaps" in instead.inner_text()
+    _shot(page, "search_instead.png")
+    instead.click()
+    page.wait_for_function("window.location.search.includes('exact=1')")
+    page.wait_for_selector("text=Searched exactly as typed")
+    _settle(page)
+    assert "Searched for electrolytes" not in page.inner_text("body")
+
+    page.goto(f"{app_url}/?q=TMJ")
+    page.wait_for_selector("text=queued for transcription")
+    _settle(page)
+    item = page.locator("li.title-match").filter(has_text="queued for transcription").first
+    assert item.locator("a").get_attribute("href") == f"https://www.youtube.com/watch?v={TMJ_ID}&t=0s"
+    _shot(page, "search_title_queued.png")
+
+    with session_scope() as s:
+        set_synonyms(s, {"IBD": "Crohn's disease, colitis"})
+    page.goto(f"{app_url}/?q={quote('IBD diet')}")
+    page.wait_for_selector("mark.syn")
+    _settle(page)
+    typed_bg = page.locator("mark:not(.syn)").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    syn_bg = page.locator("mark.syn").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert typed_bg != syn_bg  # a viewer tells their own words from the synonyms' at a glance
+    _shot(page, "search_synonym_marks.png")

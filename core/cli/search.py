@@ -2,11 +2,15 @@
 
 The first line is always the verdict in words: whether the archive answers the query, or
 "No passage in the archive mentions knitting."; moments that do not answer come under the
-heading "Related, but not an answer".
+heading "Related, but not an answer". When spelling correction changed the query, the next line
+says what was searched and how to search what was typed (`--exact`). Videos whose title matches
+are listed with their transcription status ("queued for transcription"), so a video that is
+listed but not transcribed yet is shown instead of nothing.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 
@@ -26,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="number of moments to look at (default 10)")
     p.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword", "hybrid+rerank"])
+    p.add_argument("--exact", action="store_true",
+                   help="search the words exactly as typed (no spelling correction)")
     p.set_defaults(func=cmd_search)
 
 
@@ -34,21 +40,28 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     with session_scope() as session:
         try:
-            response = search(session, args.query, k=args.k, mode=args.mode)
+            response = search(session, args.query, k=args.k, mode=args.mode, correct=not args.exact)
         except QueryError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if not response.groups and not session.scalar(select(exists().where(Chunk.id.isnot(None)))):
+        if not response.groups and not response.titles and not session.scalar(select(exists().where(Chunk.id.isnot(None)))):
             print(EMPTY_ARCHIVE_HELP)
             return 0
     verdict = response.verdict
+    answered = verdict is None or verdict.answered
     print(verdict.message if verdict is not None else f"{len(response.groups)} videos.")
     if response.corrected_query:
-        print(f"(searched for: {response.corrected_query})")
+        print(f"(searched for: {response.corrected_query} — search instead for {_shell_quote(response.search_instead)}"
+              " with --exact)")
+    titles = _titles_block(response)
+    if titles and not answered:
+        # Nothing answers: a video whose title matches (perhaps not transcribed yet) comes first.
+        print()
+        print(titles)
     if not response.groups:
         return 0
     print()
-    if verdict is not None and not verdict.answered:
+    if not answered:
         print("Related, but not an answer:\n")
     blocks = []
     for n, group in enumerate(response.groups, 1):
@@ -60,5 +73,28 @@ def cmd_search(args: argparse.Namespace) -> int:
             lines.append(textwrap.indent(textwrap.fill(snippet, width=96), "      "))
         blocks.append("\n".join(lines))
     print("\n\n".join(blocks))
+    if titles and answered:
+        print()
+        print(titles)
     print(f"\n({response.total_ms:.0f} ms)")
     return 0
+
+
+def _shell_quote(value: str | None) -> str:
+    """The typed query as one shell word to paste back: 'like this' (shlex when it holds a quote)."""
+    value = value or ""
+    return f"'{value}'" if "'" not in value else shlex.quote(value)
+
+
+def _titles_block(response) -> str:
+    """'Videos whose title matches:' and one line per video the moments do not already show,
+    with its status in words for one not transcribed yet; "" when there is none."""
+    extra = [t for t in response.titles if not t.has_moments]
+    if not extra:
+        return ""
+    lines = ["Videos whose title matches:"]
+    for t in extra:
+        status = "" if t.transcribed else f" — {t.status.label}"
+        lines.append(f"   {t.title}{status}")
+        lines.append(f"      {t.link}")
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.search.links import deep_link
+from core.search.moments import TimedLine, split_sentences
 from core.search.records import Moment, SearchResponse, VideoGroup, format_timestamp
 from core.search.shaping import stem
 
@@ -56,20 +57,25 @@ class Clip:
     text: str
     link: str
     speaker: str | None = None  # None: the transcript names no speakers
-    pieces: tuple[tuple[float, str], ...] = ()  # (start second, text) of the turn's timed segments
+    pieces: tuple[tuple[float, float, str], ...] = ()  # (start, end, text) of the turn's timed segments
     url: str = ""  # the item's URL and local file: where a sentence's own deep link points
     media_path: str | None = None
+    link_s: float | None = None  # where `link` opens (None: start_s)
+
+    @property
+    def opens_at(self) -> float:
+        return self.start_s if self.link_s is None else self.link_s
 
     @property
     def timestamp(self) -> str:
-        return format_timestamp(self.start_s)
+        return format_timestamp(self.opens_at)
 
 
 @dataclass(frozen=True)
 class AnswerSentence:
     text: str
     clip: int  # the clip number it cites
-    start_s: float  # where in that clip's media the sentence is said (the turn's start for chat answers)
+    start_s: float  # where in that clip's media the sentence is said (chat answers: where the clip's link opens)
     link: str
     speaker: str | None = None  # who said it (the cited turn's speaker); None when unlabelled
 
@@ -103,23 +109,34 @@ def answering_moments(response: SearchResponse, *, limit: int = MAX_MOMENTS) -> 
     return picked[:limit]
 
 
-def _turns(session: Session, group: VideoGroup, moment: Moment) -> list[tuple[str | None, list[tuple[float, float, str]]]]:
-    """(speaker, [(start, end, text)]) runs of one speaker inside the moment, in speech order.
+def _window(moment: Moment) -> tuple[float, float]:
+    """The moment's hit window. `start_s` is where its link opens (just before the answer
+    sentence, core/search/moments.py); the window, and `text`, start at window_start_s."""
+    start = moment.window_start_s if moment.window_start_s is not None else moment.start_s
+    return min(start, moment.start_s), moment.end_s
 
-    From the stored timed segments; without any, the moment's text is one turn when its chunk
-    names at most one speaker, and nothing when it names several (no way to tell who said what).
+
+def _turns(session: Session, group: VideoGroup, moment: Moment) -> list[tuple[str | None, list[tuple[float, float, str]]]]:
+    """(speaker, [(start, end, text)]) runs of one speaker inside the moment's window, in speech order.
+
+    From the stored timed segments; without any, the moment's text (the whole window) is one
+    turn when its chunk names at most one speaker, and nothing when it names several (no way to
+    tell who said what).
     """
+    lo, hi = _window(moment)
     rows = session.execute(
         text(
             "SELECT start_s, end_s, text, speaker FROM transcript_segments "
             "WHERE media_item_id = :item AND start_s >= :lo AND start_s < :hi ORDER BY start_s, idx"
         ),
-        {"item": group.media_item_id, "lo": moment.start_s - 1.0, "hi": moment.end_s},
+        # A segment a few tenths before the window still belongs to it (chunk and segment
+        # boundaries come from the same times, rounded).
+        {"item": group.media_item_id, "lo": lo - 0.5, "hi": hi},
     ).all()
     if not rows:
         if len(moment.speakers) > 1:
             return []
-        return [(moment.speakers[0] if moment.speakers else None, [(moment.start_s, moment.end_s, moment.text)])]
+        return [(moment.speakers[0] if moment.speakers else None, [(lo, hi, moment.text)])]
     turns: list[tuple[str | None, list[tuple[float, float, str]]]] = []
     for start, end, body, speaker in rows:
         who = (speaker or "").strip() or None
@@ -131,19 +148,26 @@ def _turns(session: Session, group: VideoGroup, moment: Moment) -> list[tuple[st
 
 
 def clips_of(session: Session, response: SearchResponse, *, link_base: str = "/", max_clips: int = MAX_CLIPS) -> list[Clip]:
-    """The speaker turns of the answering moments, numbered from 1 (best moment first)."""
+    """The speaker turns of the answering moments, numbered from 1 (best moment first).
+
+    A clip's link opens at its turn's start, except the turn that holds the moment's answer
+    sentence: that one opens where the moment's own link does (Moment.start_s, just before
+    the sentence), not up to a minute earlier at the start of the turn.
+    """
     clips: list[Clip] = []
     for group, moment in answering_moments(response):
+        answer_at = moment.sentence_start_s if moment.sentence_start_s is not None else moment.start_s
         for speaker, segs in _turns(session, group, moment):
             if len(clips) == max_clips:
                 return clips
-            start = segs[0][0]
+            start, end = segs[0][0], segs[-1][1]
+            link_s = moment.start_s if start <= answer_at < end else start
             clips.append(Clip(
                 number=len(clips) + 1, media_item_id=group.media_item_id, chunk_id=moment.chunk_id, title=group.title,
-                start_s=start, end_s=segs[-1][1], text=" ".join(t.strip() for _, _, t in segs),
-                link=deep_link(_ItemRef(group.media_item_id, group.url, group.media_path), start, base=link_base),
-                speaker=speaker, pieces=tuple((s, t.strip()) for s, _, t in segs), url=group.url,
-                media_path=group.media_path,
+                start_s=start, end_s=end, text=" ".join(t.strip() for _, _, t in segs),
+                link=deep_link(_ItemRef(group.media_item_id, group.url, group.media_path), link_s, base=link_base),
+                speaker=speaker, pieces=tuple((s, e, t.strip()) for s, e, t in segs), url=group.url,
+                media_path=group.media_path, link_s=link_s,
             ))
     return clips
 
@@ -162,22 +186,12 @@ def _sentence_link(clip: Clip, second: float, link_base: str) -> str:
 
 
 def sentences_of(clip: Clip) -> list[tuple[str, float]]:
-    """(sentence, the second it starts) inside one turn: the start of the segment it begins in."""
-    pieces = clip.pieces or ((clip.start_s, clip.text),)
-    full, offsets = "", []
-    for start, body in pieces:
-        if full:
-            full += " "
-        offsets.append((len(full), start))
-        full += body
-    out, pos = [], 0
-    for part in _SENTENCE.split(full):
-        at = full.find(part, pos)
-        pos = at + len(part)
-        second = max((s for off, s in offsets if off <= at), default=clip.start_s)
-        if part.strip():
-            out.append((part.strip(), second))
-    return out
+    """(sentence, the second it starts) inside one turn, cut and timed as the moments' answer
+    sentences are (core/search/moments.split_sentences: the second of its first word,
+    interpolated inside its segment), so a quoted sentence and the moment's link agree."""
+    pieces = clip.pieces or ((clip.start_s, clip.end_s, clip.text),)
+    lines = [TimedLine(start, end, body, clip.speaker) for start, end, body in pieces]
+    return [(s.text, s.start_s) for s in split_sentences(lines) if s.text.strip()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +341,7 @@ def chat_answer(session: Session, response: SearchResponse, *, settings=None, li
             mixed += 1  # one sentence over two speakers' words: it would make one person say both
             continue
         clip = by_number[cited[0]]
-        sentences.append(AnswerSentence(body, clip.number, clip.start_s, clip.link, clip.speaker))
+        sentences.append(AnswerSentence(body, clip.number, clip.opens_at, clip.link, clip.speaker))
     notes = [f"dropped {dropped} sentence(s) without a valid citation"] if dropped else []
     if mixed:
         notes.append(f"dropped {mixed} sentence(s) that joined two speakers' words")

@@ -220,7 +220,8 @@ def search(
         t = lap("rerank", t)
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
-                   moments_per_video=moments_per_video, weights=keyword_weights(kq))
+                   moments_per_video=moments_per_video, weights=keyword_weights(kq),
+                   typed_terms=prepared.typed_terms)
     t = lap("shape", t)
     verdict, groups = judge(session, prepared, groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
                             rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden,

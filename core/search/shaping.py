@@ -84,16 +84,22 @@ def stem(word: str) -> str:
     return w
 
 
-def highlight(snippet: str, terms: Sequence[str]) -> str:
-    """HTML-escaped snippet with every word that matches a term wrapped in <mark>."""
-    stems = {stem(t) for t in terms if t}
+def highlight(snippet: str, terms: Sequence[str], synonyms: Sequence[str] = ()) -> str:
+    """HTML-escaped snippet: words matching a typed term wrapped in <mark>, words that only a
+    synonym expansion brought in wrapped in <mark class="syn"> (the page styles them lighter),
+    so a viewer sees which words were theirs. A word matching both counts as typed."""
+    typed = {stem(t) for t in terms if t}
+    added = {stem(t) for t in synonyms if t} - typed
     out: list[str] = []
     pos = 0
     for match in _TOKEN.finditer(snippet):
         out.append(html.escape(snippet[pos : match.start()]))
         word = match.group(0)
-        if stems and stem(word) in stems:
+        key = stem(word) if typed or added else ""
+        if key in typed:
             out.append(f"<mark>{html.escape(word)}</mark>")
+        elif key in added:
+            out.append(f'<mark class="syn">{html.escape(word)}</mark>')
         else:
             out.append(html.escape(word))
         pos = match.end()
@@ -101,14 +107,24 @@ def highlight(snippet: str, terms: Sequence[str]) -> str:
     return "".join(out)
 
 
-def snippet_window(text_: str, terms: Sequence[str], words: int = SNIPPET_WORDS) -> str:
-    """About `words` words of text, starting a little before the first matched word."""
+def _first_match(parts: Sequence[str], stems: set[str]) -> int | None:
+    for i, p in enumerate(parts):
+        m = _TOKEN.search(p)
+        if m and stem(m.group(0)) in stems:
+            return i
+    return None
+
+
+def snippet_window(text_: str, terms: Sequence[str], words: int = SNIPPET_WORDS, synonyms: Sequence[str] = ()) -> str:
+    """About `words` words of text, starting a little before the first typed word (the first
+    synonym-only word when the text holds none of the typed ones)."""
     parts = text_.split()
     if len(parts) <= words:
         return text_
-    stems = {stem(t) for t in terms}
-    first = next((i for i, p in enumerate(parts) if _TOKEN.search(p) and stem(_TOKEN.search(p).group(0)) in stems), 0)
-    start = max(0, min(first - 15, len(parts) - words))
+    first = _first_match(parts, {stem(t) for t in terms if t})
+    if first is None:
+        first = _first_match(parts, {stem(t) for t in synonyms if t})
+    start = max(0, min((first or 0) - 15, len(parts) - words))
     piece = " ".join(parts[start : start + words])
     return ("… " if start > 0 else "") + piece + (" …" if start + words < len(parts) else "")
 
@@ -167,13 +183,18 @@ def shape(
     link_base: str = "/",
     rows: dict[int, ChunkRow] | None = None,
     weights: Mapping[str, float] | None = None,
+    typed_terms: Sequence[str] | None = None,
 ) -> list[VideoGroup]:
     """Fused (chunk id, score) best first → at most k videos, each with its best moments.
 
     `weights` (query lexeme → idf, from the keyword side) place each moment's link on the
     sentence where its answer starts (core/search/moments.py); without them the query's
-    words as Postgres stems them count equally.
+    words as Postgres stems them count equally. `typed_terms` (PreparedQuery.typed_terms) are
+    the query's own words among `terms`; the rest came from synonyms and are marked lighter.
+    None: every term counts as typed.
     """
+    typed = tuple(terms) if typed_terms is None else tuple(typed_terms)
+    added = tuple(t for t in terms if t not in set(typed))
     if rows is None:
         rows = load_chunks(session, [cid for cid, _ in fused])
     score = dict(fused)
@@ -210,7 +231,7 @@ def shape(
     groups: list[VideoGroup] = []
     for best_score, item_id, runs in shown:
         first = per_item[item_id][0]
-        moments = [_moment(run, first, score, terms, link_base, next(located)) for _, run in runs]
+        moments = [_moment(run, first, score, (typed, added), link_base, next(located)) for _, run in runs]
         groups.append(
             VideoGroup(
                 media_item_id=item_id,
@@ -232,8 +253,10 @@ def shape(
     return groups
 
 
-def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms: Sequence[str], link_base: str,
-            located: Located | None) -> Moment:
+def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float],
+            terms: tuple[Sequence[str], Sequence[str]], link_base: str, located: Located | None) -> Moment:
+    """One moment; `terms` = (typed words, synonym-only words) for the snippet's highlighting."""
+    typed, added = terms
     best = max(run, key=lambda r: score[r.id])
     merged = run[0].text
     for nxt in run[1:]:
@@ -241,7 +264,7 @@ def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms
     speakers = tuple(dict.fromkeys(s.strip() for r in run for s in (r.speakers or "").split(",") if s.strip()))
     if located is None:
         # No stored segments (an item indexed from bare chunks): the best chunk's own start.
-        start, sentence, snippet = best.start_s, None, snippet_window(merged, terms)
+        start, sentence, snippet = best.start_s, None, snippet_window(merged, typed, synonyms=added)
     else:
         # The sentence where the answer starts, over the whole run (a merged moment links to
         # its best sentence, wherever in the run it is), and the snippet centred on it.
@@ -253,7 +276,7 @@ def _moment(run: list[ChunkRow], first: ChunkRow, score: dict[int, float], terms
         start_s=start,
         end_s=run[-1].end_s,
         text=merged,
-        snippet_html=highlight(snippet, terms),
+        snippet_html=highlight(snippet, typed, added),
         score=score[best.id],
         link=deep_link(_ItemRef(first), start, base=link_base),
         speakers=speakers,
