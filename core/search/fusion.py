@@ -52,15 +52,16 @@ class FusionConfig:
     # reaches verdict_min_score (coverage: the share of the query's content-word idf its chunk holds);
     # with the reranker on, its probability must also reach verdict_rerank. Fitted by
     # bench/verdict.py on one half of the labelled in-archive and out-of-archive questions (reported
-    # on the other half); they depend on the embedding model (here bge-small-en-v1.5).
-    verdict_min_score: float = 0.669
-    verdict_coverage_weight: float = 0.25
-    verdict_absent_penalty: float = 0.08
+    # on the other half); they depend on the embedding model (here the default all-MiniLM-L6-v2):
+    # re-fit them with bench/verdict.py after changing EMBEDDING_MODEL.
+    verdict_min_score: float = 0.517
+    verdict_coverage_weight: float = 0.60
+    verdict_absent_penalty: float = 0.04
     verdict_rerank: float = 0.0
     # Without an answer, at most this many moments are shown as "related, but not an answer",
     # and only those at least this close in meaning (keyword mode: holding a query word).
     verdict_related_moments: int = 3
-    verdict_related_cosine: float = 0.654
+    verdict_related_cosine: float = 0.410
 
 
 def fusion_config(session: Session | None) -> FusionConfig:
