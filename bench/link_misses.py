@@ -27,13 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=float, nargs=3, metavar=("TARGET_S", "MAX_S", "OVERLAP_S"),
                     help="chunk the transcripts with these window settings (core/chunking.py) instead of the defaults")
     args = ap.parse_args(argv)
-    if args.window:
-        import functools
-
-        import core.chunking
-
-        t, m, o = args.window
-        core.chunking.chunk_segments = functools.partial(core.chunking.chunk_segments, target_s=t, max_s=m, overlap_s=o)
     _corpus.use_scratch_database()
     from sqlalchemy import text
 
@@ -44,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = get_embedder()
     with session_scope() as session:
-        item_to_video = relevance.load_chaffee(session, embedder, distractors=args.distractors)
+        item_to_video = relevance.load_chaffee(session, embedder, distractors=args.distractors, window=args.window)
         video_item = {v: i for i, v in item_to_video.items()}
         for name, path in relevance.question_sets(args.qset).items():
             labels = relevance.chaffee_labels(path)
