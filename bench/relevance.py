@@ -380,7 +380,8 @@ def app_feedback_judgments(videos: set[str]) -> list:
         return [j for j in judgments(s) if j.external_id in videos]
 
 
-def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, str]:
+def load_chaffee(session, embedder, *, distractors: bool = False, window: tuple[float, float, float] | None = None
+                 ) -> dict[int, str]:
     """The transcripts as YouTube items (pipeline chunking, and their timed segments stored as
     the pipeline stores them: the sentence locator reads those); returns item id → video id."""
     from sqlalchemy import insert
@@ -394,7 +395,8 @@ def load_chaffee(session, embedder, *, distractors: bool = False) -> dict[int, s
     for n, vid in enumerate(videos):
         segs = parse_caption_file(_corpus.TRANSCRIPTS / f"{vid}.srt")
         segments.append(segs)
-        chunks = list(chunk_segments(segs))
+        chunks = list(chunk_segments(segs) if window is None else
+                      chunk_segments(segs, target_s=window[0], max_s=window[1], overlap_s=window[2]))
         items.append({"external_id": vid, "title": f"Interview {vid}", "url": f"https://www.youtube.com/watch?v={vid}",
                       "duration_s": segs[-1].end})
         rows += [(n, c.index, c.start, c.end, c.text) for c in chunks]
@@ -600,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
                          "or /work/sets/paraphrase.jsonl), or every one whose file exists (default)")
     ap.add_argument("--no-distractors", dest="distractors", action="store_false",
                     help="transcripts alone (skip the runs with the NFCorpus distractor items)")
+    ap.add_argument("--window", type=float, nargs=3, metavar=("TARGET_S", "MAX_S", "OVERLAP_S"),
+                    help="chunk the transcripts with these window settings instead of core/chunking.py's defaults")
     ap.add_argument("--per-query", action="store_true", help="Chaffee set: print each query's nDCG@10 per method")
     ap.add_argument("--merge-answer-starts", type=Path, metavar="JSONL",
                     help=f"write a reader's answer starts (e.g. {ANSWER_STARTS_FILE}) into {QUERIES_FILE.name} and stop")
@@ -642,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{name}: {len(set_labels[name])} questions, {len(spans)} answer spans, {marked} of them with "
                       f"an answer start after the span start — {sets[name]}")
             for distractors in (False, True) if args.distractors else (False,):
-                item_to_video = load_chaffee(session, embedder, distractors=distractors)
+                item_to_video = load_chaffee(session, embedder, distractors=distractors, window=args.window)
                 where = "Chaffee transcripts" + (" + 3,633 NFCorpus abstracts as distractor items" if distractors else "")
                 for name, path in sets.items():
                     lab = set_labels[name]

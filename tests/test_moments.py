@@ -213,3 +213,19 @@ def test_sentences_carry_their_own_seconds_across_lines():
     assert got[3].start_s == 25.0  # a pause starts a sentence even without punctuation
     # "Dr." is not the end of a sentence.
     assert len(split_sentences([TimedLine(0, 3, "Ask Dr. Chaffee about it. He knows.")])) == 2
+
+
+def test_a_viewers_question_read_out_links_to_the_answer_not_to_the_question(engine_with, tmp_path):
+    # The host reads a viewer's question: its words are in the statement before the "?", the answer
+    # starts after it. A viewer typing those words wants the answer.
+    segs = _srt_slice(shared_path("transcripts", "RcBwvdVEAr8.srt"), tmp_path / "lipids.srt", 2200, 2400)
+    item = engine_with(tmp_path / "lipids.srt", "Lipids Q&A")
+    asked = next(s for s in segs if "My dad is two months on carnivore" in s.text)
+    answer = next(s for s in segs if s.start > asked.start and "Well, so it's" in s.text)
+
+    moment = _first_moment("my dad's triglycerides went up and his HDL dropped on carnivore", item)
+
+    second = _link_second(moment)
+    assert answer.start - 2 <= second <= answer.start, (second, answer)
+    assert "Well, so it's" in moment.sentence
+    assert moment.sentence in _plain(moment.snippet_html)
