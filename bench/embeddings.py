@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import _corpus  # noqa: E402
 import relevance  # noqa: E402
 
-PARAPHRASE_FILE = Path("/work/sets/paraphrase.jsonl")
+PARAPHRASE_FILE = Path(__file__).resolve().parent / "chaffee_paraphrase.jsonl"
 
 
 @dataclass

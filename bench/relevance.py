@@ -9,8 +9,7 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
    of the same video; each span counts once. Thumbs-up/down feedback stored by the app (the
    `feedback` table of the configured database, with --feedback) adds judgments.
 
-3. The paraphrase set (bench/chaffee_paraphrase.jsonl, or /work/sets/paraphrase.jsonl until it is
-   committed; same format): questions written from a one-line summary of each passage by someone
+3. The paraphrase set (bench/chaffee_paraphrase.jsonl, same format): questions written from a one-line summary of each passage by someone
    who never read the transcript. Run beside the 100-set whenever its file exists (--set picks one).
    Each transcript set runs alone and with the 3,633 NFCorpus abstracts as distractor items.
 
@@ -294,7 +293,7 @@ class Span:
     answer_start: float  # the second the answer is first said (a reader's mark; else the span start)
 
 
-PARAPHRASE_FILES = (Path(__file__).resolve().parent / "chaffee_paraphrase.jsonl", Path("/work/sets/paraphrase.jsonl"))
+PARAPHRASE_FILES = (Path(__file__).resolve().parent / "chaffee_paraphrase.jsonl",)
 ANSWER_STARTS_FILE = Path("/work/sets/chaffee_answer_starts.jsonl")
 
 
@@ -599,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("nfcorpus", "chaffee"), help="run one set")
     ap.add_argument("--set", dest="qset", choices=("all", "100-set", "paraphrase"), default="all",
                     help="transcript question sets: the 100-question set, the paraphrase set (bench/chaffee_paraphrase.jsonl "
-                         "or /work/sets/paraphrase.jsonl), or every one whose file exists (default)")
+                         "), or every one whose file exists (default)")
     ap.add_argument("--no-distractors", dest="distractors", action="store_false",
                     help="transcripts alone (skip the runs with the NFCorpus distractor items)")
     ap.add_argument("--window", type=float, nargs=3, metavar=("TARGET_S", "MAX_S", "OVERLAP_S"),

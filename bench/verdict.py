@@ -2,9 +2,9 @@
 
 Sets (JSON Lines, one question a line):
 - in-archive: bench/chaffee_queries.jsonl (100 labelled questions over the real transcripts) and
-  the paraphrase set (default /work/sets/paraphrase.jsonl; same format), when present;
+  the paraphrase set (bench/chaffee_paraphrase.jsonl; same format), when present;
 - out-of-archive: {"id", "query", "health", "key_terms"} questions whose key term occurs nowhere
-  in the shared transcripts (default /work/sets/out_of_archive.jsonl). The script checks that
+  in the shared transcripts (bench/chaffee_out_of_archive.jsonl). The script checks that
   claim against the SRT text and says which key terms do occur.
 
 Corpus: the two real SRTs in ../shared/data/transcripts, loaded as bench/relevance.py loads them
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _corpus  # noqa: E402
 import relevance  # noqa: E402
 
-SETS_DIR = Path(os.environ.get("CHAFFEE_SETS", "/work/sets"))
+SETS_DIR = Path(os.environ.get("CHAFFEE_SETS", Path(__file__).resolve().parent))
 TARGET_OUT = 0.90  # share of out-of-archive questions that must be told nothing / related only
 TARGET_IN = 0.05  # share of in-archive questions that may be told so
 DEPTH = 5  # top moments the verdict reads (core.search.verdict.VERDICT_DEPTH)
@@ -231,8 +231,8 @@ def report(questions: list[Question], rejected: np.ndarray, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--paraphrase", type=Path, default=SETS_DIR / "paraphrase.jsonl")
-    ap.add_argument("--out-of-archive", type=Path, default=SETS_DIR / "out_of_archive.jsonl")
+    ap.add_argument("--paraphrase", type=Path, default=SETS_DIR / "chaffee_paraphrase.jsonl")
+    ap.add_argument("--out-of-archive", type=Path, default=SETS_DIR / "chaffee_out_of_archive.jsonl")
     ap.add_argument("--distractors", action="store_true", help="add the NFCorpus abstracts as distractor items")
     ap.add_argument("--rerank", action="store_true", help="run the cross-encoder and fit its threshold too")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions of each set (smoke runs)")
@@ -241,8 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     questions = read_set(relevance.QUERIES_FILE, "chaffee")
-    if not args.paraphrase.exists() and (SETS_DIR / "paraphrase_questions.jsonl").exists():
-        args.paraphrase = SETS_DIR / "paraphrase_questions.jsonl"  # the questions before their spans are added
     if args.paraphrase.exists():
         questions += read_set(args.paraphrase, "paraphrase")
     else:
