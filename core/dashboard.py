@@ -3,7 +3,7 @@
 Everything is aggregated in SQL (GROUP BY day/engine/status, LIMIT/OFFSET pages), so the
 pages stay fast at 10,000+ items and a year of ledger rows: Python only ever sees one row
 per day, per engine or per page. Money rules (caps, prices, estimates, budget days in the
-budget's timezone) come from core.budget; nothing here decides or writes anything.
+budget's timezone) come from core.backfill.budget; nothing here decides or writes anything.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import NamedTuple
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from core import budget, clock, queue
+from core import clock, engines
+from core.backfill import budget, queue
 from core.audit import escape_like
 from core.config import get_settings
 from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
@@ -31,7 +32,7 @@ def _money(value) -> float:
 
 
 def _local_day(column, tz_name: str):
-    """The calendar day of a timestamp in the budget's timezone (same days as core.budget)."""
+    """The calendar day of a timestamp in the budget's timezone (same days as core.backfill.budget)."""
     return func.date(func.timezone(tz_name, column))
 
 
@@ -164,7 +165,7 @@ def by_engine(session: Session, *, since: datetime | None = None) -> list[Engine
     spend = {r.engine: r for r in budget.spend_by_engine(session, since=since)}
     rows: list[EngineRow] = []
     for engine, (n, hours) in items.items():
-        ledger = spend.pop(budget.ledger_name(engine), None)
+        ledger = spend.pop(engines.ledger_name(engine), None)
         rows.append(EngineRow(engine, n, hours, ledger.usd if ledger else 0.0))
     for name, ledger in spend.items():  # paid lines that are no transcription engine (embeddings, GPU)
         rows.append(EngineRow(name, 0, ledger.audio_minutes / 60, ledger.usd))
@@ -196,7 +197,7 @@ class Projection(NamedTuple):
 
 
 def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
-    """What the unfinished items will cost, priced by core.budget.estimate at today's prices."""
+    """What the unfinished items will cost, priced by core.backfill.budget.estimate at today's prices."""
     now = now or clock.now()
     n, known_s, unknown = session.execute(
         select(
@@ -208,7 +209,8 @@ def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
     prices = budget.get_prices(session)
     settings = get_settings()
     paid = [e for e in settings.transcription_engines if budget.is_paid(prices, e)]
-    paid_embed = "openai-embed" if settings.embedding_provider == "openai" else None
+    embedder = engines.embedding_engine(settings.embedding_provider)
+    paid_embed = embedder.ledger if embedder is not None else None
     # One estimate over the summed audio equals the sum of per-item estimates (prices are linear).
     total_s = float(known_s) + int(unknown) * budget.UNKNOWN_DURATION_S
     worst = budget.estimate(prices, duration_s=total_s, transcriber=paid[0] if paid else None, embedding_paid=paid_embed).usd if n else 0.0
@@ -466,7 +468,7 @@ class DeadRow(NamedTuple):
 
 
 def dead_letters(session: Session, *, limit: int = 200) -> list[DeadRow]:
-    """Dead-lettered jobs with their item's title and last error, newest first (core.queue.dead_letter + titles)."""
+    """Dead-lettered jobs with their item's title and last error, newest first (core.backfill.queue.dead_letter + titles)."""
     jobs = queue.dead_letter(session, limit=limit)
     titles = dict(
         session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs]))).all()

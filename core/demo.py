@@ -26,7 +26,8 @@ from typing import NamedTuple
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from core import admin_actions, audit, budget, clock, priorities
+from core import admin_actions, audit, clock
+from core.backfill import budget, priorities
 from core.config import PROJECT_ROOT, get_settings
 from core.models import AuditEntry, Feedback, Job, LedgerEntry, LoginAttempt, MediaItem, QueryLogEntry, Worker
 from core.pipeline import get_or_create_source, register_item

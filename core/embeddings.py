@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # The tokenizers library warns on every fork after a parallel encode (the UI server and the
 # scheduler start child processes); single-threaded tokenising costs nothing next to the model.
@@ -115,6 +115,25 @@ class Embedder(Protocol):
         ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class Embedded(NamedTuple):
+    """Vectors and what the call cost: the tokens the provider billed for them (0 for local models)."""
+
+    vectors: np.ndarray
+    tokens: int
+
+
+def embed_counted(embedder: Embedder, texts: list[str]) -> Embedded:
+    """Embed documents and return the billed tokens with them.
+
+    Usage is a return value, never a counter read before and after: one embedder serves
+    every job of a process, and concurrent jobs' differences of a shared counter overlap.
+    """
+    counted = getattr(embedder, "embed_counted", None)
+    if counted is not None:
+        return counted(texts)
+    return Embedded(embedder.embed_documents(texts), 0)
 
 
 def local_model(name: str) -> LocalModel:
@@ -246,7 +265,7 @@ class SentenceTransformerEmbedder:
 
 
 class OpenAIEmbedder:
-    """OpenAI (or any compatible server) embeddings; token usage is returned for the ledger."""
+    """OpenAI (or any compatible server) embeddings; `embed_counted` returns the billed tokens for the ledger."""
 
     provider = "openai"
     DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
@@ -258,20 +277,23 @@ class OpenAIEmbedder:
         self.dim = self.DIMS.get(model, 1536)
         self._client = OpenAI(api_key=api_key or "missing-key", base_url=base_url, max_retries=3)
         self._batch_size = batch_size
-        self.tokens_used = 0  # running total, read by the pipeline for the ledger
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def embed_counted(self, texts: list[str]) -> Embedded:
         rows: list[list[float]] = []
+        tokens = 0  # this call's own count: the embedder is shared by concurrent jobs
         for i in range(0, len(texts), self._batch_size):
             resp = self._client.embeddings.create(model=self.model, input=texts[i : i + self._batch_size])
             rows.extend(d.embedding for d in sorted(resp.data, key=lambda d: d.index))
             if resp.usage is not None:
-                self.tokens_used += resp.usage.total_tokens
+                tokens += resp.usage.total_tokens
         if not rows:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return Embedded(np.zeros((0, self.dim), dtype=np.float32), tokens)
         out = _normalise(np.array(rows))
         self.dim = out.shape[1]
-        return out
+        return Embedded(out, tokens)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self.embed_counted(texts).vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]

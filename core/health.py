@@ -5,14 +5,13 @@ seconds from the health page's live fragment.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.backfill.storage import database_bytes, dir_bytes
 from core.config import Settings
 from core.models import ITEM_STATUSES, JOB_STATUSES, Job, MediaItem, Worker
 
@@ -114,30 +113,10 @@ def workers(session: Session, settings: Settings, *, now: datetime | None = None
     return out
 
 
-def _dir_bytes(path: Path) -> int:
-    """Bytes of the files under `path` (os.scandir: no stat of every file through pathlib)."""
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(Path(entry.path))
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue  # a file removed while we walk
-        except OSError:
-            continue
-    return total
-
-
 def storage(session: Session, settings: Settings, *, include_media: bool = True) -> Storage:
     """Database size (pg_database_size) plus downloaded media, against `storage_limit_gb`."""
-    db_bytes = int(session.scalar(text("SELECT pg_database_size(current_database())")) or 0)
-    media = _dir_bytes(settings.media_dir) if include_media and settings.media_dir.exists() else 0
+    db_bytes = database_bytes(session)
+    media = dir_bytes(settings.media_dir) if include_media and settings.media_dir.exists() else 0
     return Storage(db_bytes, media, int(settings.storage_limit_gb * 1024**3))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import admin_actions, budget
+from core import admin_actions
+from core.backfill import budget
 from core.db import session_scope
 from core.search.fusion import fusion_config
 from core.search.preprocess import get_synonyms

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         from core.db import database_url, get_engine
-        from core.worker import Worker, install_signal_handlers
+        from core.backfill.worker import Worker, install_signal_handlers
 
         get_engine()  # start/join the database and migrate before the job store touches it
         url = database_url(settings)

@@ -11,12 +11,14 @@ import pytest
 from apscheduler.util import ref_to_obj
 from sqlalchemy import func, select, text
 
-from core import budget, clock, queue
+from core import clock
+from core.backfill import budget, queue
 from core.config import PROJECT_ROOT
 from core.db import session_scope
+from core.states import WaitReason
 from core.embeddings import ensure_space
 from core.models import Job, LedgerEntry, MediaItem, Worker
-from core.progress import last_snapshot
+from core.backfill.progress import last_snapshot
 from scheduler.__main__ import JOBS_TABLE
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_worker_processes import _FakeAPIEmbedder, add_items, worker_env
@@ -103,7 +105,7 @@ def test_roll_over_resumes_paid_work_at_midnight_and_the_reaper_takes_back_dead_
             s.add(LedgerEntry(at=t0 - timedelta(hours=1), engine="openai-transcribe", usd=0.10))
             waiting = s.scalars(select(Job).where(Job.media_item_id == ids[0])).one()
             # Deferred (e.g. by the admin's raised-then-lowered budget) to some time far away.
-            queue.defer(s, waiting, until=t0 + timedelta(days=3), why="waiting:budget")
+            queue.defer(s, waiting, until=t0 + timedelta(days=3), why=WaitReason.BUDGET)
         assert jobs.budget_rollover() == 0  # the day's money is spent: nothing to wake
         clock.set_now(datetime(2026, 11, 30, 0, 0, 5, tzinfo=timezone.utc))
         assert jobs.budget_rollover() == 1

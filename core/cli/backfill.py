@@ -46,7 +46,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core.db import session_scope
-    from core.progress import progress_summary
+    from core.backfill.progress import progress_summary
 
     with session_scope() as s:
         p = progress_summary(s)
@@ -74,7 +74,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
 
     with session_scope() as s:
@@ -84,7 +84,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(_args: argparse.Namespace) -> int:
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
 
     with session_scope() as s:
@@ -96,7 +96,7 @@ def cmd_resume(_args: argparse.Namespace) -> int:
 def cmd_retry_dead(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
     from core.models import Job
 
@@ -114,7 +114,7 @@ def cmd_retry_dead(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.worker import Worker, install_signal_handlers
+    from core.backfill.worker import Worker, install_signal_handlers
 
     for name in args.plugin:
         importlib.import_module(name)

@@ -176,7 +176,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from core.pipeline import process_item
     from core.sources.files import is_transcript_file
     from core.transcribe.registry import available_engines, unavailable_reason
-    from core.worker import Worker
+    from core.backfill.worker import Worker
 
     if not _looks_like_url(args.target) and is_transcript_file(Path(args.target)):
         return _import(args)
@@ -233,8 +233,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_channel(args: argparse.Namespace) -> int:
-    from core.progress import start_run
-    from core.sync import sync_channel
+    from core.backfill.progress import start_run
+    from core.backfill.sync import sync_channel
 
     report = sync_channel(url=args.url, limit=args.limit)
     if report.error:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MAX_CLIPS = 5
 MAX_SENTENCES = 3
 CHAT_ENGINE = "chat"
-# Used only when the admin has not priced "chat" in the budget's price table (core/budget.py).
+# Used only when the admin has not priced "chat" in the budget's price table (core/backfill/budget.py).
 DEFAULT_CHAT_USD_PER_MILLION_TOKENS = 0.60
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 _CITE = re.compile(r"\[(\d+)\]")
@@ -176,7 +176,7 @@ def _chat_messages(question: str, clips: list[Clip]) -> list[dict]:
 def _price_usd(session: Session, tokens: int) -> tuple[float, bool]:
     """(dollars, priced by the budget's table?)"""
     try:
-        from core import budget
+        from core.backfill import budget
 
         price = budget.get_prices(session).get(CHAT_ENGINE)
         if price is not None and not price.free:
@@ -190,7 +190,7 @@ def _record_cost(session: Session, model: str, tokens: int, item_id: int | None)
     usd, priced = _price_usd(session, tokens)
     note = f"cited answer ({model}, {tokens} tokens)"
     if priced:
-        from core import budget
+        from core.backfill import budget
 
         return float(budget.record_spend(session, CHAT_ENGINE, tokens=tokens, note=note, item_id=item_id))
     from core.models import LedgerEntry
@@ -202,7 +202,7 @@ def _record_cost(session: Session, model: str, tokens: int, item_id: int | None)
 
 def _budget_left(session: Session) -> float | None:
     try:
-        from core import budget
+        from core.backfill import budget
 
         return budget.state(session).left
     except Exception:
