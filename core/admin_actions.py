@@ -25,6 +25,7 @@ from core import audit, clock, settings_store
 from core.backfill import budget, priorities, queue
 from core.config import ENGINES, get_settings
 from core.models import Chunk, Job, MediaItem, Source
+from core.states import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def skip_item(session: Session, actor: str, item_id: int, skipped: bool = True) 
 
 
 def _dead_snapshot(session: Session, job_id: int | None, item_id: int | None) -> tuple[list[dict], str]:
-    stmt = select(Job).where(Job.status == "dead")
+    stmt = select(Job).where(Job.status == JobStatus.DEAD)
     stmt = stmt.where(Job.id == job_id) if job_id is not None else stmt.where(Job.media_item_id == item_id)
     jobs = list(session.scalars(stmt))
     if not jobs:
@@ -207,7 +208,7 @@ def retry_dead(session: Session, actor: str, *, job_id: int | None = None, item_
     """Give dead-lettered jobs fresh attempts (core.backfill.queue.retry_dead); returns how many."""
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.retry_dead(session, job_id, item_id=item_id))
-    audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": "queued"})
+    audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": JobStatus.QUEUED.value})
     return int(n)  # type: ignore[arg-type]
 
 
@@ -215,7 +216,7 @@ def discard_dead(session: Session, actor: str, *, job_id: int | None = None, ite
     """Give up on dead-lettered jobs for good (the item becomes skipped); returns how many."""
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.discard_dead(session, job_id, item_id=item_id))
-    audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": "cancelled"})
+    audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": JobStatus.CANCELLED.value})
     return int(n)  # type: ignore[arg-type]
 
 

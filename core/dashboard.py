@@ -19,10 +19,11 @@ from core.backfill import budget, queue
 from core.audit import escape_like
 from core.config import get_settings
 from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
+from core.states import SEARCHABLE, ItemStatus, JobStatus
 
 # Items that still need work for the backlog projection: not done, not given up on.
-BACKLOG_STATUSES = ("queued", "fetching", "transcribing", "failed")
-DONE_STATUSES = ("indexed", "review")
+BACKLOG_STATUSES = (ItemStatus.QUEUED, ItemStatus.FETCHING, ItemStatus.TRANSCRIBING, ItemStatus.FAILED)
+DONE_STATUSES = SEARCHABLE
 # Days of history that set the pace of the projection (long enough to smooth a slow day).
 PACE_DAYS = 14
 
@@ -308,12 +309,12 @@ def failures_per_day(session: Session, days: int = 30, *, now: datetime | None =
     now = now or clock.now()
     limits = budget.get_budget(session)
     start = budget.periods(now, limits.tz).day_start - timedelta(days=days - 1)
-    when = case((Job.status == "dead", Job.finished_at), else_=func.coalesce(Job.started_at, Job.created_at))
+    when = case((Job.status == JobStatus.DEAD, Job.finished_at), else_=func.coalesce(Job.started_at, Job.created_at))
     day = _local_day(when, limits.timezone)
-    series = case((Job.status == "dead", "dead-lettered"), else_="failed attempt, will retry")
+    series = case((Job.status == JobStatus.DEAD, "dead-lettered"), else_="failed attempt, will retry")
     rows = session.execute(
         select(day, series, func.count())
-        .where(or_(Job.status == "dead", and_(Job.status == "retry", Job.last_error.is_not(None))), when >= start)
+        .where(or_(Job.status == JobStatus.DEAD, and_(Job.status == JobStatus.RETRY, Job.last_error.is_not(None))), when >= start)
         .group_by(day, series)
     ).all()
     return _fill(rows, start.astimezone(limits.tz).date(), days)
@@ -450,7 +451,7 @@ def running_jobs(session: Session, *, limit: int = 20) -> list[RunningJob]:
         select(Job.id, Job.media_item_id, MediaItem.title, Job.kind, Job.stage, Job.engine, Job.started_at,
                Job.heartbeat_at, Job.lease_owner)
         .join(MediaItem, MediaItem.id == Job.media_item_id)
-        .where(Job.status == "running")
+        .where(Job.status == JobStatus.RUNNING)
         .order_by(Job.started_at)
         .limit(limit)
     ).all()

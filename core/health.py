@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.backfill.storage import database_bytes, dir_bytes
 from core.config import Settings
 from core.models import ITEM_STATUSES, JOB_STATUSES, Job, MediaItem, Worker
+from core.states import CLAIMABLE_JOBS, JobStatus
 
 
 class Heartbeat(NamedTuple):
@@ -64,7 +65,7 @@ class QueueDepth(NamedTuple):
 
     @property
     def waiting(self) -> int:
-        return self.jobs.get("queued", 0) + self.jobs.get("retry", 0)
+        return self.jobs.get(JobStatus.QUEUED, 0) + self.jobs.get(JobStatus.RETRY, 0)
 
 
 def _now() -> datetime:
@@ -93,7 +94,7 @@ def queue_depth(session: Session) -> QueueDepth:
     items.update(
         {s: int(n) for s, n in session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status))}
     )
-    oldest = session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(("queued", "retry"))))
+    oldest = session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(CLAIMABLE_JOBS)))
     return QueueDepth(jobs, items, oldest)
 
 

@@ -27,7 +27,7 @@ from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import ItemInfo, Transcript
 from core.sources.base import SourceError
 from core.sources.registry import source_for
-from core.states import ItemStatus, Stage
+from core.states import SEARCHABLE, ItemStatus, Stage
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
 from core.transcribe.registry import get_engine
 
@@ -76,7 +76,7 @@ def get_or_create_source(
     return source
 
 
-INDEXED_STATUSES = ("indexed", "review")
+INDEXED_STATUSES = SEARCHABLE
 
 
 def indexed_item(session: Session, source_kind: str, external_id: str) -> MediaItem | None:
@@ -109,7 +109,7 @@ def register_item(session: Session, source: Source, info: ItemInfo, *, media_pat
             title=info.title,
             url=info.url,
             visible=source.publish_by_default,
-            status="queued",
+            status=ItemStatus.QUEUED,
         )
         session.add(item)
     item.title = info.title or item.title

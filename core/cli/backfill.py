@@ -99,10 +99,11 @@ def cmd_retry_dead(args: argparse.Namespace) -> int:
     from core.backfill import queue
     from core.db import session_scope
     from core.models import Job
+    from core.states import JobStatus
 
     with session_scope() as s:
         if args.all:
-            ids = list(s.scalars(select(Job.id).where(Job.status == "dead")))
+            ids = list(s.scalars(select(Job.id).where(Job.status == JobStatus.DEAD)))
             n = sum(queue.retry_dead(s, i) for i in ids)
         elif args.job or args.item:
             n = queue.retry_dead(s, args.job, item_id=args.item)

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from core.config import get_settings
+from core.states import ItemStatus
 from core.db import session_scope
 from core.models import MediaItem
 from core.sources.base import SourceError
@@ -161,7 +162,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"item {done.item_id}: already indexed — {done.title!r}{linked}; nothing to do. "
               "Use --force to import it again.")
         return 0
-    if done.status == "review":
+    if done.status == ItemStatus.REVIEW:
         print(f"item {done.item_id}: imported but held for review — {done.detail}")
         return 0
     print(f"item {done.item_id}: indexed — {done.chunk_count} chunks, transcript imported{linked}")
@@ -222,10 +223,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with session_scope() as session:
         item = session.get(MediaItem, item_id)
         status, detail, chunks, reason = item.status, item.status_detail, item.chunk_count, item.route_reason
-    if status == "indexed":
+    if status == ItemStatus.INDEXED:
         print(f"item {item_id}: indexed — {chunks} chunks, transcript by {reason}")
         return 0
-    if status == "review":
+    if status == ItemStatus.REVIEW:
         print(f"item {item_id}: indexed but held for review — {detail}")
         return 0
     print(f"error: item {item_id} not indexed ({outcome}): {detail or 'see the admin Backfill page'}", file=sys.stderr)
