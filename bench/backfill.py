@@ -155,11 +155,11 @@ class Throughput(NamedTuple):
 def measure_captions_route(piece_min: float = 20.0) -> Throughput:
     """The real worker over real caption transcripts (Zoom-style uploaded VTT: no network)."""
     from core.backfill import queue
+    from core.backfill.worker import Worker
     from core.db import get_engine, session_scope
     from core.embeddings import get_embedder
     from core.pipeline import get_or_create_source, register_item
     from core.records import ItemInfo
-    from core.backfill.worker import Worker
 
     get_engine()
     started = time.perf_counter()

@@ -15,8 +15,8 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import clock, engines
-from core.backfill import budget, queue
 from core.audit import escape_like
+from core.backfill import budget, queue
 from core.config import get_settings
 from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
 from core.states import SEARCHABLE, ItemStatus, JobStatus

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(name)
     try:
         settings = get_settings()
-        from core.db import database_url, get_engine
         from core.backfill.worker import Worker, install_signal_handlers
+        from core.db import database_url, get_engine
 
         get_engine()  # start/join the database and migrate before the job store touches it
         url = database_url(settings)

@@ -10,16 +10,16 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.backfill import budget, queue
+from core.backfill.dispatch import claim_next
+from core.backfill.reaper import reap
+from core.backfill.worker import Worker
 from core.config import load_settings
 from core.db import session_scope
-from core.states import WaitReason
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.pipeline import get_or_create_source, register_item
 from core.records import ItemInfo
+from core.states import WaitReason
 from core.transcribe.router import WorkerCaps
-from core.backfill.worker import Worker
-from core.backfill.dispatch import claim_next
-from core.backfill.reaper import reap
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)  # a Sunday, two days before December
 PAID = WorkerCaps("paid-worker", ("openai",))
@@ -228,8 +228,8 @@ def test_progress_shows_done_total_eta_and_dollars_and_the_cli_prints_it(db):
     import subprocess
     import sys
 
-    from core.config import PROJECT_ROOT
     from core.backfill.progress import progress_summary, save_snapshot, start_run
+    from core.config import PROJECT_ROOT
 
     ids = make_items(4)
     with session_scope() as s:

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core.backfill.workers import detect_capabilities
 from core.config import PROJECT_ROOT, load_settings
 from core.models import Chunk, Job, LedgerEntry, MediaItem
 from core.transcribe.router import Policy, RouteItem, route
-from core.backfill.workers import detect_capabilities
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from core import clock
 from core.backfill import priorities, queue
+from core.backfill.sync import estimate_dates, sync_channel
 from core.db import session_scope
 from core.models import Job, MediaItem
 from core.records import ItemInfo
 from core.sources.youtube import parse_channel_feed, parse_flat_entry
-from core.backfill.sync import estimate_dates, sync_channel
 from tests.conftest import shared_path
 from tests.fakes.youtube_http import channel_feed
 

@@ -9,14 +9,14 @@ from sqlalchemy import select
 
 from core import clock, settings_store
 from core.backfill import queue
+from core.backfill.dispatch import claim_next
+from core.backfill.reaper import reap
 from core.db import session_scope
-from core.states import WaitReason
 from core.models import Job, MediaItem
 from core.pipeline import get_or_create_source, register_item
 from core.records import ItemInfo
+from core.states import WaitReason
 from core.transcribe.router import WorkerCaps
-from core.backfill.dispatch import claim_next
-from core.backfill.reaper import reap
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 

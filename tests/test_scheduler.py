@@ -13,12 +13,12 @@ from sqlalchemy import func, select, text
 
 from core import clock
 from core.backfill import budget, queue
+from core.backfill.progress import last_snapshot
 from core.config import PROJECT_ROOT
 from core.db import session_scope
-from core.states import WaitReason
 from core.embeddings import ensure_space
 from core.models import Job, LedgerEntry, MediaItem, Worker
-from core.backfill.progress import last_snapshot
+from core.states import WaitReason
 from scheduler.__main__ import JOBS_TABLE
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_worker_processes import _FakeAPIEmbedder, add_items, worker_env

@@ -25,17 +25,17 @@ from sqlalchemy import func, select, text
 
 from core import clock, settings_store
 from core.backfill import budget, priorities, queue
+from core.backfill.progress import freshness_summary
 from core.chunking import chunk_segments
 from core.config import PROJECT_ROOT
 from core.db import session_scope
-from core.states import WaitReason
 from core.embeddings import ensure_space
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
 from core.pipeline import get_or_create_source, register_item
-from core.backfill.progress import freshness_summary
 from core.records import ItemInfo
-from tests.fakes.openai_server import FakeOpenAI
+from core.states import WaitReason
 from tests.fakes.fake_speech import speech_like
+from tests.fakes.openai_server import FakeOpenAI
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
 

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -388,7 +389,7 @@ class Worker:
 
     def _close_money(
         self, s: Session, run: _Running, outcome: Outcome, exc: BaseException | None, *,
-        usage: Sequence[Any] | None = None, note: str | None = None, now: Any = None,
+        usage: Sequence[Any] | None = None, note: str | None = None, now: datetime | None = None,
     ) -> None:
         """Close the run's reservation (core.backfill.budget.close) with the stage it reached."""
         claim = run.claim

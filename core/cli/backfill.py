@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.db import session_scope
     from core.backfill.progress import progress_summary
+    from core.db import session_scope
 
     with session_scope() as s:
         p = progress_summary(s)

@@ -12,10 +12,10 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from core.config import get_settings
-from core.states import ItemStatus
 from core.db import session_scope
 from core.models import MediaItem
 from core.sources.base import SourceError
+from core.states import ItemStatus
 from core.transcribe.base import TranscriptionError
 
 
@@ -142,8 +142,8 @@ def _print_already(already: tuple[int, str, str | None]) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from core.transcript_import import import_transcript
     from core.transcribe.captions import TranscriptFileError
+    from core.transcript_import import import_transcript
 
     if args.engine:
         print("error: --engine does not apply to a transcript file (it is imported as it is)", file=sys.stderr)
@@ -174,10 +174,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     and ledger as the backfill, so a paid engine used from here is reserved and booked too."""
     from functools import partial
 
+    from core.backfill.worker import Worker
     from core.pipeline import process_item
     from core.sources.files import is_transcript_file
     from core.transcribe.registry import available_engines, unavailable_reason
-    from core.backfill.worker import Worker
 
     if not _looks_like_url(args.target) and is_transcript_file(Path(args.target)):
         return _import(args)
