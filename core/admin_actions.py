@@ -297,13 +297,18 @@ def set_synonyms(session: Session, actor: str, mapping: Mapping[str, list[str] |
     return after  # type: ignore[return-value]
 
 
-def set_search_ranking(session: Session, actor: str, *, alpha: float, rerank: bool) -> dict:
-    """The balance of meaning (vector) and exact words (keyword) in hybrid search, and the rerank stage."""
+def set_search_ranking(session: Session, actor: str, *, alpha: float, rerank: bool,
+                       verdict: Mapping[str, float] | None = None) -> dict:
+    """The balance of meaning (vector) and exact words (keyword) in hybrid search, the rerank
+    stage, and the verdict's thresholds (FusionConfig.verdict_*; only changed ones are audited)."""
     from core.search.fusion import fusion_config, set_fusion_config
 
     old = fusion_config(session)
     before = {"alpha": old.alpha, "rerank": old.rerank}
     after = {"alpha": round(float(alpha), 3), "rerank": bool(rerank)}
+    changed = {k: v for k, v in (verdict or {}).items() if getattr(old, k, object()) != v}
+    before |= {k: getattr(old, k, None) for k in changed}
+    after |= changed
     _refuse_on_domain_error(lambda: set_fusion_config(session, **after))
     audit.record(session, actor, "search.ranking", "search ranking", before, after)
     return after

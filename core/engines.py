@@ -46,6 +46,8 @@ ENGINES: dict[str, EngineInfo] = {
         EngineInfo("openai", "openai-transcribe", "openai", EngineKind.TRANSCRIBE, paid=True, rate_key=OPENAI_RATE_KEY),
         EngineInfo("openai-embed", "openai-embed", "openai", EngineKind.EMBED, paid=True, rate_key=OPENAI_RATE_KEY),
         EngineInfo("gpu", "gpu", "gpu", EngineKind.COMPUTE, paid=True),
+        # Cited answers (core.search.answers): a call outside the queue, reserved by budget.reserve_call.
+        EngineInfo("chat", "chat", "openai", EngineKind.CHAT, paid=True),
     )
 }
 _BY_LEDGER = {e.ledger: e for e in ENGINES.values()}

@@ -30,10 +30,30 @@ with st.form("ranking"):
                       value=float(ranking.alpha), step=0.05, format="%.2f")
     rerank = st.toggle("Rerank the top passages with the cross-encoder (more accurate on the labelled "
                        "questions, about 1 s more per search on 2 CPU cores)", value=bool(ranking.rerank))
+    st.markdown("**When does the archive answer a question?** Every search says *answered*, *related only* or "
+                "*nothing*. A top passage answers when its answer score reaches the threshold: its closeness in "
+                "meaning (cosine, 0–1), plus the weight below × the share of the question's words it holds "
+                "(rarer words count more), minus the penalty when a word of the question occurs nowhere in the "
+                "archive. The defaults were fitted by `bench/verdict.py` for the default embedding model: "
+                "re-run it after changing the model.")
+    v1, v2, v3 = st.columns(3)
+    verdict = {
+        "verdict_min_score": v1.number_input("Answer score needed", 0.0, 2.0, float(ranking.verdict_min_score), 0.01,
+                                             format="%.3f"),
+        "verdict_coverage_weight": v2.number_input("Weight of the question's words", 0.0, 2.0,
+                                                   float(ranking.verdict_coverage_weight), 0.05, format="%.2f"),
+        "verdict_absent_penalty": v3.number_input("Penalty for a word nowhere in the archive", 0.0, 1.0,
+                                                  float(ranking.verdict_absent_penalty), 0.01, format="%.2f"),
+        "verdict_related_cosine": v1.number_input("Closeness of a passage shown as related", 0.0, 1.0,
+                                                  float(ranking.verdict_related_cosine), 0.01, format="%.3f"),
+        "verdict_related_moments": int(v2.number_input("Related passages shown when nothing answers", 0, 10,
+                                                       int(ranking.verdict_related_moments), 1)),
+    }
     if st.form_submit_button("Save ranking"):
-        if (alpha, rerank) == (float(ranking.alpha), bool(ranking.rerank)):
+        unchanged = all(getattr(ranking, k) == v for k, v in verdict.items())
+        if (alpha, rerank) == (float(ranking.alpha), bool(ranking.rerank)) and unchanged:
             st.info("Nothing to save: the ranking is unchanged.")
-        elif run_action(admin_actions.set_search_ranking, actor, alpha=alpha, rerank=rerank,
+        elif run_action(admin_actions.set_search_ranking, actor, alpha=alpha, rerank=rerank, verdict=verdict,
                         success="Search ranking saved; new searches use it at once."):
             st.rerun()
 

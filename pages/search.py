@@ -6,6 +6,7 @@ The URL holds the whole search (?q=…&sort=…&from=…&to=…&src=…&len=…&
 from __future__ import annotations
 
 import html
+import re
 from datetime import date
 
 import streamlit as st
@@ -271,43 +272,57 @@ if not include_hidden and query.lower() not in logged:
     # Once per browser session and query: reruns (votes, filters) do not inflate trending.
     logged.add(query.lower())
     with session_scope() as s:
-        log_query(s, response.prepared.cleaned, len(response.groups), response.total_ms)
+        log_query(s, response.prepared.cleaned, len(response.groups), response.total_ms,
+                  verdict=response.verdict.verdict.value if response.verdict else None)
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
     st.markdown(f"Searched for **{html.escape(response.corrected_query)}** ({fixes})", unsafe_allow_html=True)
 
+verdict = response.verdict
+answered = verdict is None or verdict.answered
+# The message quotes the query: shown as plain text (markdown characters escaped), never as markup.
+verdict_text = re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", verdict.message) if verdict else ""
 if not response.groups:
     with session_scope() as s:
         empty = archive_is_empty(s, include_hidden=include_hidden)
     if empty:
         st.info(HELP_EMPTY)
     else:
-        st.warning(f"Nothing matches “{query}”. Try other words, or fewer filters.")
+        st.warning(verdict_text or "Nothing matches this query. Try other words, or fewer filters.")
     st.stop()
 
-moments_n = sum(len(g.moments) for g in response.groups)
-st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")
+if not answered:
+    # The archive does not answer this: say so first, then at most a few related moments.
+    st.warning(verdict_text)
+else:
+    moments_n = sum(len(g.moments) for g in response.groups)
+    st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")
 
-if want_answer:
+if want_answer and answered:
     with st.container(border=True):
         with st.spinner("Writing a cited answer…"):
             ans = _answer(version, query, filters, sort, include_hidden)
         if ans.sentences:
             label = "Answer" if ans.engine == "chat" else "From the clips"
             parts = [
-                f'{html.escape(sent.text)} <a class="cite" href="{html.escape(sent.link)}" target="_blank" '
+                (f"<b>{html.escape(sent.speaker)}:</b> " if sent.speaker else "")
+                + f'{html.escape(sent.text)} <a class="cite" href="{html.escape(sent.link)}" target="_blank" '
                 f'title="{html.escape(ans.clips[sent.clip - 1].title)} at {format_timestamp(sent.start_s)}">[{sent.clip}]</a>'
                 for sent in ans.sentences
             ]
             st.markdown(f"**{label}** — " + " ".join(parts), unsafe_allow_html=True)
             sources_md = " · ".join(
-                f'<a href="{html.escape(c.link)}" target="_blank">[{c.number}] {html.escape(c.title)} {c.timestamp}</a>'
+                f'<a href="{html.escape(c.link)}" target="_blank">[{c.number}] {html.escape(c.title)} {c.timestamp}'
+                + (f" · {html.escape(c.speaker)}" if c.speaker else "") + "</a>"
                 for c in ans.clips
             )
             st.caption(sources_md, unsafe_allow_html=True)
         for note in ans.notes:
             st.caption(note)
+
+if not answered:
+    st.subheader("Related, but not an answer")
 
 for g_n, group in enumerate(response.groups):
     with st.container(border=True):
@@ -316,6 +331,8 @@ for g_n, group in enumerate(response.groups):
             meta.append(format_timestamp(group.duration_s))
         if not group.visible:
             meta.append("hidden")
+        if not answered:
+            meta.append("related, not an answer")
         st.markdown(
             f'<div class="video-title"><b>{html.escape(group.title)}</b></div>'
             f'<div style="opacity:.7;font-size:.9em">{" · ".join(html.escape(m) for m in meta)}</div>',
@@ -330,8 +347,9 @@ for g_n, group in enumerate(response.groups):
                 )
             with c_text:
                 who = f" · {html.escape(', '.join(moment.speakers))}" if moment.speakers else ""
+                kind = "moment-link" if answered else "moment-link related"
                 st.markdown(
-                    f'<a class="moment-link" href="{html.escape(moment.link)}" target="_blank">{moment.timestamp}</a>'
+                    f'<a class="{kind}" href="{html.escape(moment.link)}" target="_blank">{moment.timestamp}</a>'
                     f'{who} — {moment.snippet_html}',
                     unsafe_allow_html=True,
                 )

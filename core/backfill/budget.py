@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from core import clock, settings_store
 from core.backfill.queue import wake
 from core.config import get_settings
-from core.engines import EngineKind, engine as engine_info, ledger_name
+from core.engines import ENGINES, EngineKind, engine as engine_info, ledger_name
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.settings_store import BudgetValue, PriceValue
 from core.states import JobStatus, Outcome, Stage, WaitReason
@@ -56,6 +56,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "openai-transcribe": {"per_audio_minute": 0.006},
     "openai-embed": {"per_million_tokens": 0.02},  # text-embedding-3-small
     "gpu": {"per_hour": 0.0},  # set it to what a rented GPU machine costs an hour
+    "chat": {"per_million_tokens": 0.60},  # cited answers (core/search/answers.py), gpt-4o-mini class
     "captions": {},
     "local": {},
 }
@@ -70,6 +71,9 @@ EMBED_TOKENS_PER_AUDIO_MINUTE = 200 * 1.3
 RESERVATION_RETRY_S = 60.0
 # Reservation states (reservations.status).
 RES_OPEN, RES_SETTLED, RES_RELEASED = "open", "settled", "released"
+# A paid call outside the queue (a viewer's cited answer) holds its reservation without a job:
+# the reaper leaves it alone this long (the call's timeout with retries), then books it as spent.
+CALL_RESERVATION_TIMEOUT_S = 600.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,6 +419,20 @@ def reserve(
     return ReserveResult(True, res.id, usd, "", None)
 
 
+def reserve_call(session: Session, engine: str, *, tokens: int, item_id: int | None = None,
+                 now: datetime | None = None) -> ReserveResult:
+    """Reserve a paid call made outside the queue (e.g. a chat answer): its estimated tokens at
+    the engine's price, with the estimate margin, under the same lock and caps as the jobs.
+
+    Commit it before the call, settle() it with the actual tokens after, release() it when the
+    call fails. A free engine reserves nothing (ok, no reservation id).
+    """
+    usd = round(cost(get_prices(session), engine, tokens=tokens) * ESTIMATE_MARGIN, 6)
+    if usd <= 0:
+        return ReserveResult(True, None, 0.0, "", None)
+    return reserve(session, usd=usd, engine=ledger_name(engine), job_id=None, item_id=item_id, now=now)
+
+
 class UsageLike(NamedTuple):
     engine: str
     audio_minutes: float = 0.0
@@ -516,7 +534,8 @@ def record_spend(
     session: Session, engine: str, *, audio_minutes: float = 0.0, tokens: int = 0, note: str | None = None,
     item_id: int | None = None,
 ) -> float:
-    """Book a paid call that had no reservation (e.g. a chat answer); counts against the caps."""
+    """Book a paid call that had no reservation; counts against the caps (paid calls should
+    reserve first: reserve_call)."""
     return settle(session, None, [UsageLike(engine, audio_minutes, tokens)], job_id=None, item_id=item_id, note=note)
 
 
@@ -526,6 +545,8 @@ def record_spend(
 
 # Stages before any paid call: captions are free, fetching downloads the audio.
 FREE_STAGES = frozenset({None, Stage.CLAIMED, Stage.CAPTIONS, Stage.FETCHING})
+# Ledger engines whose calls are reserved by reserve_call (no job, no stages): the cited answers' chat.
+CALL_ENGINES = frozenset(e.ledger for e in ENGINES.values() if e.kind is EngineKind.CHAT)
 
 
 def may_have_paid(stage: str | None, parts: Sequence[str], error: BaseException | None) -> bool:
@@ -534,9 +555,13 @@ def may_have_paid(stage: str | None, parts: Sequence[str], error: BaseException 
     `parts` are the ledger names its reservation was for; `error` what ended it (None when
     its worker vanished, or it was released at shutdown mid-call).
     """
+    kinds = {engine_info(p).kind for p in parts}
+    if EngineKind.CHAT in kinds:
+        # A call outside the queue has no stages: the call is the paid part. One that raised was
+        # not billed; one cut off or lost with its process may have been.
+        return not isinstance(error, Exception)
     if stage in FREE_STAGES:
         return False
-    kinds = {engine_info(p).kind for p in parts}
     transcriber = EngineKind.TRANSCRIBE in kinds
     if stage == Stage.TRANSCRIBING:
         # A request the API refused or failed is not billed; a run killed or broken mid-way may have been.
@@ -593,7 +618,8 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
     """
     now = now or clock.now()
     rows = session.execute(
-        select(Reservation.id, Job.status, Job.stage, Reservation.created_at < Job.started_at)
+        select(Reservation.id, Job.status, Job.stage, Reservation.created_at < Job.started_at, Reservation.job_id,
+               Reservation.created_at)
         .outerjoin(Job, Job.id == Reservation.job_id)
         .where(
             Reservation.status == RES_OPEN,
@@ -602,11 +628,17 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
         )
     ).all()
     done = []
-    for res_id, status, stage, older_run in rows:
-        # The run this reservation paid for is over; a stage from a newer run says nothing about it.
-        known_stage = Stage.INDEXING if status == JobStatus.RUNNING or older_run else stage
-        close(session, res_id, Outcome.LOST, stage=known_stage, now=now,
-              note=f"estimated: run lost during '{stage}'")
+    for res_id, status, stage, older_run, job_id, created in rows:
+        if job_id is None and session.get(Reservation, res_id).engine in CALL_ENGINES:
+            # A call outside the queue (reserve_call): in flight until its timeout, then lost
+            # after it may have been paid for. (A job deleted since keeps its old rule below.)
+            if created > now - timedelta(seconds=CALL_RESERVATION_TIMEOUT_S):
+                continue
+            close(session, res_id, Outcome.LOST, stage=None, now=now, note="estimated: answer call lost")
+        else:
+            # The run this reservation paid for is over; a stage from a newer run says nothing about it.
+            known_stage = Stage.INDEXING if status == JobStatus.RUNNING or older_run else stage
+            close(session, res_id, Outcome.LOST, stage=known_stage, now=now, note=f"estimated: run lost during '{stage}'")
         closed = session.get(Reservation, res_id)
         done.append((res_id, "charged" if closed is not None and closed.status == RES_SETTLED else "released"))
     return done

@@ -1,4 +1,9 @@
-"""`search "query"`: the search page's results as text, one block per video."""
+"""`search "query"`: the search page's results as text, one block per video.
+
+The first line is always the verdict in words: whether the archive answers the query, or
+"No passage in the archive mentions knitting."; moments that do not answer come under the
+heading "Related, but not an answer".
+"""
 from __future__ import annotations
 
 import argparse
@@ -33,14 +38,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         except QueryError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        if not response.groups:
-            if not session.scalar(select(exists().where(Chunk.id.isnot(None)))):
-                print(EMPTY_ARCHIVE_HELP)
-            else:
-                print(f"No passage matches {args.query!r}. Try other words or fewer filters.")
+        if not response.groups and not session.scalar(select(exists().where(Chunk.id.isnot(None)))):
+            print(EMPTY_ARCHIVE_HELP)
             return 0
+    verdict = response.verdict
+    print(verdict.message if verdict is not None else f"{len(response.groups)} videos.")
     if response.corrected_query:
-        print(f"(searched for: {response.corrected_query})\n")
+        print(f"(searched for: {response.corrected_query})")
+    if not response.groups:
+        return 0
+    print()
+    if verdict is not None and not verdict.answered:
+        print("Related, but not an answer:\n")
     blocks = []
     for n, group in enumerate(response.groups, 1):
         date = group.published_at.date().isoformat() if group.published_at else "date unknown"

@@ -7,9 +7,10 @@
 
 One module per stage: preprocess (validate, filler, spelling, synonyms) → retrieval (HNSW
 vector, websearch full text) → fusion (weighted RRF) → rerank (optional cross-encoder) →
-shaping (group per video, merge, highlight, sort); around them: cache (content-versioned
-results), suggest (query log, autocomplete, trending), feedback (thumbs), answers (cited
-answers), links (deep links).
+shaping (group per video, merge, highlight, sort) → verdict (answered, related only or
+nothing); around them: cache (content-versioned results), suggest (query log, autocomplete,
+trending), feedback (thumbs), answers (cited answers from answering moments only), links
+(deep links).
 """
 from core.search import cache
 from core.search.answers import Answer, AnswerSentence, Clip, answer
@@ -24,6 +25,8 @@ from core.search.records import (
     QueryError,
     SearchFilters,
     SearchResponse,
+    SearchVerdict,
+    Verdict,
     VideoGroup,
     format_timestamp,
 )
@@ -31,8 +34,8 @@ from core.search.suggest import Suggestion, Trend, autocomplete, log_query, popu
 
 __all__ = [
     "Answer", "AnswerSentence", "Clip", "FusionConfig", "MAX_QUERY_CHARS", "Moment", "QueryError",
-    "SearchFilters", "SearchResponse", "Suggestion", "Trend", "VideoGroup", "answer", "archive_is_empty",
+    "SearchFilters", "SearchResponse", "SearchVerdict", "Suggestion", "Trend", "VideoGroup", "answer", "archive_is_empty",
     "autocomplete", "cache", "deep_link", "feedback_summary", "format_timestamp", "fusion_config",
     "get_synonyms", "judgments", "log_query", "popular_queries", "record_feedback", "search",
-    "set_fusion_config", "set_synonyms", "trending",
+    "set_fusion_config", "set_synonyms", "trending", "Verdict",
 ]

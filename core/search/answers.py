@@ -1,11 +1,21 @@
-"""Cited answers built only from the top clips of a search.
+"""Cited answers built only from the moments that answer the query, each sentence with its speaker.
+
+Rules (issue 11): an answer quotes only moments the verdict marked as answering
+(`Moment.answers`); with none there is no answer at all, only the verdict's "nothing on
+this" message. Every sentence says who said it when the transcript names speakers
+(`transcript_segments.speaker`, `chunks.speakers`) and never joins two speakers' words as one
+person's: the clips are *speaker turns* (consecutive segments of one speaker inside an
+answering moment), sentences are cut inside a turn, and a chat sentence citing turns of two
+different speakers is dropped. A moment whose chunk names several speakers but has no timed
+segments cannot be split by speaker, so it is not quoted.
 
 With an OpenAI-compatible chat model configured (settings.openai_chat_model, and
-openai_base_url / openai_api_key), the model writes a short answer from the numbered
-clips; any sentence that does not cite a clip it was given is dropped, so every sentence
-shown links to a clip that opens at its second. The call's tokens go into the ledger
-(engine "chat"). Offline, or when the model fails or the budget is spent, the answer is
-extractive: the clips' sentences closest to the question, each cited the same way.
+openai_base_url / openai_api_key), the model writes a short answer from the numbered turns;
+any sentence that does not cite a turn it was given is dropped. Its spend goes through the
+budget like transcription: an estimate is reserved under the budget lock before the call
+(refused when it would pass a cap), settled to the actual tokens after it, released when the
+call fails (core/backfill/budget.py). Offline, or when the model fails or the budget refuses, the answer
+is extractive: the turns' sentences closest to the question, each cited the same way.
 """
 from __future__ import annotations
 
@@ -17,30 +27,38 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.search.records import SearchResponse, format_timestamp
+from core.search.links import deep_link
+from core.search.records import Moment, SearchResponse, VideoGroup, format_timestamp
 from core.search.shaping import stem
 
 log = logging.getLogger(__name__)
 
-MAX_CLIPS = 5
+MAX_MOMENTS = 5  # answering moments quoted from, best first
+MAX_CLIPS = 12  # speaker turns given to the chat model
 MAX_SENTENCES = 3
 CHAT_ENGINE = "chat"
-# Used only when the admin has not priced "chat" in the budget's price table (core/backfill/budget.py).
-DEFAULT_CHAT_USD_PER_MILLION_TOKENS = 0.60
+MAX_ANSWER_TOKENS = 300  # the completion cap sent with the request (part of the reserved estimate)
+CHARS_PER_TOKEN = 3.0  # English is ≈ 4 characters a token: 3 errs high, so actual ≤ reserved
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 _CITE = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
 class Clip:
+    """One speaker's turn inside an answering moment: what an answer sentence may cite."""
+
     number: int  # [n] in the answer
     media_item_id: int
-    chunk_id: int
+    chunk_id: int  # the moment's best chunk
     title: str
     start_s: float
     end_s: float
     text: str
     link: str
+    speaker: str | None = None  # None: the transcript names no speakers
+    pieces: tuple[tuple[float, str], ...] = ()  # (start second, text) of the turn's timed segments
+    url: str = ""  # the item's URL and local file: where a sentence's own deep link points
+    media_path: str | None = None
 
     @property
     def timestamp(self) -> str:
@@ -51,15 +69,16 @@ class Clip:
 class AnswerSentence:
     text: str
     clip: int  # the clip number it cites
-    start_s: float  # where in that clip's media the sentence is said (≈ for chat answers)
+    start_s: float  # where in that clip's media the sentence is said (the turn's start for chat answers)
     link: str
+    speaker: str | None = None  # who said it (the cited turn's speaker); None when unlabelled
 
 
 @dataclass
 class Answer:
     sentences: list[AnswerSentence]
     clips: list[Clip]
-    engine: str  # "extractive" | "chat"
+    engine: str  # "extractive" | "chat" | "none" (nothing answers the query)
     model: str | None = None
     tokens: int = 0
     cost_usd: float = 0.0
@@ -67,73 +86,139 @@ class Answer:
 
     @property
     def text(self) -> str:
-        return " ".join(f"{s.text} [{s.clip}]" for s in self.sentences)
+        return " ".join(f"{s.speaker + ': ' if s.speaker else ''}{s.text} [{s.clip}]" for s in self.sentences)
 
 
-def clips_of(response: SearchResponse, *, max_clips: int = MAX_CLIPS, link_base: str = "/") -> list[Clip]:
-    """The top moments across videos, best first: each video's best moment, then second ones."""
-    picked = []
-    for depth in range(3):
-        for group in response.groups:
-            if depth < len(group.moments):
-                picked.append((group, group.moments[depth]))
+# ---------------------------------------------------------------------------------------------
+# Clips: speaker turns of the answering moments
+# ---------------------------------------------------------------------------------------------
+
+
+def answering_moments(response: SearchResponse, *, limit: int = MAX_MOMENTS) -> list[tuple[VideoGroup, Moment]]:
+    """The moments the verdict says answer the query, best first; none unless it is *answered*."""
+    if response.verdict is None or not response.verdict.answered:
+        return []
+    picked = [(g, m) for g, m in response.hits() if m.answers]
     picked.sort(key=lambda gm: -gm[1].score)
-    return [
-        Clip(n, g.media_item_id, m.chunk_id, g.title, m.start_s, m.end_s, m.text, m.link)
-        for n, (g, m) in enumerate(picked[:max_clips], start=1)
-    ]
+    return picked[:limit]
 
 
-def _sentence_second(session: Session, clip: Clip, sentence: str, offset_words: int, total_words: int) -> float:
-    """When the sentence is said: its word offset mapped into the clip's time span, snapped
-    back to the start of the transcript segment it falls in (when segments are stored)."""
-    span = max(clip.end_s - clip.start_s, 0.0)
-    estimate = clip.start_s + span * (offset_words / max(total_words, 1))
-    seg_start = session.execute(
+def _turns(session: Session, group: VideoGroup, moment: Moment) -> list[tuple[str | None, list[tuple[float, float, str]]]]:
+    """(speaker, [(start, end, text)]) runs of one speaker inside the moment, in speech order.
+
+    From the stored timed segments; without any, the moment's text is one turn when its chunk
+    names at most one speaker, and nothing when it names several (no way to tell who said what).
+    """
+    rows = session.execute(
         text(
-            "SELECT max(start_s) FROM transcript_segments "
-            "WHERE media_item_id = :item AND start_s <= :t AND start_s >= :lo"
+            "SELECT start_s, end_s, text, speaker FROM transcript_segments "
+            "WHERE media_item_id = :item AND start_s >= :lo AND start_s < :hi ORDER BY start_s, idx"
         ),
-        {"item": clip.media_item_id, "t": estimate + 0.5, "lo": clip.start_s - 1},
-    ).scalar()
-    return float(seg_start) if seg_start is not None else float(estimate)
+        {"item": group.media_item_id, "lo": moment.start_s - 1.0, "hi": moment.end_s},
+    ).all()
+    if not rows:
+        if len(moment.speakers) > 1:
+            return []
+        return [(moment.speakers[0] if moment.speakers else None, [(moment.start_s, moment.end_s, moment.text)])]
+    turns: list[tuple[str | None, list[tuple[float, float, str]]]] = []
+    for start, end, body, speaker in rows:
+        who = (speaker or "").strip() or None
+        if turns and turns[-1][0] == who:
+            turns[-1][1].append((float(start), float(end), body))
+        else:
+            turns.append((who, [(float(start), float(end), body)]))
+    return turns
 
 
-def _clip_link(clip: Clip, second: float, link_base: str) -> str:
-    # Clip links come from deep_link already; rebuild for the sentence's own second.
-    if "youtube.com/watch" in clip.link:
-        return re.sub(r"&t=\d+s", f"&t={int(second)}s", clip.link)
-    if "play=" in clip.link:
-        return re.sub(r"([?&])t=\d+", rf"\g<1>t={int(second)}", clip.link)
-    return clip.link
+def clips_of(session: Session, response: SearchResponse, *, link_base: str = "/", max_clips: int = MAX_CLIPS) -> list[Clip]:
+    """The speaker turns of the answering moments, numbered from 1 (best moment first)."""
+    clips: list[Clip] = []
+    for group, moment in answering_moments(response):
+        for speaker, segs in _turns(session, group, moment):
+            if len(clips) == max_clips:
+                return clips
+            start = segs[0][0]
+            clips.append(Clip(
+                number=len(clips) + 1, media_item_id=group.media_item_id, chunk_id=moment.chunk_id, title=group.title,
+                start_s=start, end_s=segs[-1][1], text=" ".join(t.strip() for _, _, t in segs),
+                link=deep_link(_ItemRef(group.media_item_id, group.url, group.media_path), start, base=link_base),
+                speaker=speaker, pieces=tuple((s, t.strip()) for s, _, t in segs), url=group.url,
+                media_path=group.media_path,
+            ))
+    return clips
+
+
+class _ItemRef:
+    """The three attributes deep_link() reads."""
+
+    __slots__ = ("id", "url", "media_path")
+
+    def __init__(self, item_id: int, url: str, media_path: str | None):
+        self.id, self.url, self.media_path = item_id, url, media_path
+
+
+def _sentence_link(clip: Clip, second: float, link_base: str) -> str:
+    return deep_link(_ItemRef(clip.media_item_id, clip.url, clip.media_path), second, base=link_base)
+
+
+def sentences_of(clip: Clip) -> list[tuple[str, float]]:
+    """(sentence, the second it starts) inside one turn: the start of the segment it begins in."""
+    pieces = clip.pieces or ((clip.start_s, clip.text),)
+    full, offsets = "", []
+    for start, body in pieces:
+        if full:
+            full += " "
+        offsets.append((len(full), start))
+        full += body
+    out, pos = [], 0
+    for part in _SENTENCE.split(full):
+        at = full.find(part, pos)
+        pos = at + len(part)
+        second = max((s for off, s in offsets if off <= at), default=clip.start_s)
+        if part.strip():
+            out.append((part.strip(), second))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Extractive answer
+# ---------------------------------------------------------------------------------------------
+
+
+def _no_answer(response: SearchResponse) -> Answer:
+    v = response.verdict
+    if v is not None and v.answered:  # answering moments, but none can be split by speaker
+        why = "The passages that answer this name several speakers without timed turns: none is quoted."
+    else:
+        why = v.message if v is not None else "No passage in the archive answers this."
+    return Answer([], [], "none", notes=[why])
 
 
 def extractive_answer(
-    session: Session, response: SearchResponse, *, embedder=None, max_sentences: int = MAX_SENTENCES, link_base: str = "/"
+    session: Session, response: SearchResponse, *, embedder=None, max_sentences: int = MAX_SENTENCES, link_base: str = "/",
+    clips: list[Clip] | None = None,
 ) -> Answer:
-    clips = clips_of(response, link_base=link_base)
+    clips = clips_of(session, response, link_base=link_base) if clips is None else clips
+    if not clips:
+        return _no_answer(response)
     terms = {stem(t) for t in response.prepared.terms}
-    candidates: list[tuple[Clip, str, int, int]] = []  # clip, sentence, word offset, clip words
+    candidates: list[tuple[Clip, str, float]] = []  # clip, sentence, second
     for clip in clips:
-        words_before = 0
-        total = len(clip.text.split())
-        for sentence in _SENTENCE.split(clip.text):
-            n = len(sentence.split())
-            if 6 <= n <= 60:
-                candidates.append((clip, sentence.strip(), words_before, total))
-            words_before += n
+        for sentence, second in sentences_of(clip):
+            if 6 <= len(sentence.split()) <= 60:
+                candidates.append((clip, sentence, second))
     if not candidates:
-        return Answer([], clips, "extractive", notes=["no clip had a full sentence to quote"])
+        return Answer([], clips, "extractive", notes=["no answering passage had a full sentence to quote"])
     overlap = np.array(
-        [len({stem(w) for w in re.findall(r"[A-Za-z0-9']+", s)} & terms) / max(len(terms), 1) for _, s, _, _ in candidates],
+        [len({stem(w) for w in re.findall(r"[A-Za-z0-9']+", s)} & terms) / max(len(terms), 1) for _, s, _ in candidates],
         dtype=np.float32,
     )
-    rank_prior = np.array([1.0 / (c.number + 1) for c, _, _, _ in candidates], dtype=np.float32)
+    rank_prior = np.array([1.0 / (c.number + 1) for c, _, _ in candidates], dtype=np.float32)
     score = overlap + 0.3 * rank_prior
     if embedder is not None:
         # Meaning, not only shared words: cosine between the question and each sentence.
-        qv = embedder.embed_query(response.prepared.cleaned)
-        sv = embedder.embed_documents([s for _, s, _, _ in candidates])
+        qv = np.asarray(embedder.embed_query(response.prepared.cleaned), dtype=np.float32)
+        sv = np.asarray(embedder.embed_documents([s for _, s, _ in candidates]), dtype=np.float32)
         score = score + 2.0 * (sv @ qv)
     order = np.argsort(-score, kind="stable")
     chosen: list[int] = []
@@ -147,9 +232,9 @@ def extractive_answer(
     chosen.sort(key=lambda i: (candidates[i][0].number, candidates[i][2]))
     sentences = []
     for i in chosen:
-        clip, sentence, offset, total = candidates[i]
-        second = _sentence_second(session, clip, sentence, offset, total)
-        sentences.append(AnswerSentence(sentence, clip.number, second, _clip_link(clip, second, link_base)))
+        clip, sentence, second = candidates[i]
+        sentences.append(AnswerSentence(sentence, clip.number, second, _sentence_link(clip, second, link_base),
+                                        clip.speaker))
     return Answer(sentences, clips, "extractive")
 
 
@@ -159,77 +244,78 @@ def extractive_answer(
 
 SYSTEM_PROMPT = (
     "You answer questions about Dr. Anthony Chaffee's talks using ONLY the numbered transcript clips "
-    "given. Write at most 4 short sentences. End every sentence with the number of the clip it comes "
-    "from in square brackets, like [2]. Never use knowledge that is not in the clips. If the clips do "
-    "not answer the question, reply with one sentence saying so, citing the closest clip."
+    "given. Each clip is the words of one speaker, named in the clip when the transcript names them. "
+    "Write at most 4 short sentences. Say who said what as the clips name them; never attribute words "
+    "to Dr. Chaffee or anyone else unless the clip names that speaker, and never combine clips of "
+    "different speakers in one sentence. End every sentence with the number of the clip it comes from "
+    "in square brackets, like [2]. Never use knowledge that is not in the clips. If the clips do not "
+    "answer the question, reply with one sentence saying so, citing the closest clip."
 )
 
 
 def _chat_messages(question: str, clips: list[Clip]) -> list[dict]:
-    listing = "\n\n".join(f"[{c.number}] {c.title} at {c.timestamp}:\n{c.text}" for c in clips)
+    def head(c: Clip) -> str:
+        who = f"{c.speaker} speaking" if c.speaker else "speaker not named"
+        return f"[{c.number}] {c.title} at {c.timestamp}, {who}:"
+
+    listing = "\n\n".join(f"{head(c)}\n{c.text}" for c in clips)
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"Clips:\n\n{listing}\n\nQuestion: {question}"},
     ]
 
 
-def _price_usd(session: Session, tokens: int) -> tuple[float, bool]:
-    """(dollars, priced by the budget's table?)"""
-    try:
-        from core.backfill import budget
-
-        price = budget.get_prices(session).get(CHAT_ENGINE)
-        if price is not None and not price.free:
-            return budget.cost({CHAT_ENGINE: price}, CHAT_ENGINE, tokens=tokens), True
-    except Exception:  # budget module absent or its settings unreadable: fall back to the default
-        log.debug("chat price from budget unavailable", exc_info=True)
-    return DEFAULT_CHAT_USD_PER_MILLION_TOKENS * tokens / 1e6, False
+def estimate_tokens(messages: list[dict]) -> int:
+    """A high estimate of a call's tokens: the prompt's characters / 3, plus the completion cap."""
+    chars = sum(len(m["content"]) for m in messages)
+    return int(chars / CHARS_PER_TOKEN) + MAX_ANSWER_TOKENS
 
 
-def _record_cost(session: Session, model: str, tokens: int, item_id: int | None) -> float:
-    usd, priced = _price_usd(session, tokens)
-    note = f"cited answer ({model}, {tokens} tokens)"
-    if priced:
-        from core.backfill import budget
-
-        return float(budget.record_spend(session, CHAT_ENGINE, tokens=tokens, note=note, item_id=item_id))
-    from core.models import LedgerEntry
-
-    session.add(LedgerEntry(engine=CHAT_ENGINE, tokens=tokens, usd=usd, note=note, media_item_id=item_id))
-    session.flush()
-    return usd
+class ChatRefused(RuntimeError):
+    """The budget does not allow the call now (the message says why)."""
 
 
-def _budget_left(session: Session) -> float | None:
-    try:
-        from core.backfill import budget
-
-        return budget.state(session).left
-    except Exception:
-        return None
-
-
-def chat_answer(session: Session, response: SearchResponse, *, settings=None, link_base: str = "/") -> Answer:
-    """Ask the configured chat model; raises on transport errors (answer() falls back)."""
+def chat_answer(session: Session, response: SearchResponse, *, settings=None, link_base: str = "/",
+                clips: list[Clip] | None = None) -> Answer:
+    """Ask the configured chat model, its spend reserved first; raises ChatRefused when the
+    budget says no, and transport errors as they come (answer() falls back to quoting)."""
     from openai import OpenAI
 
+    from core.backfill import budget
     from core.config import get_settings
+    from core.db import session_scope
 
     settings = settings or get_settings()
-    clips = clips_of(response, link_base=link_base)
+    clips = clips_of(session, response, link_base=link_base) if clips is None else clips
     if not clips:
-        return Answer([], [], "chat", settings.openai_chat_model, notes=["no clips to answer from"])
-    client = OpenAI(api_key=settings.openai_api_key or "missing-key", base_url=settings.openai_base_url, max_retries=2, timeout=60)
-    reply = client.chat.completions.create(
-        model=settings.openai_chat_model, messages=_chat_messages(response.query, clips), temperature=0
-    )
+        return _no_answer(response)
+    messages = _chat_messages(response.query, clips)
+    item_id = clips[0].media_item_id
+    # Its own transaction, committed before the call: the reservation is then visible to every
+    # other viewer's (and worker's) reserve, which runs under the same budget lock.
+    with session_scope() as own:
+        held = budget.reserve_call(own, CHAT_ENGINE, tokens=estimate_tokens(messages), item_id=item_id)
+    if not held.ok:
+        raise ChatRefused(held.reason)
+    try:
+        client = OpenAI(api_key=settings.openai_api_key or "missing-key", base_url=settings.openai_base_url,
+                        max_retries=2, timeout=60)
+        reply = client.chat.completions.create(
+            model=settings.openai_chat_model, messages=messages, temperature=0, max_tokens=MAX_ANSWER_TOKENS,
+        )
+    except BaseException:
+        with session_scope() as own:
+            budget.release(own, held.reservation_id)
+        raise
     content = (reply.choices[0].message.content or "").strip()
-    tokens = int(reply.usage.total_tokens) if reply.usage is not None else 0
-    usd = _record_cost(session, settings.openai_chat_model, tokens, clips[0].media_item_id)
+    tokens = int(reply.usage.total_tokens) if reply.usage is not None else estimate_tokens(messages)
+    with session_scope() as own:
+        usd = budget.settle(own, held.reservation_id, [budget.UsageLike(CHAT_ENGINE, tokens=tokens)], job_id=None,
+                            item_id=item_id, note=f"cited answer ({settings.openai_chat_model}, {tokens} tokens)")
 
     by_number = {c.number: c for c in clips}
     sentences: list[AnswerSentence] = []
-    dropped = 0
+    dropped = mixed = 0
     for sentence in _SENTENCE.split(content):
         cited = [int(n) for n in _CITE.findall(sentence) if int(n) in by_number]
         body = _CITE.sub("", sentence).strip()
@@ -237,10 +323,15 @@ def chat_answer(session: Session, response: SearchResponse, *, settings=None, li
         if not cited or not body:
             dropped += 1
             continue
+        if len({by_number[n].speaker for n in cited}) > 1:
+            mixed += 1  # one sentence over two speakers' words: it would make one person say both
+            continue
         clip = by_number[cited[0]]
-        sentences.append(AnswerSentence(body, clip.number, clip.start_s, clip.link))
+        sentences.append(AnswerSentence(body, clip.number, clip.start_s, clip.link, clip.speaker))
     notes = [f"dropped {dropped} sentence(s) without a valid citation"] if dropped else []
-    return Answer(sentences, clips, "chat", settings.openai_chat_model, tokens, usd, notes)
+    if mixed:
+        notes.append(f"dropped {mixed} sentence(s) that joined two speakers' words")
+    return Answer(sentences, clips, "chat", settings.openai_chat_model, tokens, float(usd), notes)
 
 
 def chat_configured(settings=None) -> bool:
@@ -254,22 +345,25 @@ def answer(
     session: Session, response: SearchResponse, *, use_chat: bool | None = None, embedder=None, settings=None,
     link_base: str = "/",
 ) -> Answer:
-    """A short cited answer for a search response: chat when configured and affordable, else extractive."""
+    """A short cited answer for a search response: chat when configured and the budget allows,
+    else extractive; no answer at all (engine "none", the verdict's message as its note) when
+    no moment answers the query."""
+    clips = clips_of(session, response, link_base=link_base)
+    if not clips:
+        return _no_answer(response)
     want_chat = chat_configured(settings) if use_chat is None else use_chat
     notes: list[str] = []
-    if want_chat and response.groups:
-        left = _budget_left(session)
-        if left is not None and left <= 0:
-            notes.append("chat answer skipped: the budget is spent")
-        else:
-            try:
-                result = chat_answer(session, response, settings=settings, link_base=link_base)
-                if result.sentences:
-                    return result
-                notes += result.notes + ["the chat model gave no cited sentence"]
-            except Exception as exc:  # network, auth, rate limit: the extractive answer still helps
-                log.warning("chat answer failed: %s", exc)
-                notes.append(f"chat answer failed ({type(exc).__name__}); showing quoted sentences instead")
-    result = extractive_answer(session, response, embedder=embedder, link_base=link_base)
+    if want_chat:
+        try:
+            result = chat_answer(session, response, settings=settings, link_base=link_base, clips=clips)
+            if result.sentences:
+                return result
+            notes += result.notes + ["the chat model gave no cited sentence"]
+        except ChatRefused as exc:
+            notes.append(f"chat answer skipped: {exc}")
+        except Exception as exc:  # network, auth, rate limit: the extractive answer still helps
+            log.warning("chat answer failed: %s", exc)
+            notes.append(f"chat answer failed ({type(exc).__name__}); showing quoted sentences instead")
+    result = extractive_answer(session, response, embedder=embedder, link_base=link_base, clips=clips)
     result.notes = notes + result.notes
     return result

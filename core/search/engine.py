@@ -1,7 +1,7 @@
-"""search(): query → preprocessing → (vector ∥ keyword) → fusion → [rerank] → shaping.
+"""search(): query → preprocessing → (vector ∥ keyword) → fusion → [rerank] → shaping → verdict.
 
 Each arrow is one module of this package; this one only wires them, times them, and
-caches the finished response under the content fingerprint (cache.py).
+caches the finished response (verdict included) under the content fingerprint (cache.py).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
 from core.search.shaping import load_chunks, shape
+from core.search.verdict import judge
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +186,9 @@ def search(
         else:
             lists["vector"] = []
     kq = None
+    stats = keyword_stats(session, version)  # the keyword side's idf, and the verdict's coverage weights
     if mode != "vector":
-        kq = keyword_query(session, prepared.keyword, strict=prepared.operators, stats=keyword_stats(session, version))
+        kq = keyword_query(session, prepared.keyword, strict=prepared.operators, stats=stats)
         lists["keyword"] = keyword_candidates(session, kq, limit=cfg.candidates, filters=filters,
                                               include_hidden=include_hidden)
         t = lap("keyword", t)
@@ -206,6 +208,7 @@ def search(
     rows = load_chunks(session, [cid for cid, _ in fused])
     t = lap("load", t)
     reranked = False
+    rerank_probs: dict[int, float] | None = None
     if rerank_on and fused:
         from core.search.rerank import RerankerUnavailable, get_cross_encoder, rerank
 
@@ -216,17 +219,23 @@ def search(
             # sees why in the log (response.reranked stays False).
             logger.warning("rerank skipped: %s", exc)
         else:
+            before = fused
             fused = rerank(encoder, prepared.cleaned, fused, {cid: r.text for cid, r in rows.items()}, cfg.rerank_top)
             reranked = True
+            rerank_probs = _rerank_probabilities(before, fused, set(rows), cfg.rerank_top)
         t = lap("rerank", t)
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
                    moments_per_video=moments_per_video)
-    lap("shape", t)
+    t = lap("shape", t)
+    verdict, groups = judge(session, prepared, groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
+                            rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden,
+                            synonyms=knobs.synonyms)
+    lap("verdict", t)
     total = round((time.perf_counter() - t_start) * 1000, 3)
     response = SearchResponse(
         query=query, prepared=prepared, mode=mode, sort=sort, groups=groups,
-        timings_ms=timings, total_ms=total, reranked=reranked,
+        timings_ms=timings, total_ms=total, reranked=reranked, verdict=verdict,
     )
     if use_cache:
         cache.put(key, response)
@@ -235,12 +244,22 @@ def search(
     return response
 
 
+def _rerank_probabilities(before: list[tuple[int, float]], after: list[tuple[int, float]], has_text: set[int],
+                          top: int) -> dict[int, float]:
+    """The cross-encoder probability of each reranked chunk, read back from rerank()'s scores
+    (floor + 1e-6 + p, where floor is the best score left outside the reranked head)."""
+    head = {cid for cid, _ in before[:top] if cid in has_text}
+    floor = max((s for cid, s in before if cid not in head), default=0.0)
+    return {cid: round(s - floor - 1e-6, 6) for cid, s in after if cid in head}
+
+
 def _log(session: Session, response: SearchResponse) -> None:
     from core.search.suggest import log_query
 
     # The cleaned query (filler removed, spelling fixed) so that variants of one question
-    # count together in trending and autocomplete.
-    log_query(session, response.prepared.cleaned, len(response.groups), response.total_ms)
+    # count together in trending and autocomplete; the verdict says whether it found an answer.
+    log_query(session, response.prepared.cleaned, len(response.groups), response.total_ms,
+              verdict=response.verdict.verdict.value if response.verdict else None)
 
 
 # ---------------------------------------------------------------------------------------------

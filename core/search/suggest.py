@@ -48,10 +48,17 @@ def normalise_query(query: str) -> str:
     return q[:200]
 
 
-def log_query(session: Session, query: str, result_count: int, latency_ms: float) -> None:
+def log_query(session: Session, query: str, result_count: int, latency_ms: float, *, verdict: str | None = None) -> None:
+    """Log one search. `verdict` is the search's verdict value ("answered", "related", "nothing").
+
+    Autocomplete and trending learn only from searches that found something (result_count > 0):
+    until the log has a verdict column of its own, a search the archive does not answer is
+    stored with result_count 0, however many related moments it showed.
+    """
     q = normalise_query(query)
     if q:
-        session.add(QueryLogEntry(query=q, result_count=int(result_count), latency_ms=float(latency_ms)))
+        count = 0 if verdict is not None and verdict != "answered" else int(result_count)
+        session.add(QueryLogEntry(query=q, result_count=count, latency_ms=float(latency_ms)))
         session.flush()
 
 
