@@ -166,3 +166,18 @@ def test_the_rule_itself_one_table(db):
     assert budget.may_have_paid(Stage.EMBEDDING, embeddings, None)  # cut off mid-call: may be billed
     assert not budget.may_have_paid(Stage.EMBEDDING, embeddings, RuntimeError("500"))  # the call failed
     assert budget.may_have_paid(Stage.INDEXING, embeddings, RuntimeError("disk full"))
+
+
+def test_an_answer_call_lost_past_its_timeout_is_closed_by_the_same_function(db):
+    with session_scope() as s:
+        held = budget.reserve_call(s, "chat", tokens=20_000)
+    assert held.ok and held.reservation_id
+    clock.set_now(T0 + timedelta(seconds=budget.CALL_RESERVATION_TIMEOUT_S - 1))
+    with session_scope() as s:
+        assert budget.reap_reservations(s) == []  # still in flight
+    clock.set_now(T0 + timedelta(seconds=budget.CALL_RESERVATION_TIMEOUT_S + 1))
+    with session_scope() as s:
+        assert budget.reap_reservations(s) == [(held.reservation_id, "charged")]
+        row = s.scalars(select(LedgerEntry)).one()
+        assert (row.engine, row.note) == ("chat", "estimated: answer call lost")
+        assert float(row.usd) == pytest.approx(held.usd)
