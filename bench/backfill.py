@@ -15,7 +15,7 @@ Measured here, in a throw-away embedded database:
   * local whisper (the app's LocalWhisperEngine, configured model, CPU) on the real speech clips
     in ../shared/data/audio: its real-time factor.
 Assumed (flags): the share of videos with usable captions (a flat listing cannot say), the GPU
-worker's real-time factor, and the paid API's speed. Money follows core.budget: its price table,
+worker's real-time factor, and the paid API's speed. Money follows core.backfill.budget: its price table,
 the default caps ($10/day, $200/month), calendar days and months.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ os.environ.setdefault("CHAFFEE_SECRETS_FILE", str(_TMP / "no-secrets.toml"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
-from core import budget  # noqa: E402
+from core.backfill import budget  # noqa: E402
 from core.config import get_settings  # noqa: E402
 
 
@@ -154,12 +154,12 @@ class Throughput(NamedTuple):
 
 def measure_captions_route(piece_min: float = 20.0) -> Throughput:
     """The real worker over real caption transcripts (Zoom-style uploaded VTT: no network)."""
-    from core import queue
+    from core.backfill import queue
+    from core.backfill.worker import Worker
     from core.db import get_engine, session_scope
     from core.embeddings import get_embedder
     from core.catalog import get_or_create_source, register_item
     from core.records import ItemInfo
-    from core.worker import Worker
 
     get_engine()
     started = time.perf_counter()

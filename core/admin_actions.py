@@ -21,13 +21,14 @@ from pathlib import Path
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
-from core import audit, budget, clock, priorities, queue
+from core import audit, clock, settings_store
+from core.backfill import budget, priorities, queue
 from core.config import ENGINES, get_settings
 from core.models import Chunk, Job, MediaItem, Source
+from core.states import JobStatus
 
 log = logging.getLogger(__name__)
 
-SYNC_REQUEST_KEY = "sync_requested"
 
 
 class AdminActionError(Exception):
@@ -83,7 +84,7 @@ def set_paused(session: Session, actor: str, paused: bool, reason: str | None = 
 
 
 def set_controls(session: Session, actor: str, **changes: object) -> queue.Controls:
-    """Safety knobs of the backfill (concurrency, attempts, paid routing, …), validated by core.queue."""
+    """Safety knobs of the backfill (concurrency, attempts, paid routing, …), validated by core.backfill.queue."""
     before = queue.get_controls(session)
     after = _refuse_on_domain_error(lambda: queue.set_controls(session, **changes))
     names = list(changes)
@@ -98,7 +99,7 @@ def set_price(
     session: Session, actor: str, engine: str, *, per_audio_minute: float | None = None,
     per_million_tokens: float | None = None, per_hour: float | None = None,
 ) -> budget.Price:
-    """Change one ledger engine's price (core.budget.set_price), e.g. when the provider changes theirs."""
+    """Change one ledger engine's price (core.backfill.budget.set_price), e.g. when the provider changes theirs."""
     before = budget.get_prices(session).get(engine)
     after = _refuse_on_domain_error(lambda: budget.set_price(
         session, engine, per_audio_minute=per_audio_minute, per_million_tokens=per_million_tokens, per_hour=per_hour))
@@ -111,25 +112,24 @@ def request_sync(session: Session, actor: str, source_id: int | None = None) -> 
     """Ask the scheduler to list the channel (or one source) now instead of at its next interval."""
     if source_id is not None and session.get(Source, source_id) is None:
         raise AdminActionError(f"There is no source {source_id}.")
-    before = queue.read_setting(session, SYNC_REQUEST_KEY)
-    request = {"at": clock.now().isoformat(), "by": actor, "source_id": source_id}
-    queue.write_setting(session, SYNC_REQUEST_KEY, request)
+    before = settings_store.load_sync_request(session)
+    request: settings_store.SyncRequest = {"at": clock.now().isoformat(), "by": actor, "source_id": source_id}
+    settings_store.save_sync_request(session, request)
     audit.record(session, actor, "sync.request", "channel sync" if source_id is None else f"source {source_id}", before, request)
     return request
 
 
 def pending_sync_request(session: Session) -> dict | None:
     """The "sync now" request the scheduler has not picked up yet, if any."""
-    value = queue.read_setting(session, SYNC_REQUEST_KEY)
-    return value or None
+    return settings_store.load_sync_request(session)
 
 
 def take_sync_request(session: Session) -> dict | None:
     """For the scheduler: read and clear the request in one locked step (two schedulers never both run it)."""
-    value = queue.read_setting(session, SYNC_REQUEST_KEY, lock=True)
+    value = settings_store.load_sync_request(session, lock=True)
     if not value:
         return None
-    queue.write_setting(session, SYNC_REQUEST_KEY, {})
+    settings_store.save_sync_request(session, None)
     return value
 
 
@@ -178,7 +178,7 @@ def pin_item(session: Session, actor: str, item_id: int, pinned: bool = True) ->
 def skip_item(session: Session, actor: str, item_id: int, skipped: bool = True) -> None:
     item = _item(session, item_id)
     before = {"skipped": item.skipped, "status": item.status}
-    _refuse_on_domain_error(lambda: priorities.skip_item(session, item.id, skipped))
+    _refuse_on_domain_error(lambda: queue.skip_item(session, item.id, skipped))
     session.flush()
     audit.record(
         session, actor, "item.skip" if skipped else "item.unskip", _target(item), before,
@@ -192,7 +192,7 @@ def skip_item(session: Session, actor: str, item_id: int, skipped: bool = True) 
 
 
 def _dead_snapshot(session: Session, job_id: int | None, item_id: int | None) -> tuple[list[dict], str]:
-    stmt = select(Job).where(Job.status == "dead")
+    stmt = select(Job).where(Job.status == JobStatus.DEAD)
     stmt = stmt.where(Job.id == job_id) if job_id is not None else stmt.where(Job.media_item_id == item_id)
     jobs = list(session.scalars(stmt))
     if not jobs:
@@ -205,10 +205,10 @@ def _dead_snapshot(session: Session, job_id: int | None, item_id: int | None) ->
 
 
 def retry_dead(session: Session, actor: str, *, job_id: int | None = None, item_id: int | None = None) -> int:
-    """Give dead-lettered jobs fresh attempts (core.queue.retry_dead); returns how many."""
+    """Give dead-lettered jobs fresh attempts (core.backfill.queue.retry_dead); returns how many."""
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.retry_dead(session, job_id, item_id=item_id))
-    audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": "queued"})
+    audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": JobStatus.QUEUED.value})
     return int(n)  # type: ignore[arg-type]
 
 
@@ -216,7 +216,7 @@ def discard_dead(session: Session, actor: str, *, job_id: int | None = None, ite
     """Give up on dead-lettered jobs for good (the item becomes skipped); returns how many."""
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.discard_dead(session, job_id, item_id=item_id))
-    audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": "cancelled"})
+    audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": JobStatus.CANCELLED.value})
     return int(n)  # type: ignore[arg-type]
 
 

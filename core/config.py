@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     monthly_safety_limit_usd: float = Field(300.0, ge=0)
     # --- Backfill ---------------------------------------------------------------------------------
     # Defaults for the knobs; the admin console overrides most of them at run time through
-    # app_settings (core/queue.py get_controls/set_controls, core/budget.py set_budget).
+    # app_settings (core/backfill/queue.py get_controls/set_controls, core/backfill/budget.py set_budget).
     budget_timezone: str = Field("UTC", description="Budget days and months start at midnight here.")
     max_concurrency: int = Field(10, ge=1, description="Jobs running at once, over all workers.")
     worker_slots: int = Field(1, ge=1, description="Jobs one scheduler/worker process runs at once.")
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_local_model(cls, value: str, info: ValidationInfo) -> str:
         if info.data.get("embedding_provider", "local") == "local":
-            from core.embeddings import LOCAL_MODELS  # lazy: that module imports this one
+            from core.embedding_models import LOCAL_MODELS
 
             if value not in LOCAL_MODELS:
                 raise ValueError(f"{value!r} is not a packaged model; choose from {sorted(LOCAL_MODELS)}")

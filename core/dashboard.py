@@ -3,7 +3,7 @@
 Everything is aggregated in SQL (GROUP BY day/engine/status, LIMIT/OFFSET pages), so the
 pages stay fast at 10,000+ items and a year of ledger rows: Python only ever sees one row
 per day, per engine or per page. Money rules (caps, prices, estimates, budget days in the
-budget's timezone) come from core.budget; nothing here decides or writes anything.
+budget's timezone) come from core.backfill.budget; nothing here decides or writes anything.
 """
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from typing import NamedTuple
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from core import budget, clock, queue
+from core import clock, engines
 from core.audit import escape_like
+from core.backfill import budget, queue
 from core.config import get_settings
 from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
+from core.states import SEARCHABLE, ItemStatus, JobStatus
 
 # Items that still need work for the backlog projection: not done, not given up on.
-BACKLOG_STATUSES = ("queued", "fetching", "transcribing", "failed")
-DONE_STATUSES = ("indexed", "review")
+BACKLOG_STATUSES = (ItemStatus.QUEUED, ItemStatus.FETCHING, ItemStatus.TRANSCRIBING, ItemStatus.FAILED)
+DONE_STATUSES = SEARCHABLE
 # Days of history that set the pace of the projection (long enough to smooth a slow day).
 PACE_DAYS = 14
 
@@ -31,7 +33,7 @@ def _money(value) -> float:
 
 
 def _local_day(column, tz_name: str):
-    """The calendar day of a timestamp in the budget's timezone (same days as core.budget)."""
+    """The calendar day of a timestamp in the budget's timezone (same days as core.backfill.budget)."""
     return func.date(func.timezone(tz_name, column))
 
 
@@ -164,7 +166,7 @@ def by_engine(session: Session, *, since: datetime | None = None) -> list[Engine
     spend = {r.engine: r for r in budget.spend_by_engine(session, since=since)}
     rows: list[EngineRow] = []
     for engine, (n, hours) in items.items():
-        ledger = spend.pop(budget.ledger_name(engine), None)
+        ledger = spend.pop(engines.ledger_name(engine), None)
         rows.append(EngineRow(engine, n, hours, ledger.usd if ledger else 0.0))
     for name, ledger in spend.items():  # paid lines that are no transcription engine (embeddings, GPU)
         rows.append(EngineRow(name, 0, ledger.audio_minutes / 60, ledger.usd))
@@ -196,7 +198,7 @@ class Projection(NamedTuple):
 
 
 def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
-    """What the unfinished items will cost, priced by core.budget.estimate at today's prices."""
+    """What the unfinished items will cost, priced by core.backfill.budget.estimate at today's prices."""
     now = now or clock.now()
     n, known_s, unknown = session.execute(
         select(
@@ -208,7 +210,8 @@ def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
     prices = budget.get_prices(session)
     settings = get_settings()
     paid = [e for e in settings.transcription_engines if budget.is_paid(prices, e)]
-    paid_embed = "openai-embed" if settings.embedding_provider == "openai" else None
+    embedder = engines.embedding_engine(settings.embedding_provider)
+    paid_embed = embedder.ledger if embedder is not None else None
     # One estimate over the summed audio equals the sum of per-item estimates (prices are linear).
     total_s = float(known_s) + int(unknown) * budget.UNKNOWN_DURATION_S
     worst = budget.estimate(prices, duration_s=total_s, transcriber=paid[0] if paid else None, embedding_paid=paid_embed).usd if n else 0.0
@@ -306,12 +309,12 @@ def failures_per_day(session: Session, days: int = 30, *, now: datetime | None =
     now = now or clock.now()
     limits = budget.get_budget(session)
     start = budget.periods(now, limits.tz).day_start - timedelta(days=days - 1)
-    when = case((Job.status == "dead", Job.finished_at), else_=func.coalesce(Job.started_at, Job.created_at))
+    when = case((Job.status == JobStatus.DEAD, Job.finished_at), else_=func.coalesce(Job.started_at, Job.created_at))
     day = _local_day(when, limits.timezone)
-    series = case((Job.status == "dead", "dead-lettered"), else_="failed attempt, will retry")
+    series = case((Job.status == JobStatus.DEAD, "dead-lettered"), else_="failed attempt, will retry")
     rows = session.execute(
         select(day, series, func.count())
-        .where(or_(Job.status == "dead", and_(Job.status == "retry", Job.last_error.is_not(None))), when >= start)
+        .where(or_(Job.status == JobStatus.DEAD, and_(Job.status == JobStatus.RETRY, Job.last_error.is_not(None))), when >= start)
         .group_by(day, series)
     ).all()
     return _fill(rows, start.astimezone(limits.tz).date(), days)
@@ -448,7 +451,7 @@ def running_jobs(session: Session, *, limit: int = 20) -> list[RunningJob]:
         select(Job.id, Job.media_item_id, MediaItem.title, Job.kind, Job.stage, Job.engine, Job.started_at,
                Job.heartbeat_at, Job.lease_owner)
         .join(MediaItem, MediaItem.id == Job.media_item_id)
-        .where(Job.status == "running")
+        .where(Job.status == JobStatus.RUNNING)
         .order_by(Job.started_at)
         .limit(limit)
     ).all()
@@ -466,7 +469,7 @@ class DeadRow(NamedTuple):
 
 
 def dead_letters(session: Session, *, limit: int = 200) -> list[DeadRow]:
-    """Dead-lettered jobs with their item's title and last error, newest first (core.queue.dead_letter + titles)."""
+    """Dead-lettered jobs with their item's title and last error, newest first (core.backfill.queue.dead_letter + titles)."""
     jobs = queue.dead_letter(session, limit=limit)
     titles = dict(
         session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs]))).all()

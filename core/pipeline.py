@@ -3,8 +3,8 @@
 Idempotent: the last step replaces the item's segments and chunks in one transaction,
 so a re-run after a crash (or a re-transcription with another engine) never leaves a
 duplicate or a half-indexed item. The queue, the budget and the ledger wrap this
-module (core/worker.py); it never touches jobs or money itself, it only reports the
-paid usage it caused.
+module (core/backfill/worker.py); it never touches jobs or money itself, it only reports
+the paid usage it caused (Usage, by ledger name from core.engines).
 """
 from __future__ import annotations
 
@@ -19,28 +19,29 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from core import quality
-from core.budget import LEDGER_NAME
 from core.chunking import chunk_segments
 from core.config import get_settings
 from core.db import session_scope
-from core.embeddings import Embedder, ensure_space, get_embedder
+from core.embeddings import Embedder, embed_counted, ensure_space, get_embedder
+from core.engines import embedding_engine, engine as engine_info
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import Transcript
 from core.search import cache
 from core.sources.base import SourceError
 from core.sources.registry import source_for
+from core.states import SEARCHABLE, ItemStatus, Stage
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
 from core.transcribe.registry import get_engine
 
 log = logging.getLogger(__name__)
 
-Heartbeat = Callable[[str], None]
+Heartbeat = Callable[[Stage], None]
 
 
 class Usage(NamedTuple):
     """One paid call's size, for the ledger (the worker prices it)."""
 
-    engine: str  # "openai-transcribe" | "openai-embed" | …
+    engine: str  # a ledger name (core.engines): "openai-transcribe" | "openai-embed" | …
     audio_minutes: float = 0.0
     tokens: int = 0
 
@@ -66,7 +67,7 @@ class NoUsableTranscript(TranscriptionError):
 # ---------------------------------------------------------------------------------------------
 
 
-INDEXED_STATUSES = ("indexed", "review")
+INDEXED_STATUSES = SEARCHABLE
 
 
 def indexed_item(session: Session, source_kind: str, external_id: str) -> MediaItem | None:
@@ -112,19 +113,19 @@ def _transcribe(
     skipped: list[str] = []
     for name in engines:
         if name == "captions":
-            heartbeat("captions")
+            heartbeat(Stage.CAPTIONS)
             transcript = source.fetch_captions(item.external_id)
             if transcript is not None and transcript.segments:
                 return transcript, f"{source_row.kind} has its own transcript ({transcript.model or 'captions'})", None
             skipped.append("no captions")
             continue
-        heartbeat("fetching")
-        _set_status(item.id, "fetching")
+        heartbeat(Stage.FETCHING)
+        _set_status(item.id, ItemStatus.FETCHING)
         audio = _audio_path(item, source, get_settings().media_dir / str(item.id))
         if not item.media_path:
             downloaded = audio
-        heartbeat("transcribing")
-        _set_status(item.id, "transcribing")
+        heartbeat(Stage.TRANSCRIBING)
+        _set_status(item.id, ItemStatus.TRANSCRIBING)
         transcript = get_engine(name).transcribe(audio, progress=progress)
         reason = f"{name} engine" + (f" ({'; '.join(skipped)})" if skipped else "")
         return transcript, reason, downloaded
@@ -222,10 +223,12 @@ def process_item(
             downloaded.unlink(missing_ok=True)
 
     usage: list[Usage] = []
-    if transcript.engine in LEDGER_NAME:  # engines whose calls cost money, by their ledger name
-        usage.append(Usage(LEDGER_NAME[transcript.engine], audio_minutes=(transcript.audio_seconds or 0) / 60))
-    if indexed.embed_tokens:
-        usage.append(Usage(f"{indexed.embed_provider}-embed", tokens=int(indexed.embed_tokens)))
+    transcriber = engine_info(transcript.engine)
+    if transcriber.paid:  # engines whose calls cost money, by their ledger name
+        usage.append(Usage(transcriber.ledger, audio_minutes=(transcript.audio_seconds or 0) / 60))
+    embedder = embedding_engine(indexed.embed_provider)
+    if indexed.embed_tokens and embedder is not None:
+        usage.append(Usage(embedder.ledger, tokens=int(indexed.embed_tokens)))
     return ProcessResult(
         item_id=item_id,
         status=indexed.status,
@@ -258,17 +261,15 @@ def index_transcript(item_id: int, transcript: Transcript, reason: str, *, heart
     chunks = list(chunk_segments(transcript.segments))
     if not chunks:
         raise NoSpeech("the transcript is empty (no speech found)")
-    beat("embedding")
+    beat(Stage.EMBEDDING)
     embedder = get_embedder()
     texts = [c.text for c in chunks]
-    tokens_before = getattr(embedder, "tokens_used", 0)
-    vectors = embedder.embed_documents(texts)
-    embed_tokens = getattr(embedder, "tokens_used", 0) - tokens_before
+    vectors, embed_tokens = embed_counted(embedder, texts)
 
-    beat("indexing")
+    beat(Stage.INDEXING)
     with session_scope() as session:
         reasons = quality.check(session, item_id, transcript, texts, vectors)
-        status = "review" if reasons else "indexed"
+        status = ItemStatus.REVIEW if reasons else ItemStatus.INDEXED
         _write_index(session, item_id, transcript, chunks, vectors, embedder, status, reason, "; ".join(reasons) or None)
     cache.invalidate()
     return Indexed(status, len(chunks), reasons, embedder.provider, int(embed_tokens))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Chunk, EmbeddingSpace, MediaItem
 from core.records import Segment, Transcript
+from core.states import ItemStatus
 
 WPM_RANGE = (40.0, 300.0)
 MIN_MINUTES_FOR_RATE = 2.0  # short clips (an intro, a jingle) have no meaningful rate
@@ -198,7 +199,7 @@ def duplicate_reasons(session: Session, item_id: int, chunk_texts: Sequence[str]
         return []
     for other in _candidates(session, item_id, vectors):
         item = session.get(MediaItem, other)
-        if item is None or item.status != "indexed":
+        if item is None or item.status != ItemStatus.INDEXED:
             continue
         theirs = shingles(session.scalars(select(Chunk.text).where(Chunk.media_item_id == other).order_by(Chunk.idx)).all())
         share = len(ours & theirs) / len(ours)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from core import queue
+from core.backfill import queue
 from core.catalog import get_or_create_source, register_item
 from core.config import get_settings
 from core.db import session_scope
@@ -101,7 +101,7 @@ def import_transcript(
         else:
             item.title = title or item.title
             item.published_at = published_at or item.published_at
-        queue.cancel_live(session, item.id, why="transcript imported")
+        queue.cancel_live(session, item.id)
         item_id, item_title = item.id, item.title
     transcript = Transcript(segments, engine=ENGINE, model=f"{fmt} file", audio_seconds=float(segments[-1].end))
     indexed = index_transcript(item_id, transcript, f"transcript imported from {shown.name} ({fmt})")

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
-from core import admin_actions, budget, dashboard, priorities, progress, queue
+from core import admin_actions, dashboard
+from core.backfill import budget, priorities, progress, queue
 from core.db import session_scope
 from pages._auth import require_admin
 from pages._ui import md_escape, page_header, run_action, show_flash, usd, when

@@ -7,7 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import budget, dashboard
+from core import dashboard
+from core.backfill import budget
 from core.db import session_scope
 from pages._auth import require_admin
 from pages._ui import page_header, usd

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import admin_actions, budget
+from core import admin_actions, engines
+from core.backfill import budget
 from core.db import session_scope
 from core.search.fusion import fusion_config
 from core.search.preprocess import get_synonyms
@@ -75,7 +76,8 @@ if st.button("Save synonyms", type="primary"):
 st.subheader("Prices")
 st.caption("What the budget charges for each paid engine. Change them when the provider changes theirs; "
            "estimates, reservations and the backlog projection use them at once.")
-paid = {name: p for name, p in prices.items() if name not in ("captions", "local")}
+# Engines that can cost money (core.engines), and any other name someone gave a price.
+paid = {name: p for name, p in prices.items() if engines.engine(name).paid or not p.free}
 with st.form("prices"):
     values: dict[str, tuple[float, float, float]] = {}
     for name, price in paid.items():

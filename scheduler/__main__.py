@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(name)
     try:
         settings = get_settings()
+        from core.backfill.worker import Worker, install_signal_handlers
         from core.db import get_engine
-        from core.worker import Worker, install_signal_handlers
 
         get_engine()  # start/join the database and migrate before the first job runs
     except ConfigError as exc:

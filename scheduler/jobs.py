@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 
-from core import budget
+from core.backfill import budget
+from core.backfill.progress import save_snapshot
+from core.backfill.reaper import ReapReport, reap
+from core.backfill.worker import Worker
 from core.db import session_scope
-from core.progress import save_snapshot
-from core.worker import ReapReport, Worker, reap
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def set_worker(worker: Worker | None) -> None:
 
 
 def channel_sync(url: str | None = None) -> str:
+    from core.backfill.sync import sync_channel
     from core.config import get_settings
-    from core.sync import sync_channel
 
     if not (url or get_settings().channel_url):
         return "no channel configured"

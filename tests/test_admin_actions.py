@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from core import admin_actions as aa
-from core import audit, budget, clock, dashboard, health, priorities, queue
+from core import audit, clock, dashboard, health
+from core.backfill import budget, priorities, queue
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Source, TranscriptSegment, Worker

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from core import audit, budget, queue
+from core import audit
+from core.backfill import budget, queue
 from core.db import session_scope
 from tests.conftest import require_binary, shared_path
 

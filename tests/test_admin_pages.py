@@ -11,7 +11,8 @@ import streamlit as st
 from sqlalchemy import func, insert, select
 from streamlit.testing.v1 import AppTest
 
-from core import audit, budget, queue
+from core import audit
+from core.backfill import budget, queue
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, LoginAttempt, MediaItem, Source, Worker

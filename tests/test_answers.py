@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from core import budget
+from core.backfill import budget
 from core.chunking import chunk_segments
 from core.config import load_settings
 from core.db import session_scope

@@ -8,14 +8,18 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import budget, clock, queue
+from core import clock
+from core.backfill import budget, queue
+from core.backfill.dispatch import claim_next
+from core.backfill.reaper import reap
+from core.backfill.worker import Worker
 from core.config import load_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
+from core.states import WaitReason
 from core.transcribe.router import WorkerCaps
-from core.worker import Worker, claim_next, reap
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)  # a Sunday, two days before December
 PAID = WorkerCaps("paid-worker", ("openai",))
@@ -69,7 +73,7 @@ def test_paid_work_pauses_at_the_daily_cap_resumes_next_day_and_free_work_keeps_
     assert finish(first, minutes=10) == pytest.approx(0.06)
     assert claim() is None  # the next one would pass the cap: it waits for tomorrow
     with session_scope() as s:
-        waiting = s.scalars(select(Job).where(Job.stage == "waiting:budget")).all()
+        waiting = s.scalars(select(Job).where(Job.wait_reason == WaitReason.BUDGET)).all()
         assert waiting and all(j.run_after == datetime(2026, 11, 30, tzinfo=timezone.utc) for j in waiting)
         item = s.get(MediaItem, waiting[0].media_item_id)
         assert "daily budget spent" in item.status_detail and "2026-11-30 00:00" in item.status_detail
@@ -106,7 +110,7 @@ def test_paid_work_pauses_at_the_monthly_cap_until_the_first_of_next_month(db):
     clock.set_now(datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc))
     assert claim() is None
     with session_scope() as s:
-        assert {j.run_after for j in s.scalars(select(Job).where(Job.stage == "waiting:budget"))} == {
+        assert {j.run_after for j in s.scalars(select(Job).where(Job.wait_reason == WaitReason.BUDGET))} == {
             datetime(2026, 12, 1, tzinfo=timezone.utc)
         }
     clock.set_now(datetime(2026, 12, 1, 0, 0, 1, tzinfo=timezone.utc))
@@ -224,8 +228,8 @@ def test_progress_shows_done_total_eta_and_dollars_and_the_cli_prints_it(db):
     import subprocess
     import sys
 
+    from core.backfill.progress import progress_summary, save_snapshot, start_run
     from core.config import PROJECT_ROOT
-    from core.progress import progress_summary, save_snapshot, start_run
 
     ids = make_items(4)
     with session_scope() as s:

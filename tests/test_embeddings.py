@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from core.config import PROJECT_ROOT, ConfigError, load_settings
+from core.embedding_models import BGE_QUERY_PREFIX
 from core.embeddings import (
-    BGE_QUERY_PREFIX,
     DEFAULT_MODEL,
     LOCAL_MODELS,
     OnnxEmbedder,
@@ -218,12 +218,12 @@ def test_openai_embeddings_come_back_in_order_normalised_and_counted(fake_openai
     embedder = OpenAIEmbedder("text-embedding-3-small", api_key="test-key", base_url=fake_openai.base_url,
                               batch_size=2)
     texts = ["red meat and health", "meat and health", "a sailing boat"]
-    vecs = embedder.embed_documents(texts)
+    vecs, tokens = embedder.embed_counted(texts)
     assert vecs.shape == (3, 1536) and vecs.dtype == np.float32 and embedder.dim == 1536
     np.testing.assert_allclose(vecs, np.array([fake_embedding(t, 1536) for t in texts]), atol=1e-6)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]  # shared words → closer, as the fake promises
     assert len(fake_openai.requests_to("/v1/embeddings")) == 2  # batches of 2
-    assert embedder.tokens_used == 4 + 3 + 3  # what the server reported, for the money ledger
+    assert tokens == 4 + 3 + 3  # what the server reported, for the money ledger
 
 
 def test_openai_rate_limit_is_retried(fake_openai):

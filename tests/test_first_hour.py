@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core.backfill.workers import detect_capabilities
 from core.config import PROJECT_ROOT, load_settings
 from core.models import Chunk, Job, LedgerEntry, MediaItem
 from core.transcribe.router import Policy, RouteItem, route
-from core.worker import detect_capabilities
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def fresh_jfk(tmp_path) -> Path:
 
 def _jobs(db) -> list[Job]:
     with db.connect() as conn:
-        return list(conn.execute(select(Job.status, Job.attempts, Job.stage, Job.engine).order_by(Job.id)).all())
+        return list(conn.execute(select(Job.status, Job.attempts, Job.stage, Job.engine, Job.wait_reason).order_by(Job.id)).all())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_a_fresh_local_file_is_indexed_by_local_whisper_with_no_key(db, fresh_jf
         assert item.engine == "local" and item.status == "indexed", item
         assert "openai" not in item.route_reason
         assert conn.execute(select(func.count()).select_from(LedgerEntry)).scalar_one() == 0
-    assert _jobs(db) == [("done", 1, "done", None)]  # one attempt, no retry left behind
+    assert _jobs(db) == [("done", 1, "done", None, None)]  # one attempt, no retry left behind
 
 
 def test_forcing_the_api_without_a_key_is_refused_before_anything_is_stored(db, fresh_jfk):
@@ -143,7 +143,7 @@ def test_an_interrupt_releases_the_job_at_once_and_counts_no_attempt(db, tmp_pat
     assert stopped_in < 10, stopped_in
     assert "released" in err and "Traceback" not in err, err
     (job,) = _jobs(db)
-    assert (job.status, job.attempts, job.stage) == ("queued", 0, "interrupted"), job
+    assert (job.status, job.attempts, job.wait_reason) == ("queued", 0, "interrupted"), job
     with db.connect() as conn:
         status, detail = conn.execute(select(MediaItem.status, MediaItem.status_detail)).one()
         assert status == "queued" and "interrupted" in detail
@@ -202,7 +202,7 @@ def test_streamlit_runs_without_file_watcher_or_run_on_save():
 
 
 def test_a_job_another_worker_is_running_is_not_taken_over(db):
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
     from core.catalog import get_or_create_source, register_item
     from core.records import ItemInfo

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from core import clock, priorities, queue
+from core import clock
+from core.backfill import priorities, queue
+from core.backfill.sync import estimate_dates, sync_channel
 from core.db import session_scope
 from core.models import Job, MediaItem
 from core.records import ItemInfo
 from core.sources.youtube import parse_channel_feed, parse_flat_entry
-from core.sync import estimate_dates, sync_channel
 from tests.conftest import shared_path
 from tests.fakes.youtube_http import channel_feed
 
@@ -104,7 +105,7 @@ def test_the_admin_order_of_strategies_pins_and_skips_decide_what_runs_next(db):
     with session_scope() as s:
         ids = {i.external_id: i.id for i in s.scalars(select(MediaItem))}
         priorities.pin_item(s, ids[oldest])
-        priorities.skip_item(s, ids[skip])
+        queue.skip_item(s, ids[skip])
     assert queued_order(1)[0].external_id == oldest
     with session_scope() as s:
         assert s.scalar(select(Job.status).where(Job.media_item_id == ids[skip])) == "cancelled"

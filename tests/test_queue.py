@@ -7,13 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from core import clock, queue
+from core import clock, settings_store
+from core.backfill import queue
+from core.backfill.dispatch import claim_next
+from core.backfill.reaper import reap
 from core.db import session_scope
 from core.models import Job, MediaItem
 from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
+from core.states import WaitReason
 from core.transcribe.router import WorkerCaps
-from core.worker import claim_next, reap
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
@@ -140,7 +143,7 @@ def test_release_gives_the_attempt_back(db):
     with session_scope() as s:
         claim = claim_next(s, LOCAL, lease_s=60)
     with session_scope() as s:
-        assert queue.release(s, claim.job_id, "w1", why="released at shutdown")
+        assert queue.release(s, claim.job_id, "w1", why=WaitReason.SHUTDOWN)
     job = job_of(item)
     assert job.status == "queued" and job.attempts == 0 and job.lease_owner is None
 
@@ -194,7 +197,7 @@ def test_a_rate_limited_source_pushes_back_its_jobs_without_burning_attempts(db)
         until = queue.pause_source(s, src, reason="HTTP 429", now=T0)
         again = queue.pause_source(s, src, reason="HTTP 429", now=T0)
     assert until == T0 + timedelta(seconds=300) and again == T0 + timedelta(seconds=600)  # doubles
-    assert all(job_of(i).run_after == again and job_of(i).stage == "waiting:source" for i in yt)
+    assert all(job_of(i).run_after == again and job_of(i).wait_reason == WaitReason.SOURCE for i in yt)
     assert job_of(up[0]).run_after == T0
     with session_scope() as s:
         claim = claim_next(s, LOCAL, lease_s=60)
@@ -230,7 +233,7 @@ def test_routing_prefers_captions_then_a_gpu_worker_then_the_paid_api_for_urgent
     assert _route(new_video, API, [GPU]).paid == "openai"
     assert _route(old_video, API, [GPU]).engines == ("captions",)
     r = _route(new_video, API, [], budget_refusal="daily budget spent")
-    assert r.engines == ("captions",) and r.wait == "waiting:budget" and "daily budget spent" in r.reason
+    assert r.engines == ("captions",) and r.wait == WaitReason.BUDGET and "daily budget spent" in r.reason
     # Uploads have no captions; known-missing captions are not asked for again.
     assert _route(RouteItem(3, "upload", None), LOCAL).engines == ("local",)
     assert _route(old_video._replace(captions=False), LOCAL).engines == ("local",)
@@ -240,7 +243,7 @@ def test_routing_prefers_captions_then_a_gpu_worker_then_the_paid_api_for_urgent
 
 
 def test_past_the_storage_limit_nothing_new_starts_and_the_admin_is_told_why(db):
-    from core.worker import Worker
+    from core.backfill.worker import Worker
 
     (item,) = make_items(1)
     with session_scope() as s:
@@ -251,12 +254,12 @@ def test_past_the_storage_limit_nothing_new_starts_and_the_admin_is_told_why(db)
     try:
         assert worker.claim() is None
         with session_scope() as s:
-            stopped = queue.read_setting(s, "backfill_stopped")
+            stopped = settings_store.load_backfill_stopped(s)
             assert "storage limit reached" in stopped["reason"] and "GB used of" in stopped["reason"]
             queue.set_controls(s, storage_limit_gb=50)
         worker._storage_checked = -1e9  # the next claim looks again (normally once a minute)
         assert worker.claim() is not None
         with session_scope() as s:
-            assert not queue.read_setting(s, "backfill_stopped")
+            assert not settings_store.load_backfill_stopped(s)
     finally:
         worker.close()

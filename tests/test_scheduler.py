@@ -15,12 +15,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import ref_to_obj
 from sqlalchemy import func, select, text
 
-from core import budget, clock, queue
+from core import clock
+from core.backfill import budget, queue
+from core.backfill.progress import last_snapshot
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Job, LedgerEntry, MediaItem, PeriodicRun, Worker
-from core.progress import last_snapshot
+from core.states import WaitReason
 from scheduler.__main__ import add_shared_job, build_scheduler
 from scheduler.firing import Outcome, run_once, slot_of
 from tests.fakes.openai_server import FakeOpenAI
@@ -104,7 +106,7 @@ def test_roll_over_resumes_paid_work_at_midnight_and_the_reaper_takes_back_dead_
             s.add(LedgerEntry(at=t0 - timedelta(hours=1), engine="openai-transcribe", usd=0.10))
             waiting = s.scalars(select(Job).where(Job.media_item_id == ids[0])).one()
             # Deferred (e.g. by the admin's raised-then-lowered budget) to some time far away.
-            queue.defer(s, waiting, until=t0 + timedelta(days=3), why="waiting:budget")
+            queue.defer(s, waiting, until=t0 + timedelta(days=3), why=WaitReason.BUDGET)
         assert jobs.budget_rollover() == 0  # the day's money is spent: nothing to wake
         clock.set_now(datetime(2026, 11, 30, 0, 0, 5, tzinfo=timezone.utc))
         assert jobs.budget_rollover() == 1

@@ -49,7 +49,8 @@ def test_ingested_speech_is_found_at_the_second_it_was_said(db, spoken):
     lighthouse = parts[5]  # spoken about a minute in: a later chunk, not the first
     found = cli("search", "lighthouse keeper counted ships in the storm")
     assert found.returncode == 0, found.stderr
-    first_hit = found.stdout.split("\n\n")[0]
+    # The first result block (the verdict's one-line summary, "Answered in 1 video.", comes before it).
+    first_hit = next(b for b in found.stdout.split("\n\n") if re.search(r"\[\d+(?::\d\d)+\]", b))
     assert "Weekly Q&A episode" in first_hit
     stamp = re.search(r"\[(\d+(?::\d\d)+)\]", first_hit)
     assert stamp, found.stdout

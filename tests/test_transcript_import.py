@@ -130,7 +130,7 @@ def test_a_later_transcription_replaces_the_import_cleanly(db, tmp_path):
 
 
 def test_an_import_cancels_a_queued_transcription_of_the_same_video(db, tmp_path):
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
 
     with session_scope() as s:

@@ -23,17 +23,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from core import budget, clock, priorities, queue
+from core import clock, settings_store
+from core.backfill import budget, priorities, queue
+from core.backfill.progress import freshness_summary
 from core.chunking import chunk_segments
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
 from core.catalog import get_or_create_source, register_item
-from core.progress import freshness_summary
 from core.records import ItemInfo
-from tests.fakes.openai_server import FakeOpenAI
+from core.states import WaitReason
 from tests.fakes.fake_speech import speech_like
+from tests.fakes.openai_server import FakeOpenAI
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
 
@@ -271,7 +273,7 @@ def test_sigterm_finishes_a_short_job_and_releases_a_long_one(db, fake_openai, t
     assert time.monotonic() - started < 10  # it did not wait for the 60 s job
     with session_scope() as s:
         job = s.scalars(select(Job).where(Job.media_item_id == long_id)).one()
-        assert (job.status, job.attempts, job.lease_owner, job.stage) == ("queued", 0, None, "released at shutdown")
+        assert (job.status, job.attempts, job.lease_owner, job.wait_reason) == ("queued", 0, None, WaitReason.SHUTDOWN)
     assert_ledger_matches_reservations()
 
 
@@ -291,10 +293,10 @@ def test_a_timed_out_job_is_dead_lettered_and_a_rate_limited_source_rests_withou
         rested = {j.media_item_id: j for j in s.scalars(select(Job).where(Job.media_item_id.in_([throttled, other])))}
         assert all(j.status == "queued" and j.attempts == 0 for j in rested.values())  # no attempt burned
         assert all(j.run_after >= started + timedelta(seconds=590) for j in rested.values())
-        assert rested[other].stage == "waiting:source"
+        assert rested[other].wait_reason == WaitReason.SOURCE
         source_id = s.get(MediaItem, throttled).source_id
         assert set(queue.source_pauses(s)) == {source_id}
-        assert "429" in queue.read_setting(s, "source_pauses")[str(source_id)]["reason"]
+        assert "429" in settings_store.load_source_pauses(s)[source_id].reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +376,7 @@ def test_a_200_item_backfill_with_mixed_routing_ends_within_budget(db, fake_open
 
     with session_scope() as s:
         statuses = Counter(s.scalars(select(Job.status)).all())
-        assert statuses == {"done": 200}, statuses
+        assert statuses == {"done": 200}, (statuses, Counter(s.scalars(select(Job.last_error).where(Job.status == "dead")).all()))
         items = s.scalars(select(MediaItem)).all()
         assert Counter(i.status for i in items) == {"indexed": 200}
         engines = Counter(i.engine for i in items)
@@ -393,3 +395,24 @@ def test_a_200_item_backfill_with_mixed_routing_ends_within_budget(db, fake_open
         assert by_engine["openai-transcribe"].audio_minutes == pytest.approx(engines["openai"] * seconds / 60)
     assert_ledger_matches_reservations()
     print(f"\n200 items, mixed routing {dict(engines)}: {elapsed:.1f} s, ${state.spent_today:.4f} spent")
+
+
+def test_two_slots_book_exactly_the_embedding_tokens_the_api_billed(db, tmp_path):
+    """Usage is each call's return value: jobs embedding at the same time in one process never
+    count each other's tokens (a shared counter's difference did, with --slots > 1)."""
+    with FakeOpenAI(embedding_dim=64, embedding_delay_s=0.4) as fake:  # slow: the two jobs' calls overlap
+        with session_scope() as s:
+            ensure_space(s, _FakeAPIEmbedder())
+        add_items([{"seconds": 900} for _ in range(4)], tmp_path)
+        worker = spawn(worker_env(fake), "--engines", "local", "--slots", "2", "--until-drained")
+        wait_all([worker], 90)
+        billed = fake.embedding_tokens()
+        calls = len(fake.requests_to("/v1/embeddings"))
+    with session_scope() as s:
+        assert Counter(s.scalars(select(Job.status)).all()) == {"done": 4}
+        booked = s.execute(
+            select(func.sum(LedgerEntry.tokens), func.count()).where(LedgerEntry.engine == "openai-embed")
+        ).one()
+    assert calls >= 4 and billed > 0
+    assert (int(booked[0]), booked[1]) == (billed, 4), f"ledger {booked[0]} tokens, the API billed {billed}"
+    assert_ledger_matches_reservations()

@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from core.backfill.progress import progress_summary
     from core.db import session_scope
-    from core.progress import progress_summary
 
     with session_scope() as s:
         p = progress_summary(s)
@@ -74,7 +74,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
 
     with session_scope() as s:
@@ -84,7 +84,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(_args: argparse.Namespace) -> int:
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
 
     with session_scope() as s:
@@ -96,13 +96,14 @@ def cmd_resume(_args: argparse.Namespace) -> int:
 def cmd_retry_dead(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from core import queue
+    from core.backfill import queue
     from core.db import session_scope
     from core.models import Job
+    from core.states import JobStatus
 
     with session_scope() as s:
         if args.all:
-            ids = list(s.scalars(select(Job.id).where(Job.status == "dead")))
+            ids = list(s.scalars(select(Job.id).where(Job.status == JobStatus.DEAD)))
             n = sum(queue.retry_dead(s, i) for i in ids)
         elif args.job or args.item:
             n = queue.retry_dead(s, args.job, item_id=args.item)
@@ -114,7 +115,7 @@ def cmd_retry_dead(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.worker import Worker, install_signal_handlers
+    from core.backfill.worker import Worker, install_signal_handlers
 
     for name in args.plugin:
         importlib.import_module(name)

@@ -15,6 +15,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
 from core.sources.base import SourceError
+from core.states import ItemStatus
 from core.transcribe.base import TranscriptionError
 
 
@@ -142,8 +143,8 @@ def _print_already(already: tuple[int, str, str | None]) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from core.transcript_import import import_transcript
     from core.transcribe.captions import TranscriptFileError
+    from core.transcript_import import import_transcript
 
     if args.engine:
         print("error: --engine does not apply to a transcript file (it is imported as it is)", file=sys.stderr)
@@ -162,7 +163,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"item {done.item_id}: already indexed — {done.title!r}{linked}; nothing to do. "
               "Use --force to import it again.")
         return 0
-    if done.status == "review":
+    if done.status == ItemStatus.REVIEW:
         print(f"item {done.item_id}: imported but held for review — {done.detail}")
         return 0
     print(f"item {done.item_id}: indexed — {done.chunk_count} chunks, transcript imported{linked}")
@@ -174,10 +175,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     and ledger as the backfill, so a paid engine used from here is reserved and booked too."""
     from functools import partial
 
+    from core.backfill.worker import Worker
     from core.pipeline import process_item
     from core.sources.files import is_transcript_file
     from core.transcribe.registry import available_engines, unavailable_reason
-    from core.worker import Worker
 
     if not _looks_like_url(args.target) and is_transcript_file(Path(args.target)):
         return _import(args)
@@ -223,10 +224,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with session_scope() as session:
         item = session.get(MediaItem, item_id)
         status, detail, chunks, reason = item.status, item.status_detail, item.chunk_count, item.route_reason
-    if status == "indexed":
+    if status == ItemStatus.INDEXED:
         print(f"item {item_id}: indexed — {chunks} chunks, transcript by {reason}")
         return 0
-    if status == "review":
+    if status == ItemStatus.REVIEW:
         print(f"item {item_id}: indexed but held for review — {detail}")
         return 0
     print(f"error: item {item_id} not indexed ({outcome}): {detail or 'see the admin Backfill page'}", file=sys.stderr)
@@ -234,8 +235,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_channel(args: argparse.Namespace) -> int:
-    from core.progress import start_run
-    from core.sync import sync_channel
+    from core.backfill.progress import start_run
+    from core.backfill.sync import sync_channel
 
     report = sync_channel(url=args.url, limit=args.limit)
     if report.error:

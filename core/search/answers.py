@@ -14,7 +14,7 @@ openai_base_url / openai_api_key), the model writes a short answer from the numb
 any sentence that does not cite a turn it was given is dropped. Its spend goes through the
 budget like transcription: an estimate is reserved under the budget lock before the call
 (refused when it would pass a cap), settled to the actual tokens after it, released when the
-call fails (core/budget.py). Offline, or when the model fails or the budget refuses, the answer
+call fails (core/backfill/budget.py). Offline, or when the model fails or the budget refuses, the answer
 is extractive: the turns' sentences closest to the question, each cited the same way.
 """
 from __future__ import annotations
@@ -295,7 +295,7 @@ def chat_answer(session: Session, response: SearchResponse, *, settings=None, li
     budget says no, and transport errors as they come (answer() falls back to quoting)."""
     from openai import OpenAI
 
-    from core import budget
+    from core.backfill import budget
     from core.config import get_settings
     from core.db import session_scope
 

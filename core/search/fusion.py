@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from core.models import AppSetting
+from core import settings_store
 from core.search.records import Candidate
 
-SETTINGS_KEY = "search"
+SETTINGS_KEY = settings_store.Key.FUSION
 
 
 FUSION_METHODS = ("convex", "rrf")
@@ -67,10 +67,10 @@ class FusionConfig:
 def fusion_config(session: Session | None) -> FusionConfig:
     """The admin's search knobs over the defaults (unknown keys are ignored)."""
     base = FusionConfig()
-    row = session.get(AppSetting, SETTINGS_KEY) if session is not None else None
-    if row is None or not isinstance(row.value, dict):
+    stored = settings_store.load_fusion(session) if session is not None else None
+    if stored is None:
         return base
-    known = {k: v for k, v in row.value.items() if k in base.__dataclass_fields__}
+    known = {k: v for k, v in stored.items() if k in base.__dataclass_fields__}
     try:
         return replace(base, **known)
     except TypeError:
@@ -86,16 +86,11 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
         raise ValueError(f"Fusion method must be one of {', '.join(FUSION_METHODS)}.")
     if "alpha" in changes and not 0.0 <= float(changes["alpha"]) <= 1.0:
         raise ValueError("The meaning/words balance (alpha) must be between 0 and 1.")
-    row = session.get(AppSetting, SETTINGS_KEY)
-    current = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
+    current = settings_store.load_fusion(session) or {}
     current.update(changes)
     cfg = replace(FusionConfig(), **{k: v for k, v in current.items() if k in FusionConfig.__dataclass_fields__})
     validate_verdict_thresholds(cfg)
-    if row is None:
-        session.add(AppSetting(key=SETTINGS_KEY, value=current))
-    else:
-        row.value = current
-    session.flush()
+    settings_store.save_fusion(session, current)
     from core.search import cache
 
     cache.invalidate(session)  # cached results (and knobs) were made with the old settings

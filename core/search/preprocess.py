@@ -24,13 +24,13 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.models import AppSetting
+from core import settings_store
 from core.search import cache
 from core.search.records import MAX_QUERY_CHARS, PreparedQuery, QueryError
 
 logger = logging.getLogger(__name__)
 
-SYNONYMS_KEY = "synonyms"
+SYNONYMS_KEY = settings_store.Key.SYNONYMS
 
 # Domain defaults until the admin saves a list. Each key and its values are one group:
 # any phrase of the group found in a query adds the others.
@@ -143,10 +143,10 @@ def _clean_mapping(mapping: Mapping[str, object]) -> dict[str, list[str]]:
 
 def get_synonyms(session: Session) -> dict[str, list[str]]:
     """The synonym groups in force: the admin's list, or the built-in domain list if none saved."""
-    row = session.get(AppSetting, SYNONYMS_KEY)
-    if row is None or not isinstance(row.value, dict):
+    stored = settings_store.load_synonyms(session)
+    if stored is None:
         return dict(DEFAULT_SYNONYMS)
-    return _clean_mapping(row.value.get("mapping", row.value))
+    return _clean_mapping(stored.get("mapping", stored))
 
 
 def set_synonyms(session: Session, mapping: Mapping[str, list[str] | str]) -> dict[str, list[str]]:
@@ -156,12 +156,7 @@ def set_synonyms(session: Session, mapping: Mapping[str, list[str] | str]) -> di
     the same query may now find more.
     """
     cleaned = _clean_mapping(mapping)
-    row = session.get(AppSetting, SYNONYMS_KEY)
-    if row is None:
-        session.add(AppSetting(key=SYNONYMS_KEY, value={"mapping": cleaned}))
-    else:
-        row.value = {"mapping": cleaned}
-    session.flush()
+    settings_store.save_synonyms(session, cleaned)
     from core.search import cache
 
     cache.invalidate(session)

@@ -19,9 +19,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from core.states import WaitReason
+
 CAPTION_SOURCES = ("youtube", "zoom")
-WAIT_BUDGET = "waiting:budget"
-WAIT_WORKER = "waiting:worker"
 
 
 class WorkerCaps(NamedTuple):
@@ -59,7 +59,7 @@ class Route(NamedTuple):
     engines: tuple[str, ...]  # for process_item, in order; empty = nothing can run here now
     paid: str | None  # the paid engine among them (needs a reservation)
     reason: str
-    wait: str | None = None  # what to wait for if these engines give no transcript
+    wait: WaitReason | None = None  # what to wait for if these engines give no transcript
     elsewhere: bool = False  # another live worker can do it: leave the job to it, do not delay it
 
 
@@ -108,14 +108,14 @@ def route(
     def paid_route() -> Route:
         return Route(head + (paid[0],), paid[0], f"{cap_why}{then}paid {paid[0]} ({why_urgent}, within budget)")
 
-    def wait_route(what: str, why: str, elsewhere: bool = False) -> Route:
+    def wait_route(what: WaitReason, why: str, elsewhere: bool = False) -> Route:
         # Captions still cost nothing: try them now; without them, wait (or leave it to `elsewhere`).
         return Route(head, None, f"{cap_why}{then}{why}", wait=what, elsewhere=elsewhere)
 
     if mine is not None:
         on_gpu = me.gpu
         if gpu_elsewhere is not None and not on_gpu and not urgent:
-            return wait_route(WAIT_WORKER, f"transcription left to GPU worker {gpu_elsewhere.describe()}", True)
+            return wait_route(WaitReason.WORKER, f"transcription left to GPU worker {gpu_elsewhere.describe()}", True)
         if paid_ok and urgent and not on_gpu:
             return paid_route()  # a CPU worker is slow; an urgent item is worth the money
         where = f"{me.device or 'this machine'}" + (f", {me.model}" if me.model else "")
@@ -127,14 +127,14 @@ def route(
         why = f"transcription left to worker {best.describe()}"
         if paid_wanted and budget_refusal:
             why += f" ({budget_refusal})"
-        return wait_route(WAIT_WORKER, why, True)
+        return wait_route(WaitReason.WORKER, why, True)
     if paid_ok:
         return paid_route()
     if paid_wanted and budget_refusal:
-        return wait_route(WAIT_BUDGET, f"waiting: {budget_refusal}")
+        return wait_route(WaitReason.BUDGET, f"waiting: {budget_refusal}")
     if paid and policy.paid_routing == "urgent" and not urgent:
-        return wait_route(WAIT_WORKER, "waiting: no local whisper worker is running, and the paid API is kept for urgent items")
-    return wait_route(WAIT_WORKER, "waiting: no worker can transcribe (start a worker with local whisper, or allow the paid API)")
+        return wait_route(WaitReason.WORKER, "waiting: no local whisper worker is running, and the paid API is kept for urgent items")
+    return wait_route(WaitReason.WORKER, "waiting: no worker can transcribe (start a worker with local whisper, or allow the paid API)")
 
 
 def _forced(
@@ -146,9 +146,9 @@ def _forced(
     if engine not in me.engines:
         holder = next((w for w in live if engine in w.engines and w.worker_id != me.worker_id), None)
         where = f"worker {holder.describe()}" if holder else "a worker that can run it"
-        return Route((), None, f"{why}; waiting for {where}", wait=WAIT_WORKER, elsewhere=holder is not None)
+        return Route((), None, f"{why}; waiting for {where}", wait=WaitReason.WORKER, elsewhere=holder is not None)
     if engine in paid_engines:
         if budget_refusal:
-            return Route((), None, f"{why}; {budget_refusal}", wait=WAIT_BUDGET)
+            return Route((), None, f"{why}; {budget_refusal}", wait=WaitReason.BUDGET)
         return Route((engine,), engine, why)
     return Route((engine,), None, why)

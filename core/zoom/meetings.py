@@ -70,7 +70,7 @@ def enqueue_ingest(
 
     `priority=None` lets the queue's scorer rank it like every other item.
     """
-    from core import queue
+    from core.backfill import queue
 
     return queue.enqueue(session, item_id, kind="ingest", priority=priority, run_after=run_after) is not None
 
@@ -159,11 +159,12 @@ def find_meeting(session: Session, uuid: str) -> MediaItem | None:
 
 def trash_meeting(session: Session, item: MediaItem, *, actor: str) -> None:
     """Hidden from everyone but the admin and never processed, until restored by hand."""
-    from core import audit, queue
+    from core import audit
+    from core.backfill import queue
 
     before = {"visible": item.visible, "status": item.status}
     item.visible, item.skipped, item.status, item.status_detail = False, True, "skipped", "trashed in Zoom"
-    queue.cancel_live(session, item.id, why="trashed in Zoom")
+    queue.cancel_live(session, item.id)
     audit.record(session, actor, "zoom.trash", f"item {item.id}", before, {"visible": False, "status": "skipped"})
 
 

@@ -146,7 +146,9 @@ class FakeOpenAI:
         chat_reply: str | Callable[[list[dict[str, Any]]], str] | None = None,
         api_key: str | None = None,
         max_upload_bytes: int = API_MAX_BYTES,
+        embedding_delay_s: float = 0.0,
     ) -> None:
+        self.embedding_delay_s = embedding_delay_s  # a slow API: concurrent jobs' calls overlap
         self.segments = list(segments) if segments is not None else None
         self.embedding_dim = embedding_dim
         self.chat_reply = chat_reply
@@ -205,6 +207,15 @@ class FakeOpenAI:
         """Recorded requests to `path` (answered with `status`; None = any status)."""
         with self._lock:
             return [r for r in self.requests if r.path == path and (status is None or r.status == status)]
+
+    def embedding_tokens(self) -> int:
+        """The tokens the server billed for embeddings it answered (its usage.total_tokens, summed)."""
+        total = 0
+        for r in self.requests_to("/v1/embeddings"):
+            inputs = r.json["input"]
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            total += sum(_tokens(x if isinstance(x, str) else " ".join(map(str, x))) for x in inputs)
+        return total
 
     def _take_failure(self, path: str) -> _Failure | None:
         with self._lock:
@@ -375,6 +386,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emb = vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         tokens = sum(_tokens(t) for t in texts)
+        if self.fake.embedding_delay_s:
+            time.sleep(self.fake.embedding_delay_s)
         self._send(200, {"object": "list", "data": data, "model": model,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 

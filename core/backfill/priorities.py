@@ -3,7 +3,7 @@
 Strategies, each scoring an item in [0, 1]:
 - `newest`: later upload first. Flat channel listings carry no dates: an item without
   one uses the estimate the channel sync stored from its listing position
-  (extra["date_estimate"], see core/sync.py); with neither it counts as oldest.
+  (the item's date_estimate, see core/backfill/sync.py); with neither it counts as oldest.
 - `most_viewed`: log-scaled view count.
 - `topic`: the admin's keywords found in the title (counts double) or the description.
   A keyword matches at a word start, case-insensitively: "keto" finds "Ketosis".
@@ -14,7 +14,8 @@ decides, the next breaks its ties, …) by giving each a band of digits in one f
 10,000 levels for the first, 1,000 for each next. Pinned items come before everything
 (+1e13); skipped items are never queued.
 
-app_settings key owned here: `priorities` = {"order": [strategy, …], "topics": [keyword, …]}.
+app_settings key owned here: `priorities` = {"order": [strategy, …], "topics": [keyword, …]}
+(core.settings_store.load_priorities). Scoring reads no queue: core.backfill.queue calls it.
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ from datetime import datetime, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, item_extra, settings_store
 from core.models import Job, MediaItem
-from core.queue import CLAIMABLE_STATUSES, cancel_live, enqueue, read_setting, write_setting
+from core.settings_store import PrioritiesValue
+from core.states import LIVE_JOBS
 
 STRATEGIES = ("newest", "most_viewed", "topic", "backlog")
 DEFAULT_ORDER = ("newest", "topic", "most_viewed", "backlog")
@@ -44,8 +46,8 @@ _EPOCH = datetime(2005, 4, 23, tzinfo=timezone.utc)  # the first YouTube upload:
 # ---------------------------------------------------------------------------------------------
 
 
-def _raw(session: Session, *, lock: bool = False) -> dict:
-    return dict(read_setting(session, "priorities", {}, lock=lock) or {})
+def _raw(session: Session, *, lock: bool = False) -> PrioritiesValue:
+    return settings_store.load_priorities(session, lock=lock)
 
 
 def get_strategy_order(session: Session) -> list[str]:
@@ -63,7 +65,7 @@ def set_strategy_order(session: Session, order: Sequence[str]) -> list[str]:
         raise ValueError("name at least one strategy")
     raw = _raw(session, lock=True)
     raw["order"] = clean
-    write_setting(session, "priorities", raw)
+    settings_store.save_priorities(session, raw)
     reprioritize(session)
     return clean
 
@@ -81,7 +83,7 @@ def set_topics(session: Session, keywords: Iterable[str]) -> list[str]:
             seen[word.lower()] = word
     raw = _raw(session, lock=True)
     raw["topics"] = list(seen.values())
-    write_setting(session, "priorities", raw)
+    settings_store.save_priorities(session, raw)
     reprioritize(session)
     return raw["topics"]
 
@@ -109,9 +111,9 @@ def item_date(item: MediaItem) -> tuple[datetime | None, bool]:
     """(upload date or the sync's estimate, whether it is an estimate)."""
     if item.published_at is not None:
         return item.published_at, False
-    estimate = (item.extra or {}).get("date_estimate")
-    if estimate:
-        return datetime.fromisoformat(estimate), True
+    estimate = item_extra.read(item).date_estimate
+    if estimate is not None:
+        return estimate, True
     return None, True
 
 
@@ -179,7 +181,7 @@ def reprioritize(session: Session, item_ids: Sequence[int] | None = None) -> int
     stmt = (
         select(Job.id, MediaItem)
         .join(MediaItem, MediaItem.id == Job.media_item_id)
-        .where(Job.status.in_(CLAIMABLE_STATUSES + ("running",)))
+        .where(Job.status.in_(LIVE_JOBS))
     )
     if item_ids is not None:
         stmt = stmt.where(Job.media_item_id.in_(item_ids))
@@ -202,21 +204,3 @@ def pin_item(session: Session, item_id: int, pinned: bool = True) -> None:
     item.pinned = pinned
     session.flush()
     reprioritize(session, [item_id])
-
-
-def skip_item(session: Session, item_id: int, skipped: bool = True) -> None:
-    """A skipped item is never queued (queued jobs are cancelled); un-skipping queues it again."""
-    item = session.get(MediaItem, item_id)
-    if item is None:
-        raise LookupError(f"no media item {item_id}")
-    item.skipped = skipped
-    if skipped:
-        cancel_live(session, item_id, why="skipped by the admin")
-        if item.status not in ("indexed", "review"):
-            item.status = "skipped"
-    else:
-        if item.status == "skipped":
-            item.status = "queued"
-        session.flush()
-        if item.status not in ("indexed", "review"):
-            enqueue(session, item_id)

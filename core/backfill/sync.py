@@ -5,12 +5,13 @@ cost hundreds of requests (and invite YouTube's bot wall). Instead:
 - the channel's Atom feed gives the exact dates of the ~15 newest uploads (one request);
 - every other undated item gets an *estimate* from its place in the listing (listings are
   newest first): interpolated between dated neighbours, or extrapolated from the feed's
-  upload rhythm. Estimates live in `extra["date_estimate"]` (never in published_at), so the
+  upload rhythm. Estimates live in the item's `date_estimate` (core.item_extra; never in
+  published_at), so the
   UI says "date unknown (≈ 2021-03)" and priorities can still order by age.
 
-A sync also records when it first saw each item (`extra["first_seen_at"]`), so the lag
-from publication to discovery, and to indexing (`extra["freshness_lag_s"]`, written by the
-worker), can be reported: with a sync every `sync_interval_min`, a new upload is found
+A sync also records when it first saw each item (`first_seen_at`), so the lag from
+publication to discovery, and to indexing (`freshness_lag_s`, written by the worker), can
+be reported: with a sync every `sync_interval_min`, a new upload is found
 within that interval.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
-from core import clock, queue
+from core import clock, item_extra
+from core.backfill import queue
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
@@ -123,12 +125,7 @@ def sync_channel(*, url: str | None = None, source: Any = None, limit: int | Non
 
     with session_scope() as s:
         src = get_or_create_source(s, kind, "YouTube" if kind == "youtube" else kind, url)
-        items_before = {
-            ext: (pub, extra)
-            for ext, pub, extra in s.execute(
-                select(MediaItem.external_id, MediaItem.published_at, MediaItem.extra).where(MediaItem.source_id == src.id)
-            )
-        }
+        items_before = set(s.scalars(select(MediaItem.external_id).where(MediaItem.source_id == src.id)))
         dated = 0
         items: list[MediaItem] = []
         for info in infos:
@@ -138,15 +135,14 @@ def sync_channel(*, url: str | None = None, source: Any = None, limit: int | Non
             items.append(register_item(s, src, info))
         estimates = estimate_dates([it.published_at for it in items], now=now)
         for rank, (item, est) in enumerate(zip(items, estimates)):
-            extra = dict(item.extra or {})
-            extra["listing_rank"], extra["listing_size"] = rank, len(items)
+            item_extra.update(
+                item,
+                listing_rank=rank,
+                listing_size=len(items),
+                date_estimate=est if item.published_at is None else None,
+            )
             if item.external_id not in items_before:
-                extra["first_seen_at"] = now.isoformat()
-            if item.published_at is None and est is not None:
-                extra["date_estimate"] = est.isoformat()
-            else:
-                extra.pop("date_estimate", None)
-            item.extra = extra
+                item_extra.update(item, first_seen_at=now)
         s.flush()
         src.last_synced_at = now
         queued = queue.enqueue_source(s, src.id)

@@ -14,11 +14,13 @@ dead-lettered after `max_attempts` crashes instead of looping forever. A release
 a source's 429, no budget) gives the attempt back: it was nobody's fault.
 
 A job that could not run now for an outside reason stays `queued` with `run_after` in the
-future and `stage` saying why ("waiting:budget", "waiting:source", "waiting:worker").
+future and `wait_reason` saying why (core.states.WaitReason: budget, source, worker, or it
+was interrupted / released at shutdown). `stage` only ever names the pipeline stage a run
+reached (core.states.Stage).
 
 Every time comes from core.clock, never from the database, so tests can move the calendar.
 
-app_settings keys owned here (JSON):
+app_settings keys owned here (stored through core.settings_store):
 - `backfill`: admin controls, each optional, defaults from Settings:
   {"paused": bool, "pause_reason": str, "max_concurrency": int, "max_attempts": int,
    "paid_calls_per_minute": int, "job_timeout_s": float, "storage_limit_gb": float,
@@ -39,42 +41,22 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, settings_store
+from core.backfill import priorities
 from core.config import get_settings
-from core.models import AppSetting, Job, MediaItem
+from core.models import Job, MediaItem
+from core.settings_store import SourcePause
+from core.states import CLAIMABLE_JOBS, LIVE_JOBS, SEARCHABLE, SETTLED_ITEMS, ItemStatus, JobStatus, Stage, WaitReason
 
 log = logging.getLogger(__name__)
 
-LIVE_STATUSES = ("queued", "retry", "running")
-CLAIMABLE_STATUSES = ("queued", "retry")
+LIVE_STATUSES = LIVE_JOBS
+CLAIMABLE_STATUSES = CLAIMABLE_JOBS
 # Item states that need no (re)ingestion by a channel sync: done, held, or an admin decision.
-SETTLED_ITEM_STATUSES = ("indexed", "review", "skipped", "dead")
+SETTLED_ITEM_STATUSES = SETTLED_ITEMS
 CLAIM_LOCK_KEY = 0x63686166  # "chaf": serialises claims so max_concurrency holds across workers
-
-
-# ---------------------------------------------------------------------------------------------
-# app_settings helpers (JSON by key)
-# ---------------------------------------------------------------------------------------------
-
-
-def read_setting(session: Session, key: str, default: Any = None, *, lock: bool = False) -> Any:
-    """The JSON value of one app_settings key; `lock=True` holds its row until commit."""
-    stmt = select(AppSetting.value).where(AppSetting.key == key)
-    if lock:
-        # The row must exist to be locked: create it empty first (a no-op when it exists).
-        session.execute(pg_insert(AppSetting).values(key=key, value={}).on_conflict_do_nothing())
-        stmt = stmt.with_for_update()
-    value = session.scalar(stmt)
-    return default if value in (None, {}) and default is not None else value
-
-
-def write_setting(session: Session, key: str, value: Any) -> None:
-    stmt = pg_insert(AppSetting).values(key=key, value=value, updated_at=clock.now())
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[AppSetting.key], set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
-        )
-    )
+# The partial unique index uq_jobs_live_item's predicate, for ON CONFLICT.
+_LIVE_PREDICATE = text("status IN ('queued','running','retry')")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,7 +89,7 @@ _CONTROL_TYPES: dict[str, type] = {
 
 def get_controls(session: Session) -> Controls:
     s = get_settings()
-    raw = read_setting(session, "backfill", {}) or {}
+    raw = settings_store.load_controls(session)
     defaults = {name: getattr(s, name) for name in _CONTROL_TYPES}
     values = {name: kind(raw.get(name, defaults[name])) for name, kind in _CONTROL_TYPES.items()}
     return Controls(paused=bool(raw.get("paused", False)), pause_reason=raw.get("pause_reason"), **values)
@@ -115,7 +97,7 @@ def get_controls(session: Session) -> Controls:
 
 def set_controls(session: Session, **changes: Any) -> Controls:
     """Change admin controls (unknown names or bad values raise ValueError, nothing is written)."""
-    raw = dict(read_setting(session, "backfill", {}, lock=True) or {})
+    raw = settings_store.load_controls(session, lock=True)
     for name, value in changes.items():
         if name not in _CONTROL_TYPES:
             raise ValueError(f"unknown control {name!r}; known: {', '.join(_CONTROL_TYPES)}")
@@ -126,17 +108,17 @@ def set_controls(session: Session, **changes: Any) -> Controls:
             raise ValueError(f"{name} must be at least 1")
         if name != "paid_routing" and value < 0:
             raise ValueError(f"{name} must not be negative")
-        raw[name] = value
-    write_setting(session, "backfill", raw)
+        raw[name] = value  # type: ignore[literal-required]
+    settings_store.save_controls(session, raw)
     return get_controls(session)
 
 
 def set_paused(session: Session, paused: bool, reason: str | None = None) -> None:
     """Stop (or resume) claiming new work everywhere; running jobs finish."""
-    raw = dict(read_setting(session, "backfill", {}, lock=True) or {})
+    raw = settings_store.load_controls(session, lock=True)
     raw["paused"] = bool(paused)
     raw["pause_reason"] = (reason or "paused by the admin") if paused else None
-    write_setting(session, "backfill", raw)
+    settings_store.save_controls(session, raw)
 
 
 def is_paused(session: Session) -> bool:
@@ -167,8 +149,6 @@ def enqueue(
     if item is None or item.skipped:
         return None
     if priority is None:
-        from core import priorities
-
         priority = priorities.score_item(session, item)
     now = clock.now()
     stmt = (
@@ -176,23 +156,20 @@ def enqueue(
         .values(
             media_item_id=item_id,
             kind=kind,
-            status="queued",
+            status=JobStatus.QUEUED,
             priority=priority,
             engine=engine,
             run_after=run_after or now,
             max_attempts=max_attempts or get_controls(session).max_attempts,
             created_at=now,
         )
-        .on_conflict_do_nothing(
-            index_elements=[Job.media_item_id, Job.kind],
-            index_where=text("status IN ('queued','running','retry')"),
-        )
+        .on_conflict_do_nothing(index_elements=[Job.media_item_id, Job.kind], index_where=_LIVE_PREDICATE)
         .returning(Job.id)
     )
     job_id = session.scalar(stmt)
-    if job_id is not None and item.status not in ("indexed", "review"):
+    if job_id is not None and item.status not in SEARCHABLE:
         # A re-transcription keeps the item searchable (and its status) until the new index replaces it.
-        item.status, item.status_detail = "queued", None
+        item.status, item.status_detail = ItemStatus.QUEUED, None
     return job_id
 
 
@@ -226,20 +203,19 @@ def take_over(
     ).first()
     if job is None:  # finished between the insert and this look: queue it again
         return TakeOver(enqueue(session, item_id, priority=priority, engine=engine))
-    if job.status == "running":
+    if job.status == JobStatus.RUNNING:
         return TakeOver(None, f"worker {job.lease_owner} is transcribing it right now (job {job.id}, stage '{job.stage}')")
-    job.status, job.attempts, job.engine, job.priority = "queued", 0, engine, priority
-    job.run_after, job.lease_owner, job.lease_expires_at, job.stage = now, None, None, "taken over"
-    if item.status not in ("indexed", "review"):
-        item.status, item.status_detail = "queued", None
+    job.status, job.attempts, job.engine, job.priority = JobStatus.QUEUED, 0, engine, priority
+    job.run_after, job.lease_owner, job.lease_expires_at = now, None, None
+    job.stage = job.wait_reason = None
+    if item.status not in SEARCHABLE:
+        item.status, item.status_detail = ItemStatus.QUEUED, None
     session.flush()
     return TakeOver(job.id)
 
 
 def enqueue_items(session: Session, item_ids: list[int], *, kind: str = "ingest") -> int:
     """Queue many items at once with fresh priorities (one statement per 1,000); returns how many are new."""
-    from core import priorities
-
     scorer = priorities.Scorer.load(session)
     attempts = get_controls(session).max_attempts
     now = clock.now()
@@ -247,24 +223,22 @@ def enqueue_items(session: Session, item_ids: list[int], *, kind: str = "ingest"
     new_ids: list[int] = []
     for start in range(0, len(items), 1000):
         rows = [
-            {"media_item_id": i.id, "kind": kind, "status": "queued", "priority": scorer.score(i),
+            {"media_item_id": i.id, "kind": kind, "status": JobStatus.QUEUED, "priority": scorer.score(i),
              "run_after": now, "max_attempts": attempts, "created_at": now}
             for i in items[start : start + 1000]
         ]
         stmt = (
             pg_insert(Job)
             .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[Job.media_item_id, Job.kind], index_where=text("status IN ('queued','running','retry')")
-            )
+            .on_conflict_do_nothing(index_elements=[Job.media_item_id, Job.kind], index_where=_LIVE_PREDICATE)
             .returning(Job.media_item_id)
         )
         new_ids += session.scalars(stmt).all()
     if new_ids:
         session.execute(
             update(MediaItem)
-            .where(MediaItem.id.in_(new_ids), MediaItem.status.not_in(("indexed", "review")))
-            .values(status="queued", status_detail=None)
+            .where(MediaItem.id.in_(new_ids), MediaItem.status.not_in(SEARCHABLE))
+            .values(status=ItemStatus.QUEUED, status_detail=None)
             .execution_options(synchronize_session=False)
         )
     return len(new_ids)
@@ -302,7 +276,7 @@ def lock_claims(session: Session) -> None:
 def running_count(session: Session, now: datetime | None = None) -> int:
     now = now or clock.now()
     return session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == "running", Job.lease_expires_at > now)
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at > now)
     ) or 0
 
 
@@ -334,19 +308,19 @@ def candidates(
 def start(session: Session, job: Job, *, worker_id: str, lease_s: float, now: datetime | None = None) -> None:
     """Mark a locked candidate as ours: running, one more attempt, a lease until now + lease_s."""
     now = now or clock.now()
-    job.status = "running"
+    job.status = JobStatus.RUNNING
     job.attempts += 1
     job.lease_owner = worker_id
     job.lease_expires_at = now + timedelta(seconds=lease_s)
     job.heartbeat_at = now
     job.started_at = now
     job.finished_at = None
-    job.stage = "claimed"
+    job.stage, job.wait_reason = Stage.CLAIMED, None
     session.flush()
 
 
 def heartbeat(
-    session: Session, job_id: int, worker_id: str, *, lease_s: float, stage: str | None = None, now: datetime | None = None
+    session: Session, job_id: int, worker_id: str, *, lease_s: float, stage: Stage | None = None, now: datetime | None = None
 ) -> bool:
     """Renew our lease; False means the job is no longer ours (the reaper took it back)."""
     now = now or clock.now()
@@ -355,7 +329,7 @@ def heartbeat(
         values["stage"] = stage
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running")
+        .where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == JobStatus.RUNNING)
         .values(**values)
     )
     return result.rowcount == 1
@@ -363,7 +337,7 @@ def heartbeat(
 
 def _owned(session: Session, job_id: int, worker_id: str) -> Job | None:
     return session.scalars(
-        select(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").with_for_update()
+        select(Job).where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == JobStatus.RUNNING).with_for_update()
     ).first()
 
 
@@ -372,7 +346,7 @@ def complete(session: Session, job_id: int, worker_id: str, *, now: datetime | N
     job = _owned(session, job_id, worker_id)
     if job is None:
         return False
-    job.status, job.stage = "done", "done"
+    job.status, job.stage = JobStatus.DONE, Stage.DONE
     job.finished_at = now or clock.now()
     job.lease_owner = job.lease_expires_at = None
     job.last_error = None
@@ -389,7 +363,7 @@ def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random |
 
 
 class FailOutcome(NamedTuple):
-    status: str  # "retry" | "dead"
+    status: JobStatus  # RETRY | DEAD
     run_after: datetime | None
 
 
@@ -408,18 +382,18 @@ def _settle_failure(
     job.lease_owner = job.lease_expires_at = None
     if retryable and job.attempts < job.max_attempts:
         run_after = now + timedelta(seconds=backoff_s(job.attempts, base_s=s.retry_base_s, max_s=s.retry_max_s, rng=rng))
-        job.status, job.run_after = "retry", run_after
-        if item is not None and item.status not in ("indexed", "review"):
-            item.status = "queued"
+        job.status, job.run_after = JobStatus.RETRY, run_after
+        if item is not None and item.status not in SEARCHABLE:
+            item.status = ItemStatus.QUEUED
             item.status_detail = f"retry {job.attempts + 1} of {job.max_attempts} after {run_after:%Y-%m-%d %H:%M} UTC — {message}"
-        return FailOutcome("retry", run_after)
-    job.status, job.finished_at = "dead", now
+        return FailOutcome(JobStatus.RETRY, run_after)
+    job.status, job.finished_at = JobStatus.DEAD, now
     if item is not None:
         why = "permanent error" if not retryable else f"gave up after {job.attempts} attempts"
-        if item.status not in ("indexed", "review"):  # a failed re-transcription keeps the old index
-            item.status = "dead"
+        if item.status not in SEARCHABLE:  # a failed re-transcription keeps the old index
+            item.status = ItemStatus.DEAD
         item.status_detail = f"{why}: {message}"
-    return FailOutcome("dead", None)
+    return FailOutcome(JobStatus.DEAD, None)
 
 
 def fail(
@@ -445,29 +419,33 @@ def release(
     worker_id: str,
     *,
     run_after: datetime | None = None,
-    why: str | None = None,
+    why: WaitReason,
     now: datetime | None = None,
-) -> bool:
-    """Give the job back unfinished without counting the attempt (shutdown, rate limit, no budget)."""
+) -> Job | None:
+    """Give the job back unfinished without counting the attempt (shutdown, rate limit, no budget).
+
+    Returns the job (its `stage` still says how far the run got, for the money), or None
+    when it is no longer ours.
+    """
     job = _owned(session, job_id, worker_id)
     if job is None:
-        return False
+        return None
     now = now or clock.now()
-    job.status = "queued"
+    job.status = JobStatus.QUEUED
     job.attempts = max(0, job.attempts - 1)
     job.lease_owner = job.lease_expires_at = None
     job.run_after = max(run_after or now, now)
-    job.stage = why or "released"
-    return True
+    job.wait_reason = why
+    return job
 
 
-def defer(session: Session, job: Job, *, until: datetime, why: str, detail: str | None = None) -> None:
+def defer(session: Session, job: Job, *, until: datetime, why: WaitReason, detail: str | None = None) -> None:
     """Leave a locked candidate queued until `until` (it cannot run now for an outside reason)."""
     job.run_after = until
-    job.stage = why
+    job.wait_reason = why
     if detail:
         item = session.get(MediaItem, job.media_item_id)
-        if item is not None and item.status == "queued":
+        if item is not None and item.status == ItemStatus.QUEUED:
             item.status_detail = detail
 
 
@@ -480,19 +458,19 @@ class Reaped(NamedTuple):
     job_id: int
     item_id: int
     stage: str | None
-    outcome: str  # "retry" | "dead"
+    outcome: JobStatus  # RETRY | DEAD
 
 
 def reap_expired(session: Session, *, now: datetime | None = None, rng: random.Random | None = None) -> list[Reaped]:
     """Take back running jobs whose lease expired (their worker died, hung or lost the network).
 
     The lost run counts as an attempt. The job keeps the last stage it reported, which
-    budget.reap_reservations reads to decide whether paid work may have happened.
+    budget.reap_reservations reads to close its reservation (core.backfill.money).
     """
     now = now or clock.now()
     jobs = session.scalars(
         select(Job)
-        .where(Job.status == "running", Job.lease_expires_at < now)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         .with_for_update(skip_locked=True)
     ).all()
     reaped = []
@@ -527,21 +505,20 @@ def pause_source(
     source said how long to wait (Retry-After).
     """
     now = now or clock.now()
-    pauses = dict(read_setting(session, "source_pauses", {}, lock=True) or {})
-    entry = pauses.get(str(source_id)) or {}
-    hits = int(entry.get("hits", 0)) + 1
+    pauses = settings_store.load_source_pauses(session, lock=True)
+    entry = pauses.get(source_id)
+    hits = (entry.hits if entry else 0) + 1
     delay = retry_after_s if retry_after_s else get_settings().source_backoff_s * 2 ** (hits - 1)
     until = now + timedelta(seconds=min(MAX_SOURCE_PAUSE_S, max(1.0, delay)))
-    previous = entry.get("until")
-    if previous and datetime.fromisoformat(previous) > until:
-        until = datetime.fromisoformat(previous)  # another worker already rested it longer
-    pauses[str(source_id)] = {"until": until.isoformat(), "hits": hits, "reason": reason}
-    write_setting(session, "source_pauses", pauses)
+    if entry is not None and entry.until > until:
+        until = entry.until  # another worker already rested it longer
+    pauses[source_id] = SourcePause(until, hits, reason)
+    settings_store.save_source_pauses(session, pauses)
     item_ids = select(MediaItem.id).where(MediaItem.source_id == source_id)
     session.execute(
         update(Job)
         .where(Job.status.in_(CLAIMABLE_STATUSES), Job.media_item_id.in_(item_ids), Job.run_after < until)
-        .values(run_after=until, stage="waiting:source")
+        .values(run_after=until, wait_reason=WaitReason.SOURCE)
     )
     log.warning("source %s rests until %s: %s", source_id, until.isoformat(), reason)
     return until
@@ -550,22 +527,16 @@ def pause_source(
 def source_pauses(session: Session, *, now: datetime | None = None) -> dict[int, datetime]:
     """Sources resting right now → until when."""
     now = now or clock.now()
-    out = {}
-    for key, entry in (read_setting(session, "source_pauses", {}) or {}).items():
-        until = datetime.fromisoformat(entry["until"])
-        if until > now:
-            out[int(key)] = until
-    return out
+    return {sid: p.until for sid, p in settings_store.load_source_pauses(session).items() if p.until > now}
 
 
 def clear_source_pause(session: Session, source_id: int) -> None:
     """The source answered again: forget its back-off streak (read first: most calls find none)."""
-    pauses = read_setting(session, "source_pauses", {}) or {}
-    if str(source_id) not in pauses:
+    if source_id not in settings_store.load_source_pauses(session):
         return
-    pauses = dict(read_setting(session, "source_pauses", {}, lock=True) or {})
-    pauses.pop(str(source_id), None)
-    write_setting(session, "source_pauses", pauses)
+    pauses = settings_store.load_source_pauses(session, lock=True)
+    pauses.pop(source_id, None)
+    settings_store.save_source_pauses(session, pauses)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +547,7 @@ def clear_source_pause(session: Session, source_id: int) -> None:
 def _dead_jobs(session: Session, job_id: int | None, item_id: int | None) -> list[Job]:
     if job_id is None and item_id is None:
         raise ValueError("name a job or an item")
-    stmt = select(Job).where(Job.status == "dead").with_for_update()
+    stmt = select(Job).where(Job.status == JobStatus.DEAD).with_for_update()
     stmt = stmt.where(Job.id == job_id) if job_id is not None else stmt.where(Job.media_item_id == item_id)
     return list(session.scalars(stmt))
 
@@ -592,12 +563,13 @@ def retry_dead(session: Session, job_id: int | None = None, *, item_id: int | No
             )
         )
         if live is not None:
-            job.status = "cancelled"  # a newer job already does the work
+            job.status = JobStatus.CANCELLED  # a newer job already does the work
             continue
-        job.status, job.attempts, job.run_after, job.finished_at, job.stage = "queued", 0, now, None, "revived"
+        job.status, job.attempts, job.run_after, job.finished_at = JobStatus.QUEUED, 0, now, None
+        job.stage = job.wait_reason = None
         item = session.get(MediaItem, job.media_item_id)
-        if item is not None and item.status == "dead":
-            item.status, item.status_detail = "queued", f"retrying after: {job.last_error}"
+        if item is not None and item.status == ItemStatus.DEAD:
+            item.status, item.status_detail = ItemStatus.QUEUED, f"retrying after: {job.last_error}"
         revived += 1
     return revived
 
@@ -606,28 +578,46 @@ def discard_dead(session: Session, job_id: int | None = None, *, item_id: int | 
     """Give up on dead-lettered jobs for good: the item is marked skipped so syncs leave it alone."""
     discarded = 0
     for job in _dead_jobs(session, job_id, item_id):
-        job.status = "cancelled"
+        job.status = JobStatus.CANCELLED
         item = session.get(MediaItem, job.media_item_id)
-        if item is not None and item.status == "dead":
-            item.status, item.skipped = "skipped", True
+        if item is not None and item.status == ItemStatus.DEAD:
+            item.status, item.skipped = ItemStatus.SKIPPED, True
         discarded += 1
     return discarded
 
 
-def cancel_live(session: Session, item_id: int, *, why: str = "cancelled") -> int:
+def cancel_live(session: Session, item_id: int) -> int:
     """Cancel an item's queued (not running) jobs, e.g. when the admin skips it."""
     result = session.execute(
         update(Job)
         .where(Job.media_item_id == item_id, Job.status.in_(CLAIMABLE_STATUSES))
-        .values(status="cancelled", stage=why, finished_at=clock.now())
+        .values(status=JobStatus.CANCELLED, wait_reason=None, finished_at=clock.now())
     )
-    return result.rowcount
+    return int(result.rowcount)
+
+
+def skip_item(session: Session, item_id: int, skipped: bool = True) -> None:
+    """A skipped item is never queued (queued jobs are cancelled); un-skipping queues it again."""
+    item = session.get(MediaItem, item_id)
+    if item is None:
+        raise LookupError(f"no media item {item_id}")
+    item.skipped = skipped
+    if skipped:
+        cancel_live(session, item_id)
+        if item.status not in SEARCHABLE:
+            item.status = ItemStatus.SKIPPED
+    else:
+        if item.status == ItemStatus.SKIPPED:
+            item.status = ItemStatus.QUEUED
+        session.flush()
+        if item.status not in SEARCHABLE:
+            enqueue(session, item_id)
 
 
 def dead_letter(session: Session, *, limit: int = 200) -> list[Job]:
     """Dead jobs, newest first, for the admin's dead-letter view (last_error, attempts)."""
     return list(
-        session.scalars(select(Job).where(Job.status == "dead").order_by(Job.finished_at.desc().nullslast()).limit(limit))
+        session.scalars(select(Job).where(Job.status == JobStatus.DEAD).order_by(Job.finished_at.desc().nullslast()).limit(limit))
     )
 
 
@@ -636,14 +626,14 @@ def counts(session: Session) -> dict[str, int]:
     return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
 
 
-def wake(session: Session, *, why: str, now: datetime | None = None) -> int:
-    """Make jobs that wait for `why` (e.g. "waiting:budget") claimable now: budget raised, worker arrived."""
+def wake(session: Session, *, why: WaitReason, now: datetime | None = None) -> int:
+    """Make jobs that wait for `why` (e.g. WaitReason.BUDGET) claimable now: budget raised, worker arrived."""
     now = now or clock.now()
     # SKIP LOCKED: a job a claimer holds right now is being looked at anyway, and waiting for
     # it here (while the caller may hold the budget lock the claimer wants) could deadlock.
     waiting = (
         select(Job.id)
-        .where(and_(Job.status.in_(CLAIMABLE_STATUSES), Job.stage == why, Job.run_after > now))
+        .where(and_(Job.status.in_(CLAIMABLE_STATUSES), Job.wait_reason == why, Job.run_after > now))
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )

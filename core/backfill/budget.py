@@ -14,13 +14,18 @@ Periods are calendar days and months in the budget's timezone (UTC by default) a
 computed from core.clock, so spending pauses at a cap and resumes at the next midnight or
 the first of the next month by itself.
 
-app_settings keys owned here (JSON):
+app_settings keys owned here (stored through core.settings_store):
 - `budget`: {"daily_usd", "monthly_usd", "daily_safety_usd", "monthly_safety_usd", "timezone"}
   (missing values = Settings defaults: $10/day, $200/month, safety $15/$300, UTC). The
   safety limits are the hard ceiling: the admin's budgets can never be set above them.
 - `prices`: {"<ledger engine>": {"per_audio_minute": $, "per_million_tokens": $, "per_hour": $}}
-  over DEFAULT_PRICES. Ledger engines: "openai-transcribe", "openai-embed", "gpu", and any
-  name a plug-in reports; "captions" and "local" cost nothing.
+  over DEFAULT_PRICES. Ledger names come from core.engines ("openai" → "openai-transcribe",
+  "openai-embed", "gpu", and any name a plug-in reports); "captions" and "local" cost nothing.
+
+A reservation's life, claim to ledger: core.backfill.dispatch reserves it (`reserve`, with the
+route's paid parts), and when the run ends — done, failed, released, or lost and reaped —
+`close` books it: the actual usage, the whole reservation, or nothing, by one rule
+(`may_have_paid`) from the outcome, the stage reached and the parts reserved for.
 """
 from __future__ import annotations
 
@@ -35,10 +40,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, settings_store
+from core.backfill.queue import wake
 from core.config import get_settings
+from core.engines import ENGINES, EngineKind, engine as engine_info, ledger_name
 from core.models import Job, LedgerEntry, MediaItem, Reservation
-from core.queue import read_setting, wake, write_setting
+from core.settings_store import BudgetValue, PriceValue
+from core.states import JobStatus, Outcome, Stage, WaitReason
+from core.transcribe.base import TranscriptionError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,6 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "captions": {},
     "local": {},
 }
-# Transcription engine (router/pipeline name) → the ledger name its usage is priced under.
-LEDGER_NAME = {"openai": "openai-transcribe"}
 # How fast a GPU transcribes (× real time): converts audio length into GPU hours for estimates.
 GPU_REALTIME_FACTOR = 30.0
 # Estimates err high so actual ≤ reserved; an item of unknown length is assumed this long.
@@ -62,6 +69,8 @@ UNKNOWN_DURATION_S = 3 * 3600.0
 EMBED_TOKENS_PER_AUDIO_MINUTE = 200 * 1.3
 # A reservation blocked only by other jobs' open reservations is tried again this soon.
 RESERVATION_RETRY_S = 60.0
+# Reservation states (reservations.status).
+RES_OPEN, RES_SETTLED, RES_RELEASED = "open", "settled", "released"
 # A paid call outside the queue (a viewer's cited answer) holds its reservation without a job:
 # the reaper leaves it alone this long (the call's timeout with retries), then books it as spent.
 CALL_RESERVATION_TIMEOUT_S = 600.0
@@ -124,9 +133,8 @@ def _default_limits() -> BudgetLimits:
     )
 
 
-def _limits_from(raw: dict | None) -> BudgetLimits:
+def _limits_from(raw: BudgetValue) -> BudgetLimits:
     d = _default_limits()
-    raw = raw or {}
     return BudgetLimits(
         float(raw.get("daily_usd", d.daily_usd)),
         float(raw.get("monthly_usd", d.monthly_usd)),
@@ -137,7 +145,7 @@ def _limits_from(raw: dict | None) -> BudgetLimits:
 
 
 def get_budget(session: Session) -> BudgetLimits:
-    return _limits_from(read_setting(session, "budget", {}))
+    return _limits_from(settings_store.load_budget(session))
 
 
 def set_budget(
@@ -153,7 +161,7 @@ def set_budget(
 
     Raising a budget wakes jobs that were waiting for money.
     """
-    current = _limits_from(read_setting(session, "budget", {}, lock=True))
+    current = _limits_from(settings_store.load_budget(session, lock=True))
     limits = BudgetLimits(
         float(daily),
         float(monthly),
@@ -162,9 +170,8 @@ def set_budget(
         timezone or current.timezone,
     )
     validate_limits(limits)
-    write_setting(
+    settings_store.save_budget(
         session,
-        "budget",
         {
             "daily_usd": limits.daily_usd,
             "monthly_usd": limits.monthly_usd,
@@ -173,7 +180,7 @@ def set_budget(
             "timezone": limits.timezone,
         },
     )
-    wake(session, why="waiting:budget")
+    wake(session, why=WaitReason.BUDGET)
     return limits
 
 
@@ -193,8 +200,8 @@ class Price(NamedTuple):
 
 
 def get_prices(session: Session) -> dict[str, Price]:
-    table = {name: dict(p) for name, p in DEFAULT_PRICES.items()}
-    for name, override in (read_setting(session, "prices", {}) or {}).items():
+    table: dict[str, dict[str, float]] = {name: dict(p) for name, p in DEFAULT_PRICES.items()}
+    for name, override in settings_store.load_prices(session).items():
         table[name] = {**table.get(name, {}), **override}
     return {name: Price(**{k: float(v) for k, v in p.items() if k in Price._fields}) for name, p in table.items()}
 
@@ -208,21 +215,16 @@ def set_price(
     per_hour: float | None = None,
 ) -> Price:
     """Change one ledger engine's price (e.g. when OpenAI changes theirs)."""
-    raw = dict(read_setting(session, "prices", {}, lock=True) or {})
-    entry = dict(raw.get(engine, {}))
+    raw = settings_store.load_prices(session, lock=True)
+    entry: PriceValue = raw.get(engine, {})
     for key, value in (("per_audio_minute", per_audio_minute), ("per_million_tokens", per_million_tokens), ("per_hour", per_hour)):
         if value is not None:
             if value < 0:
                 raise ValueError(f"{key} must not be negative")
-            entry[key] = float(value)
+            entry[key] = float(value)  # type: ignore[literal-required]
     raw[engine] = entry
-    write_setting(session, "prices", raw)
+    settings_store.save_prices(session, raw)
     return get_prices(session)[engine]
-
-
-def ledger_name(engine: str) -> str:
-    """The ledger/price name of a transcription engine ("openai" → "openai-transcribe")."""
-    return LEDGER_NAME.get(engine, engine)
 
 
 def is_paid(prices: dict[str, Price], engine: str) -> bool:
@@ -349,7 +351,7 @@ def state(session: Session, now: datetime | None = None, *, limits: BudgetLimits
             select(func.coalesce(func.sum(LedgerEntry.usd), 0))
             .where(LedgerEntry.at >= p.month_start, LedgerEntry.at < p.month_end)
             .scalar_subquery(),
-            select(func.coalesce(func.sum(Reservation.usd), 0)).where(Reservation.status == "open").scalar_subquery(),
+            select(func.coalesce(func.sum(Reservation.usd), 0)).where(Reservation.status == RES_OPEN).scalar_subquery(),
         )
     ).one()
     return BudgetState(now, limits, _money(row[0]), _money(row[1]), _money(row[2]), p)
@@ -370,7 +372,7 @@ class ReserveResult(NamedTuple):
 
 def lock(session: Session) -> BudgetLimits:
     """Take the budget lock for this transaction (the `budget` app_settings row) and return the limits."""
-    return _limits_from(read_setting(session, "budget", {}, lock=True))
+    return _limits_from(settings_store.load_budget(session, lock=True))
 
 
 def reserve(
@@ -381,11 +383,14 @@ def reserve(
     job_id: int | None,
     item_id: int | None,
     now: datetime | None = None,
+    parts: Sequence[str] = (),
 ) -> ReserveResult:
     """Set `usd` aside for a job if both caps allow it; call inside the claiming transaction.
 
-    The lock is held until that transaction commits, so the check and the new open
-    reservation become visible to the next reserver together.
+    `parts` are the ledger names the money is for (the estimate's parts): `close` reads
+    them to decide what a run that ended early may have spent. The lock is held until that
+    transaction commits, so the check and the new open reservation become visible to the
+    next reserver together.
     """
     now = now or clock.now()
     limits = lock(session)
@@ -405,7 +410,10 @@ def reserve(
             return ReserveResult(False, None, usd, reason, period_end)
         reason = f"{label} budget held by running jobs (${st.reserved:.2f} reserved, ${spent:.2f} of ${cap:.2f} spent)"
         return ReserveResult(False, None, usd, reason, now + timedelta(seconds=RESERVATION_RETRY_S))
-    res = Reservation(job_id=job_id, media_item_id=item_id, engine=engine, usd=round(usd, 6), status="open", created_at=now)
+    res = Reservation(
+        job_id=job_id, media_item_id=item_id, engine=engine, usd=round(usd, 6), status=RES_OPEN, created_at=now,
+        parts=list(parts or (engine,)),
+    )
     session.add(res)
     session.flush()
     return ReserveResult(True, res.id, usd, "", None)
@@ -457,7 +465,7 @@ def settle(
     lock(session)
     prices = get_prices(session)
     res = session.get(Reservation, reservation_id, with_for_update=True) if reservation_id else None
-    if res is not None and res.status == "settled":
+    if res is not None and res.status == RES_SETTLED:
         log.warning("reservation %s was already charged by the reaper; not charging again", reservation_id)
         return 0.0
     total = 0.0
@@ -480,8 +488,8 @@ def settle(
         )
         total += usd
     if res is not None:
-        if res.status == "open":
-            res.status, res.closed_at = "settled", now
+        if res.status == RES_OPEN:
+            res.status, res.closed_at = RES_SETTLED, now
         if total > float(res.usd) + 1e-6:
             log.warning("job %s cost $%.4f, more than its reservation $%.4f", job_id, total, float(res.usd))
     if total and item_id is not None:
@@ -498,8 +506,8 @@ def release(session: Session, reservation_id: int | None, *, now: datetime | Non
         return
     lock(session)
     res = session.get(Reservation, reservation_id, with_for_update=True)
-    if res is not None and res.status == "open":
-        res.status, res.closed_at = "released", now or clock.now()
+    if res is not None and res.status == RES_OPEN:
+        res.status, res.closed_at = RES_RELEASED, now or clock.now()
 
 
 def charge_reserved(session: Session, reservation_id: int, *, note: str, now: datetime | None = None) -> float:
@@ -509,7 +517,7 @@ def charge_reserved(session: Session, reservation_id: int, *, note: str, now: da
     """
     lock(session)
     res = session.get(Reservation, reservation_id, with_for_update=True)
-    if res is None or res.status != "open":
+    if res is None or res.status != RES_OPEN:
         return 0.0
     now = now or clock.now()
     session.add(
@@ -518,7 +526,7 @@ def charge_reserved(session: Session, reservation_id: int, *, note: str, now: da
             engine=res.engine, usd=res.usd, note=note,
         )
     )
-    res.status, res.closed_at = "settled", now
+    res.status, res.closed_at = RES_SETTLED, now
     return float(res.usd)
 
 
@@ -531,17 +539,82 @@ def record_spend(
     return settle(session, None, [UsageLike(engine, audio_minutes, tokens)], job_id=None, item_id=item_id, note=note)
 
 
-# Ledger engines whose calls are reserved by reserve_call (no job).
-CALL_ENGINES = frozenset({"chat"})
-# Stages after which a paid engine may have been called (the pipeline reports these by heartbeat).
-FREE_STAGES = frozenset({None, "", "claimed", "rate-limit", "captions", "fetching", "queued", "released"})
+# ---------------------------------------------------------------------------------------------
+# Closing a reservation: the one rule for what a run spent
+# ---------------------------------------------------------------------------------------------
+
+# Stages before any paid call: captions are free, fetching downloads the audio.
+FREE_STAGES = frozenset({None, Stage.CLAIMED, Stage.CAPTIONS, Stage.FETCHING})
+# Ledger engines whose calls are reserved by reserve_call (no job, no stages): the cited answers' chat.
+CALL_ENGINES = frozenset(e.ledger for e in ENGINES.values() if e.kind is EngineKind.CHAT)
+
+
+def may_have_paid(stage: str | None, parts: Sequence[str], error: BaseException | None) -> bool:
+    """Whether a run that ended at `stage` without reporting its usage may have been billed.
+
+    `parts` are the ledger names its reservation was for; `error` what ended it (None when
+    its worker vanished, or it was released at shutdown mid-call).
+    """
+    kinds = {engine_info(p).kind for p in parts}
+    if EngineKind.CHAT in kinds:
+        # A call outside the queue has no stages: the call is the paid part. One that raised was
+        # not billed; one cut off or lost with its process may have been.
+        return not isinstance(error, Exception)
+    if stage in FREE_STAGES:
+        return False
+    transcriber = EngineKind.TRANSCRIBE in kinds
+    if stage == Stage.TRANSCRIBING:
+        # A request the API refused or failed is not billed; a run killed or broken mid-way may have been.
+        return transcriber and not isinstance(error, TranscriptionError)
+    if stage == Stage.EMBEDDING:
+        # The transcript was bought; an embedding call that raised was not billed, one cut off may have been.
+        return transcriber or (EngineKind.EMBED in kinds and not isinstance(error, Exception))
+    return True  # indexing or later: everything before it was paid for
+
+
+def close(
+    session: Session,
+    reservation_id: int | None,
+    outcome: Outcome,
+    *,
+    stage: str | None,
+    usage: Iterable[Any] | None = None,
+    error: BaseException | None = None,
+    job_id: int | None = None,
+    item_id: int | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> float:
+    """Book a run's money when it ends, whatever the way; returns the dollars booked.
+
+    A run that reports its usage (it succeeded, or its error carries `.usage`) is settled at
+    that actual cost. Otherwise the reservation is charged in full when the stage reached may
+    have cost money (erring high keeps the caps true: we cannot ask the API what it billed),
+    else released. Every path calls this: the worker on success, failure and release, and
+    the reaper for runs whose worker vanished.
+    """
+    if usage is not None:
+        why = note or ("failed run" if outcome is not Outcome.SUCCEEDED else None)
+        return settle(session, reservation_id, usage, job_id=job_id, item_id=item_id, now=now, note=why)
+    if not reservation_id:
+        return 0.0
+    res = session.get(Reservation, reservation_id)
+    if res is None or res.status != RES_OPEN:
+        return 0.0
+    parts = list(res.parts or [res.engine])
+    if may_have_paid(stage, parts, error):
+        verb = {Outcome.LOST: "run lost", Outcome.RELEASED: "run released"}.get(outcome, "run failed")
+        return charge_reserved(session, reservation_id, note=note or f"estimated: {verb} during '{stage}'", now=now)
+    release(session, reservation_id, now=now)
+    return 0.0
 
 
 def reap_reservations(session: Session, *, now: datetime | None = None) -> list[tuple[int, str]]:
     """Close open reservations whose job is no longer running (its worker died; the reaper took it back).
 
-    If the lost run had got past fetching, a paid call may have happened: the reservation is
-    charged in full; otherwise it is released. Returns (reservation id, "charged"|"released").
+    Each is closed as a lost run at the stage its job last reported (`close`). A reservation
+    of an older claim of a job that runs again is charged. Returns
+    (reservation id, "charged"|"released").
     """
     now = now or clock.now()
     rows = session.execute(
@@ -549,28 +622,25 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
                Reservation.created_at)
         .outerjoin(Job, Job.id == Reservation.job_id)
         .where(
-            Reservation.status == "open",
+            Reservation.status == RES_OPEN,
             # Not running any more, or running again under a newer claim than this reservation's.
-            or_(Job.status.is_distinct_from("running"), Reservation.created_at < Job.started_at),
+            or_(Job.status.is_distinct_from(JobStatus.RUNNING), Reservation.created_at < Job.started_at),
         )
     ).all()
     done = []
     for res_id, status, stage, older_run, job_id, created in rows:
-        if job_id is None:
+        if job_id is None and session.get(Reservation, res_id).engine in CALL_ENGINES:
             # A call outside the queue (reserve_call): in flight until its timeout, then lost
             # after it may have been paid for. (A job deleted since keeps its old rule below.)
-            if session.get(Reservation, res_id).engine in CALL_ENGINES:
-                if created > now - timedelta(seconds=CALL_RESERVATION_TIMEOUT_S):
-                    continue
-                charge_reserved(session, res_id, note="estimated: answer call lost", now=now)
-                done.append((res_id, "charged"))
+            if created > now - timedelta(seconds=CALL_RESERVATION_TIMEOUT_S):
                 continue
-        if status != "running" and not older_run and stage in FREE_STAGES:
-            release(session, res_id, now=now)
-            done.append((res_id, "released"))
+            close(session, res_id, Outcome.LOST, stage=None, now=now, note="estimated: answer call lost")
         else:
-            charge_reserved(session, res_id, note=f"estimated: run lost during '{stage}'", now=now)
-            done.append((res_id, "charged"))
+            # The run this reservation paid for is over; a stage from a newer run says nothing about it.
+            known_stage = Stage.INDEXING if status == JobStatus.RUNNING or older_run else stage
+            close(session, res_id, Outcome.LOST, stage=known_stage, now=now, note=f"estimated: run lost during '{stage}'")
+        closed = session.get(Reservation, res_id)
+        done.append((res_id, "charged" if closed is not None and closed.status == RES_SETTLED else "released"))
     return done
 
 
@@ -579,7 +649,7 @@ def roll_over(session: Session, *, now: datetime | None = None) -> int:
     st = state(session, now)
     if st.paid_paused_until is not None:
         return 0
-    return wake(session, why="waiting:budget", now=st.now)
+    return wake(session, why=WaitReason.BUDGET, now=st.now)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from typing import NamedTuple
 from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from core import budget, clock
+from core import clock, settings_store
+from core.backfill import budget
+from core.item_extra import FRESHNESS_LAG_KEY
 from core.models import Job, LedgerEntry, MediaItem
-from core.queue import read_setting, write_setting
+from core.states import LIVE_JOBS, ItemStatus, JobStatus
 
 RATE_WINDOW = timedelta(hours=6)
 
@@ -70,12 +72,12 @@ class Progress(NamedTuple):
 
 def start_run(session: Session, label: str = "backfill", *, now: datetime | None = None) -> datetime:
     started = now or clock.now()
-    write_setting(session, "backfill_run", {"started_at": started.isoformat(), "label": label})
+    settings_store.save_backfill_run(session, {"started_at": started.isoformat(), "label": label})
     return started
 
 
 def current_run(session: Session) -> tuple[str, datetime | None]:
-    run = read_setting(session, "backfill_run", {}) or {}
+    run = settings_store.load_backfill_run(session)
     started = run.get("started_at")
     return run.get("label", "all jobs"), datetime.fromisoformat(started) if started else None
 
@@ -83,23 +85,24 @@ def current_run(session: Session) -> tuple[str, datetime | None]:
 def progress_summary(session: Session, *, now: datetime | None = None) -> Progress:
     now = now or clock.now()
     label, started = current_run(session)
-    in_run = [Job.kind == "ingest", Job.status != "cancelled"]
+    in_run = [Job.kind == "ingest", Job.status != JobStatus.CANCELLED]
     if started is not None:
         in_run.append(Job.created_at >= started)
     # The newest job per item counts (a revived dead job is the same job row).
     hours = cast(func.coalesce(MediaItem.duration_s, 0.0), Float) / 3600.0
-    waiting = and_(Job.status.in_(("queued", "retry")), Job.run_after > now)
+    claimable = Job.status.in_((JobStatus.QUEUED, JobStatus.RETRY))
+    waiting = and_(claimable, Job.run_after > now)
     row = session.execute(
         select(
             func.count(),
-            func.count().filter(Job.status == "done"),
-            func.count().filter(and_(Job.status == "done", MediaItem.status == "review")),
-            func.count().filter(Job.status == "dead"),
-            func.count().filter(Job.status == "running"),
+            func.count().filter(Job.status == JobStatus.DONE),
+            func.count().filter(and_(Job.status == JobStatus.DONE, MediaItem.status == ItemStatus.REVIEW)),
+            func.count().filter(Job.status == JobStatus.DEAD),
+            func.count().filter(Job.status == JobStatus.RUNNING),
             func.count().filter(waiting),
-            func.count().filter(and_(Job.status.in_(("queued", "retry")), Job.run_after <= now)),
-            func.coalesce(func.sum(case((Job.status == "done", hours), else_=0.0)), 0.0),
-            func.coalesce(func.sum(case((Job.status.in_(("queued", "retry", "running")), hours), else_=0.0)), 0.0),
+            func.count().filter(and_(claimable, Job.run_after <= now)),
+            func.coalesce(func.sum(case((Job.status == JobStatus.DONE, hours), else_=0.0)), 0.0),
+            func.coalesce(func.sum(case((Job.status.in_(LIVE_JOBS), hours), else_=0.0)), 0.0),
             func.count().filter(MediaItem.published_at.is_(None)),
         )
         .select_from(Job)
@@ -110,7 +113,7 @@ def progress_summary(session: Session, *, now: datetime | None = None) -> Progre
 
     since = max(started, now - RATE_WINDOW) if started else now - RATE_WINDOW
     recent = session.scalar(
-        select(func.count()).select_from(Job).where(*in_run, Job.status.in_(("done", "dead")), Job.finished_at >= since)
+        select(func.count()).select_from(Job).where(*in_run, Job.status.in_((JobStatus.DONE, JobStatus.DEAD)), Job.finished_at >= since)
     ) or 0
     span_h = max((now - since).total_seconds() / 3600.0, 1e-6)
     rate = recent / span_h if recent else None
@@ -132,13 +135,13 @@ def save_snapshot(session: Session, *, now: datetime | None = None) -> Progress:
     p = progress_summary(session, now=now)
     payload = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in p._asdict().items()}
     payload.update(percent=p.percent, remaining=p.remaining, at=(now or clock.now()).isoformat())
-    write_setting(session, "progress", payload)
+    settings_store.save_progress(session, payload)
     return p
 
 
 def last_snapshot(session: Session) -> dict:
     """The stored snapshot (what the dashboards read): {} before the scheduler's first minute."""
-    return dict(read_setting(session, "progress", {}) or {})
+    return settings_store.load_progress(session)
 
 
 class Freshness(NamedTuple):
@@ -148,14 +151,14 @@ class Freshness(NamedTuple):
 
 
 def freshness_summary(session: Session, *, days: int = 30, now: datetime | None = None) -> Freshness:
-    """How soon new uploads became searchable (extra["freshness_lag_s"], written by the worker)."""
+    """How soon new uploads became searchable (the item's freshness_lag_s, written by the worker)."""
     now = now or clock.now()
-    lag = cast(MediaItem.extra["freshness_lag_s"].astext, Float)
+    lag = cast(MediaItem.extra[FRESHNESS_LAG_KEY].astext, Float)
     lags = sorted(
         float(v)
         for v in session.scalars(
             select(lag).where(
-                MediaItem.extra.has_key("freshness_lag_s"),  # noqa: W601 - JSONB ? operator
+                MediaItem.extra.has_key(FRESHNESS_LAG_KEY),  # noqa: W601 - JSONB ? operator
                 MediaItem.published_at >= now - timedelta(days=days),
             )
         )

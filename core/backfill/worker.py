@@ -1,21 +1,22 @@
-"""The worker: claim → route → reserve → run the pipeline → settle or fail, with heartbeats.
+"""The worker: threads and leases — claim, run the pipeline, close the run, with heartbeats.
 
 One process (a standalone `python -m core worker`, or the scheduler's backfill tick) runs
 up to `slots` jobs at once, each in a daemon thread. Any number of such processes on any
 number of machines share the database:
 
-- it registers in `workers` with its capabilities (engines, device, model) and renews
-  its heartbeat and its jobs' leases every lease/3 seconds from a background thread;
-- a claim is one transaction: lock the claim queue, check pause / max concurrency, take
-  the best candidate with SKIP LOCKED, route it (core.transcribe.router), reserve its
-  estimated cost (core.budget, under the budget lock) and mark it running;
+- it registers in `workers` with its capabilities (core.backfill.workers) and renews its
+  heartbeat and its jobs' leases every lease/3 seconds from a background thread;
+- a claim (core.backfill.dispatch) is one transaction: routed, reserved and marked running;
 - the pipeline's `heartbeat(stage)` callback records the stage and is where a timed-out,
   taken-back or shut-down job stops (between stages);
 - a job running past its timeout stops renewing its lease, so the reaper hands it to
   someone else even if its thread hangs;
 - SIGTERM: no new claims; running jobs get `shutdown_grace_s` to finish, then are
   released (the attempt is not counted) and the process exits;
-- past the storage limit no new work is claimed, with a message in app_settings.
+- past the storage limit (core.backfill.storage) no new work is claimed.
+
+However a run ends, its reservation is closed by one function, core.backfill.budget.close,
+with the outcome and the stage the run reached.
 """
 from __future__ import annotations
 
@@ -28,26 +29,28 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core import budget, clock, queue, ratelimit
+from core import clock, item_extra
+from core.backfill import budget, queue, ratelimit
+from core.backfill.dispatch import Claim, claim_next
+from core.backfill.reaper import reap
+from core.backfill.storage import storage_block
+from core.backfill.workers import detect_capabilities
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import Job, MediaItem, Worker as WorkerRow
 from core.sources.base import RateLimited, SourceError
+from core.states import SEARCHABLE, ItemStatus, Outcome, Stage, WaitReason
 from core.transcribe.base import TranscriptionError
-from core.transcribe.router import WAIT_BUDGET, WAIT_WORKER, Policy, Route, RouteItem, WorkerCaps, route
+from core.transcribe.router import WorkerCaps
 
 log = logging.getLogger(__name__)
 
-# How long a job that cannot run waits before it is looked at again (woken earlier by events).
-WAIT_S = {WAIT_WORKER: 600.0, WAIT_BUDGET: 3600.0, "waiting:source": 300.0}
-CANDIDATES_PER_CLAIM = 50
 STORAGE_CHECK_S = 60.0
 
 
@@ -73,219 +76,6 @@ Processor = Callable[..., Any]  # core.pipeline.process_item's signature
 
 
 # ---------------------------------------------------------------------------------------------
-# Capabilities and live workers
-# ---------------------------------------------------------------------------------------------
-
-
-def detect_capabilities(settings: Settings, engines: Sequence[str] | None = None) -> dict[str, Any]:
-    """What this machine can transcribe with: local whisper (+ device, model), the paid API if keyed.
-
-    Engines asked for explicitly are filtered the same way: a worker never advertises an
-    engine it cannot run (the API without a key), so the router never sends work to it.
-    """
-    from core.transcribe.registry import available_engines, unavailable_reason
-
-    wanted = [e for e in (engines if engines is not None else settings.transcription_engines) if e != "captions"]
-    for name in wanted:
-        if (why := unavailable_reason(name, settings)) is not None:
-            log.info("engine %s not offered by this worker: %s", name, why)
-    engines = available_engines(wanted, settings)
-    device = None
-    if "local" in engines:
-        try:
-            from core.transcribe.local import resolve_device
-
-            device = resolve_device(settings.whisper_device)[0]
-        except Exception:  # ctranslate2 missing or refusing: the worker still does captions/API
-            device = "cpu"
-    return {"engines": list(engines), "device": device, "model": settings.whisper_model or ("tiny.en" if device else None)}
-
-
-def caps_of(row: WorkerRow) -> WorkerCaps:
-    c = row.capabilities or {}
-    return WorkerCaps(row.id, tuple(c.get("engines") or ()), c.get("device"), c.get("model"))
-
-
-def live_workers(session: Session, *, now: datetime | None = None, stale_s: float | None = None) -> list[WorkerCaps]:
-    now = now or clock.now()
-    stale_s = stale_s if stale_s is not None else max(30.0, 2 * get_settings().lease_s)
-    rows = session.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at >= now - timedelta(seconds=stale_s)))
-    return [caps_of(r) for r in rows]
-
-
-def prune_workers(session: Session, *, now: datetime | None = None, older_than_s: float = 3600.0) -> int:
-    cutoff = (now or clock.now()) - timedelta(seconds=older_than_s)
-    return session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff)).rowcount
-
-
-# ---------------------------------------------------------------------------------------------
-# Storage limit
-# ---------------------------------------------------------------------------------------------
-
-
-def _dir_bytes(path: Path, skip: Path | None = None) -> int:
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if skip is None or Path(entry.path) != skip:
-                        stack.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-            except OSError:
-                continue
-    return total
-
-
-def storage_used_bytes(session: Session, settings: Settings) -> int:
-    """The database plus our files under data_dir (the embedded database's folder is counted once)."""
-    db_bytes = int(session.scalar(select(func.pg_database_size(func.current_database()))) or 0)
-    return db_bytes + _dir_bytes(settings.data_dir, skip=settings.data_dir / "pgdata")
-
-
-def storage_block(session: Session, settings: Settings, limit_gb: float) -> str | None:
-    """A message when storage is past its limit (and app_settings says so), else None (and clears it)."""
-    used = storage_used_bytes(session, settings)
-    if used > limit_gb * 1e9:
-        message = (
-            f"Backfill stopped: storage limit reached — {used / 1e9:.1f} GB used of {limit_gb:.0f} GB "
-            f"(database + {settings.data_dir}). Free space or raise the storage limit to continue."
-        )
-        queue.write_setting(session, "backfill_stopped", {"reason": message, "at": clock.now().isoformat()})
-        return message
-    if queue.read_setting(session, "backfill_stopped"):
-        queue.write_setting(session, "backfill_stopped", {})
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Claiming
-# ---------------------------------------------------------------------------------------------
-
-
-class Claim(NamedTuple):
-    job_id: int
-    item_id: int
-    source_id: int
-    attempt: int
-    route: Route
-    reservation_id: int | None
-    reserved_usd: float
-    rate_slots: tuple[tuple[str, str], ...]  # (pipeline stage, paid API): a rate-limit slot is taken as it starts
-    rate_limit: int  # calls per window to each paid API, all workers together (0 = none)
-    wait_until: datetime | None  # when a captions-only try finds nothing: retry then
-
-
-def _embedding_ledger_name(settings: Settings) -> str | None:
-    return f"{settings.embedding_provider}-embed" if settings.embedding_provider != "local" else None
-
-
-def _route_item(item: MediaItem, source_kind: str) -> RouteItem:
-    captions = (item.extra or {}).get("captions")
-    return RouteItem(item.id, source_kind, item.published_at, bool(item.pinned), captions if isinstance(captions, bool) else None)
-
-
-def _route_within_budget(
-    plan: Callable[[str | None], tuple[Route, budget.Estimate]],
-    reserve: Callable[[budget.Estimate], budget.ReserveResult],
-) -> tuple[Route, budget.ReserveResult | None, budget.ReserveResult | None]:
-    """(route to run, its reservation, the refusal if money was short).
-
-    Without money for the paid engine, the route is planned again without it (captions,
-    or another worker's whisper); without money even for that (paid embeddings), nothing runs.
-    """
-    r, est = plan(None)
-    if not r.engines or est.usd <= 0:
-        return r, None, None
-    granted = reserve(est)
-    if granted.ok:
-        return r, granted, None
-    if r.paid is None:
-        return r._replace(engines=(), wait=WAIT_BUDGET, reason=granted.reason), None, granted
-    r, est = plan(granted.reason)
-    if not r.engines or est.usd <= 0:
-        return r, None, granted
-    second = reserve(est)
-    if second.ok:
-        return r, second, granted
-    return r._replace(engines=(), wait=WAIT_BUDGET, reason=f"{r.reason}; {second.reason}"), None, second
-
-
-def claim_next(
-    session: Session, me: WorkerCaps, *, lease_s: float, now: datetime | None = None, job_id: int | None = None
-) -> Claim | None:
-    """Claim the best job (or job `job_id`) this worker can run now, with its route and reservation (one transaction)."""
-    from core.models import Source
-
-    now = now or clock.now()
-    settings = get_settings()
-    queue.lock_claims(session)
-    controls = queue.get_controls(session)
-    if controls.paused or queue.running_count(session, now) >= controls.max_concurrency:
-        return None
-    pauses = queue.source_pauses(session, now=now)
-    live = live_workers(session, now=now)
-    prices = budget.get_prices(session)
-    policy = Policy(tuple(settings.transcription_engines), controls.paid_routing, controls.urgent_days)
-    paid = {e for e in policy.allowed if budget.is_paid(prices, e)}
-    embed_name = _embedding_ledger_name(settings)
-    embed_paid = embed_name if embed_name and not prices.get(embed_name, budget.Price()).free else None
-    kinds = dict(session.execute(select(Source.id, Source.kind)).all())
-
-    for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM, job_id=job_id):
-        if item.source_id in pauses:
-            queue.defer(session, job, until=pauses[item.source_id], why="waiting:source")
-            continue
-        ri = _route_item(item, kinds.get(item.source_id, "upload"))
-
-        def plan(refusal: str | None) -> tuple[Route, budget.Estimate]:
-            r = route(ri, me=me, live=live, paid_engines=paid, policy=policy, now=now, forced=job.engine, budget_refusal=refusal)
-            est = budget.estimate(
-                prices, duration_s=item.duration_s, transcriber=r.paid, embedding_paid=embed_paid,
-                gpu=me.gpu and any(e != "captions" and e not in paid for e in r.engines),
-            )
-            return r, est
-
-        def reserve(est: budget.Estimate) -> budget.ReserveResult:
-            return budget.reserve(session, usd=est.usd, engine=est.engine, job_id=job.id, item_id=item.id, now=now)
-
-        r, reservation, refused = _route_within_budget(plan, reserve)
-        if not r.engines:
-            if r.elsewhere:
-                continue  # another live worker can do it: leave it claimable for them, untouched
-            retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
-            until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait or WAIT_WORKER, 600.0))
-            detail = r.reason if "waiting" in r.reason else f"waiting: {r.reason}"
-            queue.defer(session, job, until=until, why=r.wait or WAIT_WORKER, detail=detail)
-            continue
-        queue.start(session, job, worker_id=me.worker_id, lease_s=lease_s, now=now)
-        wait_until = None
-        if r.wait and r.elsewhere:
-            wait_until = now  # no captions: hand it straight to the worker that can transcribe it
-        elif r.wait:
-            retry_at = refused.retry_at if (refused and r.wait == WAIT_BUDGET) else None
-            wait_until = retry_at or now + timedelta(seconds=WAIT_S.get(r.wait, 600.0))
-        # The API behind a ledger name ("openai-embed" → "openai"): one limit per provider.
-        slots = tuple(
-            (stage, budget.ledger_name(name).split("-")[0])
-            for stage, name in (("transcribing", r.paid), ("embedding", embed_paid))
-            if name
-        )
-        return Claim(
-            job.id, item.id, item.source_id, job.attempts, r,
-            reservation.reservation_id if reservation else None, reservation.usd if reservation else 0.0,
-            slots, controls.paid_calls_per_minute, wait_until,
-        )
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------------------------
 
@@ -294,8 +84,8 @@ def claim_next(
 class _Running:
     claim: Claim
     started: float  # time.monotonic()
-    stage: str = "claimed"
-    prev_stage: str = "claimed"
+    stage: Stage = Stage.CLAIMED
+    prev_stage: Stage = Stage.CLAIMED
     lost: bool = False
     released: bool = False  # shutdown gave it back; the thread's late result is ignored
 
@@ -347,8 +137,8 @@ class Worker:
             # A worker that can transcribe arrived: jobs that waited for one (or for money
             # it may not need) may run now.
             if self.caps.engines:
-                queue.wake(s, why=WAIT_WORKER, now=now)
-                queue.wake(s, why=WAIT_BUDGET, now=now)
+                queue.wake(s, why=WaitReason.WORKER, now=now)
+                queue.wake(s, why=WaitReason.BUDGET, now=now)
         self._beater = threading.Thread(target=self._beat_loop, name="worker-heartbeat", daemon=True)
         self._beater.start()
         log.info("worker %s started: %s", self.id, self.capabilities)
@@ -385,8 +175,9 @@ class Worker:
                 r.released = True
         for r in leftovers:
             with session_scope() as s:
-                if queue.release(s, r.claim.job_id, self.id, why="released at shutdown"):
-                    self._money_after_failure(s, r, None)
+                if queue.release(s, r.claim.job_id, self.id, why=WaitReason.SHUTDOWN):
+                    # Its thread may be inside a paid call right now: no error, the stage it reached.
+                    self._close_money(s, r, Outcome.RELEASED, None)
                     released += 1
             log.warning("released job %s at shutdown (stage %s)", r.claim.job_id, r.stage)
         return released
@@ -420,8 +211,8 @@ class Worker:
                 if not queue.heartbeat(s, r.claim.job_id, self.id, lease_s=self.lease_s, now=now):
                     r.lost = True
 
-    def _stage_callback(self, run: _Running) -> Callable[[str], None]:
-        def on_stage(stage: str) -> None:
+    def _stage_callback(self, run: _Running) -> Callable[[Stage], None]:
+        def on_stage(stage: Stage) -> None:
             run.prev_stage, run.stage = run.stage, stage
             if run.lost or run.released:
                 raise LeaseLost(f"job {run.claim.job_id} was taken back")
@@ -434,11 +225,11 @@ class Worker:
                     raise LeaseLost(f"job {run.claim.job_id} was taken back")
             if self._deadline is not None and time.monotonic() > self._deadline:
                 raise ShutdownRequested("shutting down")
-            for slot_stage, api in run.claim.rate_slots:
-                if slot_stage == stage:
+            for slot in run.claim.rate_slots:
+                if slot.stage == stage:
                     # As late as possible: the paid call follows this stage's start, and an item
                     # the captions served never takes a slot.
-                    ratelimit.acquire(f"api:{api}", limit=run.claim.rate_limit, window_s=self.settings.rate_window_s)
+                    ratelimit.acquire(slot.key, limit=run.claim.rate_limit, window_s=self.settings.rate_window_s)
 
         return on_stage
 
@@ -479,7 +270,7 @@ class Worker:
             with session_scope() as s:
                 job = s.get(Job, job_id)
                 item = s.get(MediaItem, item_id)
-                why = (item.status_detail if item is not None and item.status_detail else None) or job.stage or "not claimable now"
+                why = (item.status_detail if item is not None and item.status_detail else None) or job.wait_reason or "not claimable now"
             return job_id, f"not started: {why}"
         self._execute(self._track(claim))
         with session_scope() as s:
@@ -581,56 +372,40 @@ class Worker:
             usage.append(budget.UsageLike("gpu", hours=elapsed_h))
         with session_scope() as s:
             owned = queue.complete(s, claim.job_id, self.id, now=now)
-            budget.settle(s, claim.reservation_id, usage, job_id=claim.job_id, item_id=claim.item_id, now=now,
-                          note=f"{result.engine}" + (f" ({result.model})" if getattr(result, "model", None) else ""))
+            note = f"{result.engine}" + (f" ({result.model})" if getattr(result, "model", None) else "")
+            self._close_money(s, run, Outcome.SUCCEEDED, None, usage=usage, note=note, now=now)
             item = s.get(MediaItem, claim.item_id)
             if item is not None:
-                extra = dict(item.extra or {})
+                item_extra.update(item, route=claim.route.reason)
                 if result.engine == "captions":
-                    extra["captions"] = True
+                    item_extra.update(item, captions=True)
                 if item.published_at is not None:
                     # Freshness: publication → searchable, per item (the dashboards average it).
-                    extra["freshness_lag_s"] = max(0.0, (now - item.published_at).total_seconds())
-                extra["route"] = claim.route.reason
-                item.extra = extra
+                    item_extra.update(item, freshness_lag_s=max(0.0, (now - item.published_at).total_seconds()))
                 item.route_reason = f"{result.route_reason} — routing: {claim.route.reason}"
             queue.clear_source_pause(s, claim.source_id)
         if not owned:
             log.warning("job %s finished after its lease was lost; its result stands (the index is idempotent)", claim.job_id)
 
-    def _money_after_failure(self, s: Session, run: _Running, exc: BaseException | None) -> None:
-        """A failed or released run: book the paid usage it reports, else charge or release by stage."""
+    def _close_money(
+        self, s: Session, run: _Running, outcome: Outcome, exc: BaseException | None, *,
+        usage: Sequence[Any] | None = None, note: str | None = None, now: datetime | None = None,
+    ) -> None:
+        """Close the run's reservation (core.backfill.budget.close) with the stage it reached."""
         claim = run.claim
-        usage = getattr(exc, "usage", None) if exc is not None else None
-        if usage is not None:
-            budget.settle(s, claim.reservation_id, usage, job_id=claim.job_id, item_id=claim.item_id, note="failed run")
-        elif claim.reservation_id:
-            stage = self._stage_reached(run, exc)
-            if self._may_have_paid(run, stage, exc):
-                # The exception cannot say what was billed: charging the reservation errs
-                # high, which keeps the caps true.
-                budget.charge_reserved(s, claim.reservation_id, note=f"estimated: run failed during '{stage}'")
-            else:
-                budget.release(s, claim.reservation_id)
+        if usage is None and exc is not None:
+            usage = getattr(exc, "usage", None)  # a failed run that knows what it was billed says so
+        budget.close(
+            s, claim.reservation_id, outcome, stage=self._stage_reached(run, exc), usage=usage, error=exc,
+            job_id=claim.job_id, item_id=claim.item_id, note=note, now=now,
+        )
 
     @staticmethod
-    def _stage_reached(run: _Running, exc: BaseException | None) -> str:
+    def _stage_reached(run: _Running, exc: BaseException | None) -> Stage:
         # Our own stop signals are raised as a stage *begins*: nothing of it has run yet.
         if isinstance(exc, (ShutdownRequested, JobTimeout, LeaseLost)):
             return run.prev_stage
         return run.stage
-
-    @staticmethod
-    def _may_have_paid(run: _Running, stage: str, exc: BaseException | None) -> bool:
-        if stage in budget.FREE_STAGES:
-            return False
-        paid_transcriber = run.claim.route.paid is not None
-        if stage == "transcribing":
-            # A request the API refused or failed is not billed; a run killed or broken mid-way may have been.
-            return paid_transcriber and not isinstance(exc, TranscriptionError)
-        if stage == "embedding":
-            return paid_transcriber  # the transcript was bought; a failed embedding call was not billed
-        return True  # indexing or later: everything before it was paid for
 
     def _on_failure(self, run: _Running, exc: BaseException) -> None:
         from core.pipeline import NoUsableTranscript
@@ -644,38 +419,38 @@ class Worker:
             if isinstance(exc, KeyboardInterrupt):
                 # Ctrl-C, SIGTERM or a closed terminal under `ingest`: the person stopped it, the
                 # item did nothing wrong. Give the job back now; no attempt is counted.
-                if queue.release(s, claim.job_id, self.id, why="interrupted", now=now):
-                    self._money_after_failure(s, run, exc)
+                if queue.release(s, claim.job_id, self.id, why=WaitReason.INTERRUPTED, now=now):
+                    self._close_money(s, run, Outcome.RELEASED, exc)
                     item = s.get(MediaItem, claim.item_id)
-                    if item is not None and item.status not in ("indexed", "review"):
-                        item.status = "queued"
+                    if item is not None and item.status not in SEARCHABLE:
+                        item.status = ItemStatus.QUEUED
                         item.status_detail = f"interrupted during '{run.stage}'; run the ingest again to continue"
                 return
             if isinstance(exc, ShutdownRequested):
-                if queue.release(s, claim.job_id, self.id, why="released at shutdown", now=now):
-                    self._money_after_failure(s, run, exc)
+                if queue.release(s, claim.job_id, self.id, why=WaitReason.SHUTDOWN, now=now):
+                    self._close_money(s, run, Outcome.RELEASED, exc)
                 return
             if isinstance(exc, RateLimited) or (isinstance(exc, SourceError) and exc.code == "rate_limited"):
                 until = queue.pause_source(
                     s, claim.source_id, reason=str(exc), retry_after_s=getattr(exc, "retry_after_s", None), now=now
                 )
-                if queue.release(s, claim.job_id, self.id, run_after=until, why="waiting:source", now=now):
-                    self._money_after_failure(s, run, exc)
+                if queue.release(s, claim.job_id, self.id, run_after=until, why=WaitReason.SOURCE, now=now):
+                    self._close_money(s, run, Outcome.RELEASED, exc)
                 return
             if isinstance(exc, NoUsableTranscript) and claim.route.wait:
                 # Captions were the only free option and there are none: remember, then wait
                 # for what the router said (a transcription worker, or next period's money).
                 item = s.get(MediaItem, claim.item_id)
                 if item is not None:
-                    item.extra = {**(item.extra or {}), "captions": False}
-                    item.status, item.status_detail = "queued", f"no captions; {claim.route.reason}"
+                    item_extra.update(item, captions=False)
+                    item.status, item.status_detail = ItemStatus.QUEUED, f"no captions; {claim.route.reason}"
                 if queue.release(s, claim.job_id, self.id, run_after=claim.wait_until, why=claim.route.wait, now=now):
-                    self._money_after_failure(s, run, exc)
+                    self._close_money(s, run, Outcome.RELEASED, exc)
                 return
             retryable = bool(getattr(exc, "retryable", True)) if isinstance(exc, (SourceError, TranscriptionError, JobTimeout)) else True
             outcome = queue.fail(s, claim.job_id, self.id, exc, retryable=retryable, now=now)
             if outcome is not None:
-                self._money_after_failure(s, run, exc)
+                self._close_money(s, run, Outcome.FAILED, exc)
                 log.warning("job %s (item %s) failed → %s: %s", claim.job_id, claim.item_id, outcome.status, exc)
 
 
@@ -708,40 +483,10 @@ def install_signal_handlers(worker: Worker, on_stop: Callable[[], None] | None =
     signal.signal(signal.SIGINT, handler)
 
 
-# ---------------------------------------------------------------------------------------------
-# Maintenance (the scheduler's reaper job calls this; any worker may too)
-# ---------------------------------------------------------------------------------------------
-
-
-class ReapReport(NamedTuple):
-    jobs: int
-    reservations: int
-    buckets: int
-    workers: int
-
-
-def reap(*, now: datetime | None = None) -> ReapReport:
-    """Take back expired leases, close their reservations, drop old rate windows and dead workers."""
-    now = now or clock.now()
-    with session_scope() as s:
-        jobs = queue.reap_expired(s, now=now)
-        reservations = budget.reap_reservations(s, now=now)
-        buckets = ratelimit.prune(s, now=now)
-        workers = prune_workers(s, now=now)
-    return ReapReport(len(jobs), len(reservations), buckets, workers)
-
-
 __all__ = [
-    "Claim",
     "JobTimeout",
     "LeaseLost",
     "ShutdownRequested",
     "Worker",
-    "claim_next",
-    "detect_capabilities",
     "install_signal_handlers",
-    "live_workers",
-    "reap",
-    "storage_block",
-    "storage_used_bytes",
 ]

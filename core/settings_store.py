@@ -1,0 +1,237 @@
+"""The admin's knobs in `app_settings`: one JSON row per key, one typed loader per key.
+
+Every module that keeps state in app_settings reads and writes it here, so the keys, their
+shapes and the row lock live in one place. Domain rules (what a valid budget is, how a
+control is validated) stay with their owners (core.backfill.budget, core.backfill.queue,
+core.search.fusion …); this module only knows how each value is stored.
+
+`lock=True` holds the key's row (SELECT … FOR UPDATE) until the caller commits: the `budget`
+row is the lock that serialises reservations across workers, and read-modify-write of the
+other keys uses it so two admins or workers never lose each other's change.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple, TypedDict, cast
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.models import AppSetting
+
+
+class Key(StrEnum):
+    """Every app_settings key the code uses, with its owner."""
+
+    CONTROLS = "backfill"  # core.backfill.queue: pause, concurrency, attempts, routing, …
+    BUDGET = "budget"  # core.backfill.budget: caps and safety limits (and the reservation lock)
+    PRICES = "prices"  # core.backfill.budget: price overrides per ledger name
+    PRIORITIES = "priorities"  # core.backfill.priorities: strategy order, topics
+    SOURCE_PAUSES = "source_pauses"  # core.backfill.queue: sources resting after a 429
+    BACKFILL_STOPPED = "backfill_stopped"  # core.backfill.storage: storage limit reached
+    BACKFILL_RUN = "backfill_run"  # core.backfill.progress: the current run
+    PROGRESS = "progress"  # core.backfill.progress: the scheduler's snapshot
+    SYNC_REQUEST = "sync_requested"  # core.admin_actions: the admin's "sync now"
+    FUSION = "search"  # core.search.fusion: ranking knobs
+    SYNONYMS = "synonyms"  # core.search.preprocess: synonym groups
+    CACHE_VERSION = "search_cache"  # core.search.cache: bumped on every content change
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw JSON by key
+# ---------------------------------------------------------------------------------------------
+
+
+def read_json(session: Session, key: Key | str, default: Any = None, *, lock: bool = False) -> Any:
+    """The JSON value of one key; `lock=True` holds its row until commit (creating it empty first)."""
+    stmt = select(AppSetting.value).where(AppSetting.key == str(key))
+    if lock:
+        # The row must exist to be locked: create it empty first (a no-op when it exists).
+        session.execute(pg_insert(AppSetting).values(key=str(key), value={}).on_conflict_do_nothing())
+        stmt = stmt.with_for_update()
+    value = session.scalar(stmt)
+    return default if value in (None, {}) and default is not None else value
+
+
+def write_json(session: Session, key: Key | str, value: Any) -> None:
+    stmt = pg_insert(AppSetting).values(key=str(key), value=value, updated_at=clock.now())
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[AppSetting.key], set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+        )
+    )
+
+
+def _dict(session: Session, key: Key, lock: bool) -> dict[str, Any]:
+    value = read_json(session, key, {}, lock=lock)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed loaders, one per key
+# ---------------------------------------------------------------------------------------------
+
+
+class ControlsValue(TypedDict, total=False):
+    paused: bool
+    pause_reason: str | None
+    max_concurrency: int
+    max_attempts: int
+    paid_calls_per_minute: int
+    job_timeout_s: float
+    storage_limit_gb: float
+    paid_routing: str
+    urgent_days: float
+
+
+def load_controls(session: Session, *, lock: bool = False) -> ControlsValue:
+    return cast(ControlsValue, _dict(session, Key.CONTROLS, lock))
+
+
+def save_controls(session: Session, value: ControlsValue) -> None:
+    write_json(session, Key.CONTROLS, dict(value))
+
+
+class BudgetValue(TypedDict, total=False):
+    daily_usd: float
+    monthly_usd: float
+    daily_safety_usd: float
+    monthly_safety_usd: float
+    timezone: str
+
+
+def load_budget(session: Session, *, lock: bool = False) -> BudgetValue:
+    return cast(BudgetValue, _dict(session, Key.BUDGET, lock))
+
+
+def save_budget(session: Session, value: BudgetValue) -> None:
+    write_json(session, Key.BUDGET, dict(value))
+
+
+class PriceValue(TypedDict, total=False):
+    per_audio_minute: float
+    per_million_tokens: float
+    per_hour: float
+
+
+def load_prices(session: Session, *, lock: bool = False) -> dict[str, PriceValue]:
+    """Price overrides by ledger name (the defaults live in core.backfill.budget)."""
+    return {name: cast(PriceValue, dict(p)) for name, p in _dict(session, Key.PRICES, lock).items() if isinstance(p, dict)}
+
+
+def save_prices(session: Session, value: Mapping[str, PriceValue]) -> None:
+    write_json(session, Key.PRICES, {name: dict(p) for name, p in value.items()})
+
+
+class PrioritiesValue(TypedDict, total=False):
+    order: list[str]
+    topics: list[str]
+
+
+def load_priorities(session: Session, *, lock: bool = False) -> PrioritiesValue:
+    return cast(PrioritiesValue, _dict(session, Key.PRIORITIES, lock))
+
+
+def save_priorities(session: Session, value: PrioritiesValue) -> None:
+    write_json(session, Key.PRIORITIES, dict(value))
+
+
+class SourcePause(NamedTuple):
+    until: datetime
+    hits: int
+    reason: str
+
+
+def load_source_pauses(session: Session, *, lock: bool = False) -> dict[int, SourcePause]:
+    """Every source's back-off streak by source id (past ones included: `hits` doubles the next rest)."""
+    out: dict[int, SourcePause] = {}
+    for key, entry in _dict(session, Key.SOURCE_PAUSES, lock).items():
+        out[int(key)] = SourcePause(datetime.fromisoformat(entry["until"]), int(entry.get("hits", 0)), str(entry.get("reason", "")))
+    return out
+
+
+def save_source_pauses(session: Session, pauses: Mapping[int, SourcePause]) -> None:
+    write_json(
+        session,
+        Key.SOURCE_PAUSES,
+        {str(sid): {"until": p.until.isoformat(), "hits": p.hits, "reason": p.reason} for sid, p in pauses.items()},
+    )
+
+
+class StoppedValue(TypedDict, total=False):
+    reason: str
+    at: str
+
+
+def load_backfill_stopped(session: Session) -> StoppedValue:
+    return cast(StoppedValue, _dict(session, Key.BACKFILL_STOPPED, False))
+
+
+def save_backfill_stopped(session: Session, value: StoppedValue) -> None:
+    write_json(session, Key.BACKFILL_STOPPED, dict(value))
+
+
+class RunValue(TypedDict, total=False):
+    started_at: str
+    label: str
+
+
+def load_backfill_run(session: Session) -> RunValue:
+    return cast(RunValue, _dict(session, Key.BACKFILL_RUN, False))
+
+
+def save_backfill_run(session: Session, value: RunValue) -> None:
+    write_json(session, Key.BACKFILL_RUN, dict(value))
+
+
+def load_progress(session: Session) -> dict[str, Any]:
+    """The last progress snapshot (core.backfill.progress.Progress as JSON, plus percent/remaining/at)."""
+    return _dict(session, Key.PROGRESS, False)
+
+
+def save_progress(session: Session, value: Mapping[str, Any]) -> None:
+    write_json(session, Key.PROGRESS, dict(value))
+
+
+class SyncRequest(TypedDict):
+    at: str
+    by: str
+    source_id: int | None
+
+
+def load_sync_request(session: Session, *, lock: bool = False) -> SyncRequest | None:
+    value = _dict(session, Key.SYNC_REQUEST, lock)
+    return cast(SyncRequest, value) if value else None
+
+
+def save_sync_request(session: Session, value: SyncRequest | None) -> None:
+    write_json(session, Key.SYNC_REQUEST, dict(value) if value else {})
+
+
+def load_fusion(session: Session) -> dict[str, Any] | None:
+    """The stored ranking knobs (core.search.fusion.FusionConfig fields), None when never saved."""
+    value = read_json(session, Key.FUSION)
+    return dict(value) if isinstance(value, dict) else None
+
+
+def save_fusion(session: Session, value: Mapping[str, Any]) -> None:
+    write_json(session, Key.FUSION, dict(value))
+
+
+def load_synonyms(session: Session) -> dict[str, Any] | None:
+    """The stored synonym groups ({"mapping": {term: [alternatives]}}), None when never saved."""
+    value = read_json(session, Key.SYNONYMS)
+    return dict(value) if isinstance(value, dict) else None
+
+
+def save_synonyms(session: Session, mapping: Mapping[str, list[str]]) -> None:
+    write_json(session, Key.SYNONYMS, {"mapping": dict(mapping)})
+
+
+def load_cache_version(session: Session) -> int:
+    """The search cache's counter (core.search.cache bumps it atomically in SQL)."""
+    return int(_dict(session, Key.CACHE_VERSION, False).get("version", 0) or 0)
