@@ -131,14 +131,24 @@ def evidence_rows(
 
 def _rescuing_phrases(query: str, synonyms: Mapping[str, Sequence[str]]) -> list[tuple[set[str], list[str]]]:
     """For each synonym group the query mentions: (the query words of the mentioned phrases,
-    the group's other phrases). The archive may say those words only as the alternatives."""
+    the phrases that may stand in for them). The archive may say those words only as these.
+
+    A group's key is the broader name and its values narrower or equal ones ("plant toxins":
+    oxalates, lectins, …). A passage that names the key answers for any member, and a member
+    answers for the key; members never stand in for each other: a passage on lectins does not
+    answer a question on oxalates, however near the keyword side finds it.
+    """
+    def mentioned(phrase: str) -> bool:
+        return f" {' '.join(_WORD.findall(phrase.lower()))} " in low
+
     low = f" {' '.join(_WORD.findall(query.lower()))} "
     out = []
     for key, values in synonyms.items():
-        group = [key, *values]
-        present = [p for p in group if f" {' '.join(_WORD.findall(p.lower()))} " in low]
-        if present:
-            out.append(({w for p in present for w in _WORD.findall(p.lower())}, [p for p in group if p not in present]))
+        present = [p for p in (key, *values) if mentioned(p)]
+        if not present:
+            continue
+        stand_ins = [v for v in values if v not in present] if key in present else [key]
+        out.append(({w for p in present for w in _WORD.findall(p.lower())}, stand_ins))
     return out
 
 
