@@ -286,7 +286,8 @@ def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
 
 
 def set_synonyms(session: Session, actor: str, mapping: Mapping[str, list[str] | str]) -> dict[str, list[str]]:
-    from core.search.preprocess import get_synonyms, set_synonyms as _set
+    from core.search.preprocess import get_synonyms
+    from core.search.preprocess import set_synonyms as _set
 
     before = get_synonyms(session)
     after = _refuse_on_domain_error(lambda: _set(session, mapping))

@@ -34,13 +34,13 @@ from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from core import packaged_models  # noqa: E402
+from core.config import Settings, get_settings  # noqa: E402
 from core.embedding_models import (  # noqa: E402  (the catalog lives apart so that config can validate names)
     DEFAULT_MODEL,
     LOCAL_MODELS,
     LocalModel,
     Pooling,
 )
-from core.config import Settings, get_settings  # noqa: E402
 from core.models import EmbeddingSpace  # noqa: E402
 
 log = logging.getLogger(__name__)

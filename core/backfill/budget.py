@@ -43,7 +43,8 @@ from sqlalchemy.orm import Session
 from core import clock, settings_store
 from core.backfill.queue import wake
 from core.config import get_settings
-from core.engines import ENGINES, EngineKind, engine as engine_info, ledger_name
+from core.engines import ENGINES, EngineKind, ledger_name
+from core.engines import engine as engine_info
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.settings_store import BudgetValue, PriceValue
 from core.states import JobStatus, Outcome, Stage, WaitReason

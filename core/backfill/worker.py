@@ -43,7 +43,8 @@ from core.backfill.storage import storage_block
 from core.backfill.workers import detect_capabilities
 from core.config import Settings, get_settings
 from core.db import session_scope
-from core.models import Job, MediaItem, Worker as WorkerRow
+from core.models import Job, MediaItem
+from core.models import Worker as WorkerRow
 from core.sources.base import RateLimited, SourceError
 from core.states import SEARCHABLE, ItemStatus, Outcome, Stage, WaitReason
 from core.transcribe.base import TranscriptionError

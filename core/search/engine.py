@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.search import cache
-from core.search.links import youtube_id
 from core.search.fusion import FusionConfig, convex, fusion_config, rrf
+from core.search.links import youtube_id
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
