@@ -181,7 +181,7 @@ def _write_index(
             for i, c in enumerate(chunks)
         ],
     )
-    item = session.get(MediaItem, item_id)
+    item = session.get_one(MediaItem, item_id)  # the item being indexed: a missing row is a real error
     item.status = status
     item.status_detail = detail
     item.engine = transcript.engine
