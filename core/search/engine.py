@@ -195,6 +195,7 @@ def search(
         fused = rrf(lists, {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}, cfg.rrf_k)[:keep]
     else:
         union = sorted({c.chunk_id for cands in lists.values() for c in cands})
+        assert kq is not None  # hybrid mode ran the keyword side above
         scores = rescore(session, union, kq, qvec, space_id=space and space[0], dim=space and space[1])
         fused = convex(scores, cfg.alpha)[:keep]
     t = lap("fuse", t)
@@ -280,7 +281,7 @@ class PlayerItem:
 
     @property
     def is_audio(self) -> bool:
-        return bool(self.media_path) and self.media_path.lower().endswith(AUDIO_SUFFIXES)
+        return self.media_path is not None and self.media_path.lower().endswith(AUDIO_SUFFIXES)
 
 
 def player_item(session: Session, item_id: int, *, include_hidden: bool = False) -> PlayerItem | None:
