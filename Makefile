@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` (install + start everything) and `make test`.
+# CI also runs `make lint` (ruff and mypy, settings in pyproject.toml) before the tests.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 # compiling every module of every package costs ≈ 150 MB and a good part of the install time.
 PIP_INSTALL := $(BIN)/pip install -q --no-compile
 
-.PHONY: run test install install-dev
+.PHONY: run test lint install install-dev
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,3 +31,8 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff on the whole tree, mypy on the packages pyproject.toml names (core/, scheduler/).
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy

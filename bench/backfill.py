@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 from core.backfill import budget  # noqa: E402
 from core.config import get_settings  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------------
 # The listing
 # ---------------------------------------------------------------------------------------------
@@ -156,9 +155,9 @@ def measure_captions_route(piece_min: float = 20.0) -> Throughput:
     """The real worker over real caption transcripts (Zoom-style uploaded VTT: no network)."""
     from core.backfill import queue
     from core.backfill.worker import Worker
+    from core.catalog import get_or_create_source, register_item
     from core.db import get_engine, session_scope
     from core.embeddings import get_embedder
-    from core.catalog import get_or_create_source, register_item
     from core.records import ItemInfo
 
     get_engine()

@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="chunk the transcripts with these window settings (core/chunking.py) instead of the defaults")
     args = ap.parse_args(argv)
     _corpus.use_scratch_database()
-    from sqlalchemy import text
 
     from core.db import session_scope
     from core.embeddings import get_embedder

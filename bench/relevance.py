@@ -218,12 +218,13 @@ def nfcorpus_train_curve(session, embedder, item_to_doc, args) -> dict[float, fl
     their best chunk exactly as search() does. Reciprocal rank fusion is scored on the same
     queries (keyword weight × rrf_k grid) and printed for comparison.
     """
+    from sqlalchemy import text
+
+    from core.search import cache
     from core.search.engine import _embed_query, _space
     from core.search.fusion import FusionConfig, convex, rrf
     from core.search.preprocess import get_synonyms, prepare, vocabulary
-    from core.search import cache
     from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
-    from sqlalchemy import text
 
     n_candidates = FusionConfig().candidates
     queries, qrels = _corpus.nfcorpus_queries("train")

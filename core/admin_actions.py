@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
@@ -28,6 +29,8 @@ from core.models import Chunk, Job, MediaItem, Source
 from core.states import JobStatus
 
 log = logging.getLogger(__name__)
+# The result type of a domain call passed through _refuse_on_domain_error.
+T = TypeVar("T")
 
 
 
@@ -35,7 +38,7 @@ class AdminActionError(Exception):
     """The action was refused; the message says why in words an admin understands."""
 
 
-def _refuse_on_domain_error(fn: Callable[[], object]) -> object:
+def _refuse_on_domain_error(fn: Callable[[], T]) -> T:
     """Domain modules raise ValueError/LookupError for bad input: turn those into one error type."""
     try:
         return fn()
@@ -68,7 +71,7 @@ def set_budget(
         lambda: budget.set_budget(session, daily, monthly, daily_safety, monthly_safety)
     )
     audit.record(session, actor, "budget.set", "budget", asdict(before), asdict(after))
-    return after  # type: ignore[return-value]
+    return after
 
 
 def set_paused(session: Session, actor: str, paused: bool, reason: str | None = None) -> queue.Controls:
@@ -90,9 +93,9 @@ def set_controls(session: Session, actor: str, **changes: object) -> queue.Contr
     names = list(changes)
     audit.record(
         session, actor, "backfill.controls", "backfill",
-        {n: getattr(before, n) for n in names}, {n: getattr(after, n) for n in names},  # type: ignore[union-attr]
+        {n: getattr(before, n) for n in names}, {n: getattr(after, n) for n in names},
     )
-    return after  # type: ignore[return-value]
+    return after
 
 
 def set_price(
@@ -104,11 +107,11 @@ def set_price(
     after = _refuse_on_domain_error(lambda: budget.set_price(
         session, engine, per_audio_minute=per_audio_minute, per_million_tokens=per_million_tokens, per_hour=per_hour))
     audit.record(session, actor, "budget.price", f"price of {engine}", before._asdict() if before else None,
-                 after._asdict())  # type: ignore[union-attr]
-    return after  # type: ignore[return-value]
+                 after._asdict())
+    return after
 
 
-def request_sync(session: Session, actor: str, source_id: int | None = None) -> dict:
+def request_sync(session: Session, actor: str, source_id: int | None = None) -> settings_store.SyncRequest:
     """Ask the scheduler to list the channel (or one source) now instead of at its next interval."""
     if source_id is not None and session.get(Source, source_id) is None:
         raise AdminActionError(f"There is no source {source_id}.")
@@ -119,12 +122,12 @@ def request_sync(session: Session, actor: str, source_id: int | None = None) -> 
     return request
 
 
-def pending_sync_request(session: Session) -> dict | None:
+def pending_sync_request(session: Session) -> settings_store.SyncRequest | None:
     """The "sync now" request the scheduler has not picked up yet, if any."""
     return settings_store.load_sync_request(session)
 
 
-def take_sync_request(session: Session) -> dict | None:
+def take_sync_request(session: Session) -> settings_store.SyncRequest | None:
     """For the scheduler: read and clear the request in one locked step (two schedulers never both run it)."""
     value = settings_store.load_sync_request(session, lock=True)
     if not value:
@@ -209,7 +212,7 @@ def retry_dead(session: Session, actor: str, *, job_id: int | None = None, item_
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.retry_dead(session, job_id, item_id=item_id))
     audit.record(session, actor, "dead.retry", target, before, {"revived": n, "status": JobStatus.QUEUED.value})
-    return int(n)  # type: ignore[arg-type]
+    return int(n)
 
 
 def discard_dead(session: Session, actor: str, *, job_id: int | None = None, item_id: int | None = None) -> int:
@@ -217,7 +220,7 @@ def discard_dead(session: Session, actor: str, *, job_id: int | None = None, ite
     before, target = _dead_snapshot(session, job_id, item_id)
     n = _refuse_on_domain_error(lambda: queue.discard_dead(session, job_id, item_id=item_id))
     audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": JobStatus.CANCELLED.value})
-    return int(n)  # type: ignore[arg-type]
+    return int(n)
 
 
 def retranscribe(session: Session, actor: str, item_id: int, engine: str) -> int:
@@ -286,7 +289,8 @@ def delete_item(session: Session, actor: str, item_id: int) -> list[Path]:
 
 
 def set_synonyms(session: Session, actor: str, mapping: Mapping[str, list[str] | str]) -> dict[str, list[str]]:
-    from core.search.preprocess import get_synonyms, set_synonyms as _set
+    from core.search.preprocess import get_synonyms
+    from core.search.preprocess import set_synonyms as _set
 
     before = get_synonyms(session)
     after = _refuse_on_domain_error(lambda: _set(session, mapping))
@@ -301,7 +305,7 @@ def set_search_ranking(session: Session, actor: str, *, alpha: float, rerank: bo
     from core.search.fusion import fusion_config, set_fusion_config
 
     old = fusion_config(session)
-    before = {"alpha": old.alpha, "rerank": old.rerank}
+    before: dict[str, object] = {"alpha": old.alpha, "rerank": old.rerank}
     after = {"alpha": round(float(alpha), 3), "rerank": bool(rerank)}
     changed = {k: v for k, v in (verdict or {}).items() if getattr(old, k, object()) != v}
     before |= {k: getattr(old, k, None) for k in changed}

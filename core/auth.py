@@ -189,7 +189,7 @@ def oidc_providers(auth_section: Mapping[str, Any] | None) -> list[str | None]:
     """Provider names for st.login(provider): [None] for a single default provider."""
     if not auth_section:
         return []
-    named = [k for k, v in auth_section.items() if isinstance(v, Mapping)]
+    named: list[str | None] = [k for k, v in auth_section.items() if isinstance(v, Mapping)]
     return named or [None]
 
 

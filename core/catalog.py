@@ -12,9 +12,9 @@ both get the one row's id.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, literal_column, or_, select, text
+from sqlalchemy import Row, func, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -81,7 +81,7 @@ def register(
         **{field: func.coalesce(getattr(new, field), getattr(MediaItem, field)) for field in _KEPT_WHEN_UNKNOWN},
     }
     changed = or_(*(getattr(MediaItem, field).is_distinct_from(value) for field, value in merged.items()))
-    row = session.execute(
+    row: Row[Any] | None = session.execute(
         stmt.on_conflict_do_update(
             index_elements=["source_id", "external_id"],
             # ON CONFLICT updates skip the ORM's onupdate: stamp updated_at here.

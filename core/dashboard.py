@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta, timezone
-from typing import NamedTuple
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, UnaryExpression, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core import clock, engines
@@ -126,12 +127,12 @@ def month_to_date(session: Session, *, now: datetime | None = None) -> MonthToDa
     next_first = p.month_end.astimezone(tz).date()
     today = now.astimezone(tz).date()
     day = _local_day(LedgerEntry.at, st.limits.timezone)
-    rows = dict(
+    rows: dict[date, Decimal | None] = dict(
         session.execute(
             select(day, func.sum(LedgerEntry.usd))
             .where(LedgerEntry.at >= p.month_start, LedgerEntry.at < p.month_end)
             .group_by(day)
-        ).all()
+        ).tuples().all()
     )
     running, cumulative = 0.0, []
     for d in _days(first, (today - first).days + 1):
@@ -242,7 +243,9 @@ def cumulative_spend(session: Session, *, days: int = 90, now: datetime | None =
     start = budget.periods(now, tz).day_start - timedelta(days=days - 1)
     before = _money(session.scalar(select(func.coalesce(func.sum(LedgerEntry.usd), 0)).where(LedgerEntry.at < start)))
     day = _local_day(LedgerEntry.at, limits.timezone)
-    rows = dict(session.execute(select(day, func.sum(LedgerEntry.usd)).where(LedgerEntry.at >= start).group_by(day)).all())
+    rows: dict[date, Decimal | None] = dict(
+        session.execute(select(day, func.sum(LedgerEntry.usd)).where(LedgerEntry.at >= start).group_by(day)).tuples().all()
+    )
     running, out = before, []
     for d in _days(start.astimezone(tz).date(), days):
         running += _money(rows.get(d))
@@ -286,7 +289,8 @@ def projection(session: Session, *, now: datetime | None = None) -> Projection:
 class DayCount(NamedTuple):
     day: date
     series: str
-    count: int
+    # Shadows tuple.count (mypy objects); the pages read it by this name.
+    count: int  # type: ignore[assignment]
 
 
 def items_per_day(session: Session, days: int = 30, *, now: datetime | None = None) -> list[DayCount]:
@@ -330,7 +334,7 @@ def _fill(rows, first: date, days: int) -> list[DayCount]:
 # The library table
 # ---------------------------------------------------------------------------------------------
 
-SORTS = {
+SORTS: dict[str, tuple[UnaryExpression[Any], UnaryExpression[Any]]] = {
     "newest first": (MediaItem.published_at.desc().nullslast(), MediaItem.id.desc()),
     "oldest first": (MediaItem.published_at.asc().nullslast(), MediaItem.id.asc()),
     "recently changed": (MediaItem.updated_at.desc(), MediaItem.id.desc()),
@@ -418,7 +422,7 @@ def library_page(session: Session, f: LibraryFilter, *, page: int = 1, page_size
     stmt = _library_where(stmt, f).order_by(*SORTS.get(f.sort, SORTS["newest first"]))
     stmt = stmt.limit(page_size).offset((page - 1) * page_size)
     rows = [
-        LibraryRow(*r[:9], _money(r[9]), *r[10:]) for r in session.execute(stmt)
+        LibraryRow._make((*r[:9], _money(r[9]), *r[10:])) for r in session.execute(stmt)
     ]
     return LibraryPage(rows, total, page, pages, page_size)
 
@@ -471,8 +475,9 @@ class DeadRow(NamedTuple):
 def dead_letters(session: Session, *, limit: int = 200) -> list[DeadRow]:
     """Dead-lettered jobs with their item's title and last error, newest first (core.backfill.queue.dead_letter + titles)."""
     jobs = queue.dead_letter(session, limit=limit)
-    titles = dict(
-        session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs]))).all()
+    titles: dict[int, str] = dict(
+        session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs])))
+        .tuples().all()
     ) if jobs else {}
     return [
         DeadRow(j.id, j.media_item_id, titles.get(j.media_item_id, "?"), j.kind, j.attempts, j.last_error, j.finished_at)

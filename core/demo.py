@@ -212,8 +212,8 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
                                           note="whisper-1"))
     session.add_all(jobs)
     session.flush()
-    for entry in ledger:  # link each ledger row to its job now that jobs have ids
-        entry.job_id = next((j.id for j in jobs if j.media_item_id == entry.media_item_id), None)
+    for row in ledger:  # link each ledger row to its job now that jobs have ids
+        row.job_id = next((j.id for j in jobs if j.media_item_id == row.media_item_id), None)
     session.add_all(ledger)
 
     rest = todo[cursor:]
@@ -321,7 +321,9 @@ def _seed_feedback(session: Session, indexed: list[MediaItem], now: datetime, rn
 
 
 def summary(session: Session) -> DemoSummary:
-    by_status = dict(session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status)).all())
+    by_status: dict[str, int] = dict(
+        session.execute(select(MediaItem.status, func.count()).group_by(MediaItem.status)).tuples().all()
+    )
     return DemoSummary(
         items=sum(by_status.values()),
         by_status={k: int(v) for k, v in sorted(by_status.items())},

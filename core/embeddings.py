@@ -34,13 +34,13 @@ from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from core import packaged_models  # noqa: E402
+from core.config import Settings, get_settings  # noqa: E402
 from core.embedding_models import (  # noqa: E402  (the catalog lives apart so that config can validate names)
     DEFAULT_MODEL,
     LOCAL_MODELS,
     LocalModel,
     Pooling,
 )
-from core.config import Settings, get_settings  # noqa: E402
 from core.models import EmbeddingSpace  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,10 @@ class SentenceTransformerEmbedder:
         self._st = SentenceTransformer(source, device=device)
         # Renamed in sentence-transformers 6; the old name still works there but warns.
         dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
-        self.dim = int(dimension())
+        dim = dimension()
+        if dim is None:  # typed Optional; every sentence-transformers model we load reports one
+            raise RuntimeError(f"{self.spec.name} does not report its embedding dimension")
+        self.dim = int(dim)
         self._batch_size = batch_size
         self._lock = threading.Lock()  # torch modules are not re-entrant across Streamlit threads
 

@@ -12,6 +12,7 @@ vectors of different models are never compared (see core/embeddings.py, core/sea
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
@@ -84,7 +85,7 @@ class MediaItem(Base):
     skipped: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     engine: Mapped[str | None] = mapped_column(String(32))  # engine that made the transcript
     route_reason: Mapped[str | None] = mapped_column(Text)  # why the router chose it
-    cost_usd: Mapped[float] = mapped_column(Numeric(12, 6), server_default="0")
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), server_default="0")  # Numeric reads back as Decimal
     chunk_count: Mapped[int] = mapped_column(Integer, server_default="0")
     extra: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     indexed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -23,7 +23,8 @@ from core.chunking import chunk_segments
 from core.config import get_settings
 from core.db import session_scope
 from core.embeddings import Embedder, embed_counted, ensure_space, get_embedder
-from core.engines import embedding_engine, engine as engine_info
+from core.engines import embedding_engine
+from core.engines import engine as engine_info
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import Transcript
 from core.search import cache
@@ -180,7 +181,7 @@ def _write_index(
             for i, c in enumerate(chunks)
         ],
     )
-    item = session.get(MediaItem, item_id)
+    item = session.get_one(MediaItem, item_id)  # the item being indexed: a missing row is a real error
     item.status = status
     item.status_detail = detail
     item.engine = transcript.engine

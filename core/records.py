@@ -43,7 +43,7 @@ class ItemInfo(NamedTuple):
 class TimedChunk(NamedTuple):
     """A window of consecutive segments: the unit we embed and return as a hit."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index (mypy objects); read by this name everywhere
     start: float
     end: float
     text: str

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
@@ -86,7 +86,7 @@ def reembed_item(item_id: int, embedder: Embedder, space_id: int) -> int:
     if not rows:
         return 0
     vectors = embedder.embed_documents([t for _, t in rows])  # outside any transaction: it takes seconds
-    table = Chunk.__table__
+    table = cast(Table, Chunk.__table__)  # a mapped class's table; the stubs type __table__ as FromClause
     stmt = (
         update(table)
         .where(table.c.id == bindparam("cid"), table.c.embedding_space_id.is_distinct_from(space_id))

@@ -20,9 +20,11 @@ def disable_v1_pages_folder() -> bool:
     # /admin-costs opened first in a fresh server is answered "Page not found". We never use v1 pages.
     try:  # a Streamlit internal, not API: other Streamlit versions may not have it
         from streamlit.runtime.pages_manager import PagesManager
+
+        has_flag = hasattr(PagesManager, "uses_pages_directory")
     except ImportError:
-        PagesManager = None
-    if PagesManager is None or not hasattr(PagesManager, "uses_pages_directory"):
+        has_flag = False
+    if not has_flag:
         log.warning(
             "this Streamlit has no PagesManager.uses_pages_directory: the first deep link after a "
             "server start may show 'Page not found' until the home page has been opened once"

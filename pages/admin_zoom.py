@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.zoom import admin as zoom_admin
 from core.admin_actions import AdminActionError
 from core.config import get_settings
 from core.db import session_scope
 from core.sources.base import SourceError
+from core.zoom import admin as zoom_admin
 from pages._auth import require_admin
 from pages._ui import duration, page_header, run_action, show_flash, when
 

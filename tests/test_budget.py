@@ -13,10 +13,10 @@ from core.backfill import budget, queue
 from core.backfill.dispatch import claim_next
 from core.backfill.reaper import reap
 from core.backfill.worker import Worker
+from core.catalog import get_or_create_source, register_item
 from core.config import load_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, MediaItem, Reservation
-from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.states import WaitReason
 from core.transcribe.router import WorkerCaps

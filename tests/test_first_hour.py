@@ -203,8 +203,8 @@ def test_streamlit_runs_without_file_watcher_or_run_on_save():
 
 def test_a_job_another_worker_is_running_is_not_taken_over(db):
     from core.backfill import queue
-    from core.db import session_scope
     from core.catalog import get_or_create_source, register_item
+    from core.db import session_scope
     from core.records import ItemInfo
 
     with session_scope() as s:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.db import session_scope
 from core.catalog import get_or_create_source, register_item
+from core.db import session_scope
 from core.pipeline import process_item
 from core.records import ItemInfo, Segment, Transcript
 from core.search import cache, search

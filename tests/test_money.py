@@ -15,10 +15,10 @@ from core import clock
 from core.backfill import budget, queue
 from core.backfill.reaper import reap
 from core.backfill.worker import Worker
+from core.catalog import get_or_create_source, register_item
 from core.config import load_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, Reservation
-from core.catalog import get_or_create_source, register_item
 from core.pipeline import ProcessResult, Usage
 from core.records import ItemInfo
 from core.states import JobStatus, Stage, WaitReason

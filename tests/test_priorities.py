@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-from xml.sax.saxutils import escape
 from datetime import datetime, timedelta, timezone
+from xml.sax.saxutils import escape
 
 import pytest
 from sqlalchemy import select

@@ -7,15 +7,15 @@ import numpy as np
 from sqlalchemy import insert
 
 from core import quality
+from core.catalog import get_or_create_source, register_item
 from core.chunking import chunk_segments
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, MediaItem
-from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo, Segment, Transcript
 from tests.conftest import shared_path
-from tests.fakes.openai_server import fake_embedding
 from tests.fakes.fake_speech import speech_like
+from tests.fakes.openai_server import fake_embedding
 
 DIM = 256
 

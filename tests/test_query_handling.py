@@ -15,7 +15,7 @@ from core.search import QueryError, autocomplete, cache, log_query, record_feedb
 from core.search.preprocess import vocabulary
 from core.search.titles import TitleStatus
 from tests.conftest import shared_path
-from tests.test_search_seed import A, PASSAGES, Passage, seed_archive
+from tests.test_search_seed import PASSAGES, A, Passage, seed_archive
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ from core import clock, settings_store
 from core.backfill import queue
 from core.backfill.dispatch import claim_next
 from core.backfill.reaper import reap
+from core.catalog import get_or_create_source, register_item
 from core.db import session_scope
 from core.models import Job, MediaItem
-from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.states import WaitReason
 from core.transcribe.router import WorkerCaps

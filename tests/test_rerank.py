@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from core.config import PROJECT_ROOT
-
 from core.search.rerank import CrossEncoder, RerankerUnavailable, get_cross_encoder, rerank
 
 pytestmark = pytest.mark.slow

@@ -28,6 +28,7 @@ from scheduler.firing import Outcome, run_once, slot_of
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_worker_processes import _FakeAPIEmbedder, add_items, worker_env
 
+
 @pytest.fixture()
 def fake_openai(db):
     with FakeOpenAI(embedding_dim=64) as fake:

@@ -27,7 +27,7 @@ from core.search import (
 )
 from core.search.engine import player_item, speakers_list
 from core.search.retrieval import vector_candidates
-from tests.test_search_seed import A, PASSAGES, Passage, seed_archive
+from tests.test_search_seed import A, Passage, seed_archive
 
 pytestmark = pytest.mark.slow
 MAY_2024 = datetime(2024, 5, 1, tzinfo=timezone.utc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys

@@ -26,12 +26,12 @@ from sqlalchemy import func, select, text
 from core import clock, settings_store
 from core.backfill import budget, priorities, queue
 from core.backfill.progress import freshness_summary
+from core.catalog import get_or_create_source, register_item
 from core.chunking import chunk_segments
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
 from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
-from core.catalog import get_or_create_source, register_item
 from core.records import ItemInfo
 from core.states import WaitReason
 from tests.fakes.fake_speech import speech_like
@@ -341,7 +341,7 @@ def test_a_200_item_backfill_with_mixed_routing_ends_within_budget(db, fake_open
     seconds = 30.0
     fake_openai.segments = FreshSpeech(seconds)  # the paid engine is the real OpenAI client → this server
     audio = tone_wav(tmp_path / "tone.wav", seconds)
-    recent, old = T0 - timedelta(days=2), T0 - timedelta(days=700)
+    old = T0 - timedelta(days=700)
     now = datetime.now(timezone.utc)
     with session_scope() as s:
         budget.set_budget(s, 0.10, 1.00)  # room for ≈ 30 paid items: the rest must go elsewhere

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
@@ -43,7 +43,8 @@ from sqlalchemy.orm import Session
 from core import clock, settings_store
 from core.backfill.queue import wake
 from core.config import get_settings
-from core.engines import ENGINES, EngineKind, engine as engine_info, ledger_name
+from core.engines import ENGINES, EngineKind, ledger_name
+from core.engines import engine as engine_info
 from core.models import Job, LedgerEntry, MediaItem, Reservation
 from core.settings_store import BudgetValue, PriceValue
 from core.states import JobStatus, Outcome, Stage, WaitReason
@@ -202,7 +203,8 @@ class Price(NamedTuple):
 def get_prices(session: Session) -> dict[str, Price]:
     table: dict[str, dict[str, float]] = {name: dict(p) for name, p in DEFAULT_PRICES.items()}
     for name, override in settings_store.load_prices(session).items():
-        table[name] = {**table.get(name, {}), **override}
+        # A PriceValue holds only floats, but mypy reads any TypedDict as Mapping[str, object].
+        table[name] = {**table.get(name, {}), **cast(dict[str, float], override)}
     return {name: Price(**{k: float(v) for k, v in p.items() if k in Price._fields}) for name, p in table.items()}
 
 
@@ -629,7 +631,7 @@ def reap_reservations(session: Session, *, now: datetime | None = None) -> list[
     ).all()
     done = []
     for res_id, status, stage, older_run, job_id, created in rows:
-        if job_id is None and session.get(Reservation, res_id).engine in CALL_ENGINES:
+        if job_id is None and session.get_one(Reservation, res_id).engine in CALL_ENGINES:  # the row was just read
             # A call outside the queue (reserve_call): in flight until its timeout, then lost
             # after it may have been paid for. (A job deleted since keeps its old rule below.)
             if created > now - timedelta(seconds=CALL_RESERVATION_TIMEOUT_S):
@@ -669,10 +671,10 @@ def spend_by_day(session: Session, days: int = 30, *, now: datetime | None = Non
     tz = limits.tz
     start = periods(now, tz).day_start - timedelta(days=days - 1)
     local_day = func.date(func.timezone(limits.timezone, LedgerEntry.at))
-    rows = dict(
+    rows: dict[date, Decimal | None] = dict(
         session.execute(
             select(local_day, func.sum(LedgerEntry.usd)).where(LedgerEntry.at >= start).group_by(local_day)
-        ).all()
+        ).tuples().all()
     )
     first = start.astimezone(tz).date()
     return [DaySpend(first + timedelta(days=i), _money(rows.get(first + timedelta(days=i)))) for i in range(days)]

@@ -146,7 +146,7 @@ def claim_next(
         embedder=embedder if embedder and not prices.get(embedder.ledger, budget.Price()).free else None,
         now=now,
     )
-    kinds = dict(session.execute(select(Source.id, Source.kind)).all())
+    kinds: dict[int, str] = dict(session.execute(select(Source.id, Source.kind)).tuples().all())
 
     for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM, job_id=job_id):
         if item.source_id in pauses:

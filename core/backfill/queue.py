@@ -332,7 +332,7 @@ def heartbeat(
         .where(Job.id == job_id, Job.lease_owner == worker_id, Job.status == JobStatus.RUNNING)
         .values(**values)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]  # a CursorResult at runtime
 
 
 def _owned(session: Session, job_id: int, worker_id: str) -> Job | None:
@@ -593,7 +593,7 @@ def cancel_live(session: Session, item_id: int) -> int:
         .where(Job.media_item_id == item_id, Job.status.in_(CLAIMABLE_STATUSES))
         .values(status=JobStatus.CANCELLED, wait_reason=None, finished_at=clock.now())
     )
-    return int(result.rowcount)
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult at runtime
 
 
 def skip_item(session: Session, item_id: int, skipped: bool = True) -> None:
@@ -623,7 +623,7 @@ def dead_letter(session: Session, *, limit: int = 200) -> list[Job]:
 
 def counts(session: Session) -> dict[str, int]:
     """Jobs per status (the dashboards' queue summary)."""
-    return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
 
 
 def wake(session: Session, *, why: WaitReason, now: datetime | None = None) -> int:
@@ -638,4 +638,4 @@ def wake(session: Session, *, why: WaitReason, now: datetime | None = None) -> i
         .scalar_subquery()
     )
     result = session.execute(update(Job).where(Job.id.in_(waiting)).values(run_after=now))
-    return result.rowcount
+    return result.rowcount  # type: ignore[attr-defined]  # a CursorResult at runtime

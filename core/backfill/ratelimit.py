@@ -74,4 +74,4 @@ def calls_in_window(session: Session, key: str, *, window_s: float = 60.0, now: 
 def prune(session: Session, *, older_than_s: float = 3600.0, now: datetime | None = None) -> int:
     """Drop windows long past (the reaper calls this)."""
     cutoff = (now or clock.now()) - timedelta(seconds=older_than_s)
-    return session.execute(delete(RateBucket).where(RateBucket.window_start < cutoff)).rowcount
+    return session.execute(delete(RateBucket).where(RateBucket.window_start < cutoff)).rowcount  # type: ignore[attr-defined]  # a CursorResult at runtime

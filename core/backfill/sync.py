@@ -79,6 +79,7 @@ def estimate_dates(dates: Sequence[datetime | None], *, now: datetime) -> list[d
         elif newer:
             est = newer[1] - gap * (i - newer[0])
         else:
+            assert older is not None  # known is not empty: with no dated item before i there is one after
             est = older[1] + gap * (older[0] - i)
         out.append(min(now, max(EARLIEST, est)))
     return out

@@ -43,7 +43,8 @@ from core.backfill.storage import storage_block
 from core.backfill.workers import detect_capabilities
 from core.config import Settings, get_settings
 from core.db import session_scope
-from core.models import Job, MediaItem, Worker as WorkerRow
+from core.models import Job, MediaItem
+from core.models import Worker as WorkerRow
 from core.sources.base import RateLimited, SourceError
 from core.states import SEARCHABLE, ItemStatus, Outcome, Stage, WaitReason
 from core.transcribe.base import TranscriptionError
@@ -268,13 +269,13 @@ class Worker:
         claim = self.claim(job_id)
         if claim is None:
             with session_scope() as s:
-                job = s.get(Job, job_id)
+                job = s.get_one(Job, job_id)  # just taken over above: a missing row is a real error
                 item = s.get(MediaItem, item_id)
                 why = (item.status_detail if item is not None and item.status_detail else None) or job.wait_reason or "not claimable now"
             return job_id, f"not started: {why}"
         self._execute(self._track(claim))
         with session_scope() as s:
-            return job_id, s.get(Job, job_id).status
+            return job_id, s.get_one(Job, job_id).status
 
     def fill(self) -> int:
         """Claim work for every free slot and run each job in its own thread; returns jobs started."""

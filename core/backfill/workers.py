@@ -60,4 +60,4 @@ def live_workers(session: Session, *, now: datetime | None = None, stale_s: floa
 
 def prune_workers(session: Session, *, now: datetime | None = None, older_than_s: float = 3600.0) -> int:
     cutoff = (now or clock.now()) - timedelta(seconds=older_than_s)
-    return int(session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff)).rowcount)
+    return int(session.execute(delete(WorkerRow).where(WorkerRow.heartbeat_at < cutoff)).rowcount)  # type: ignore[attr-defined]  # a CursorResult at runtime

@@ -196,6 +196,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if target.already:
         return _print_already(target.already)
     item_id, engines = target.item_id, target.engines
+    if item_id is None:  # _register_target leaves it unset only when the item was already indexed
+        raise RuntimeError("nothing was registered to transcribe")
     if args.engine:
         engines = [args.engine]
     elif engines is not None:
@@ -222,7 +224,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if worker is not None:
             worker.close()
     with session_scope() as session:
-        item = session.get(MediaItem, item_id)
+        item = session.get_one(MediaItem, item_id)  # registered above: a missing row is a real error
         status, detail, chunks, reason = item.status, item.status_detail, item.chunk_count, item.route_reason
     if status == ItemStatus.INDEXED:
         print(f"item {item_id}: indexed — {chunks} chunks, transcript by {reason}")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import text
@@ -31,6 +33,9 @@ from core.search.links import deep_link
 from core.search.moments import TimedLine, split_sentences
 from core.search.records import Moment, SearchResponse, VideoGroup, format_timestamp
 from core.search.shaping import stem
+
+if TYPE_CHECKING:  # openai is imported where the call is made (it is slow to import)
+    from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +272,7 @@ SYSTEM_PROMPT = (
 )
 
 
-def _chat_messages(question: str, clips: list[Clip]) -> list[dict]:
+def _chat_messages(question: str, clips: list[Clip]) -> list[ChatCompletionMessageParam]:
     def head(c: Clip) -> str:
         who = f"{c.speaker} speaking" if c.speaker else "speaker not named"
         return f"[{c.number}] {c.title} at {c.timestamp}, {who}:"
@@ -279,9 +284,9 @@ def _chat_messages(question: str, clips: list[Clip]) -> list[dict]:
     ]
 
 
-def estimate_tokens(messages: list[dict]) -> int:
+def estimate_tokens(messages: Iterable[Mapping[str, object]]) -> int:
     """A high estimate of a call's tokens: the prompt's characters / 3, plus the completion cap."""
-    chars = sum(len(m["content"]) for m in messages)
+    chars = sum(len(str(m["content"])) for m in messages)  # our messages' contents are plain text
     return int(chars / CHARS_PER_TOKEN) + MAX_ANSWER_TOKENS
 
 

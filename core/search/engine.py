@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.search import cache
-from core.search.links import youtube_id
 from core.search.fusion import FusionConfig, convex, fusion_config, rrf
+from core.search.links import youtube_id
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
@@ -195,6 +195,7 @@ def search(
         fused = rrf(lists, {"vector": cfg.vector_weight, "keyword": cfg.keyword_weight}, cfg.rrf_k)[:keep]
     else:
         union = sorted({c.chunk_id for cands in lists.values() for c in cands})
+        assert kq is not None  # hybrid mode ran the keyword side above
         scores = rescore(session, union, kq, qvec, space_id=space and space[0], dim=space and space[1])
         fused = convex(scores, cfg.alpha)[:keep]
     t = lap("fuse", t)
@@ -280,7 +281,7 @@ class PlayerItem:
 
     @property
     def is_audio(self) -> bool:
-        return bool(self.media_path) and self.media_path.lower().endswith(AUDIO_SUFFIXES)
+        return self.media_path is not None and self.media_path.lower().endswith(AUDIO_SUFFIXES)
 
 
 def player_item(session: Session, item_id: int, *, include_hidden: bool = False) -> PlayerItem | None:

@@ -94,7 +94,7 @@ class Located(NamedTuple):
     """The answer sentence of one window, and the window's sentences around it (for the snippet)."""
 
     sentence: Sentence
-    index: int  # position of `sentence` in `sentences`
+    index: int  # type: ignore[assignment]  # position of `sentence` in `sentences` (shadows tuple.index)
     sentences: tuple[Sentence, ...]
     score: float  # the best sentence's Σ idf of query words (choose()); 0 = no query word in the window
 

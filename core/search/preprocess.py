@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -127,7 +127,7 @@ def strip_filler(query: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _clean_mapping(mapping: Mapping[str, object]) -> dict[str, list[str]]:
+def _clean_mapping(mapping: Mapping[str, Iterable[object] | None]) -> dict[str, list[str]]:  # a str splits on , ; \n
     out: dict[str, list[str]] = {}
     for key, values in mapping.items():
         k = re.sub(r"\s+", " ", strip_control(str(key))).strip().lower()

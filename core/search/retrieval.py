@@ -132,7 +132,7 @@ def build_keyword_stats(session: Session) -> KeywordStats:
     stride = max(1, int(total // STATS_SAMPLE_CHUNKS) + 1) if total > STATS_SAMPLE_CHUNKS else 1
     sample = f"SELECT tsv FROM chunks WHERE id % {int(stride)} = 0"  # integers only: safe to inline
     n = session.execute(text(f"SELECT count(*) FROM ({sample}) s")).scalar_one()
-    df = dict(session.execute(text(f"SELECT word, ndoc FROM ts_stat('{sample}')")).all()) if n else {}
+    df: dict[str, int] = dict(session.execute(text(f"SELECT word, ndoc FROM ts_stat('{sample}')")).tuples().all()) if n else {}
     return KeywordStats(int(n), {w: int(d) for w, d in df.items()}, float(stride))
 
 

@@ -12,8 +12,8 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session

@@ -123,7 +123,9 @@ def title_stats(session: Session, version: object) -> TitleStats:
     if found is not None:
         return found
     n = session.execute(text("SELECT count(*) FROM media_items")).scalar_one()
-    df = dict(session.execute(text("SELECT word, ndoc FROM ts_stat('SELECT search_tsv FROM media_items')")).all()) if n else {}
+    df: dict[str, int] = dict(
+        session.execute(text("SELECT word, ndoc FROM ts_stat('SELECT search_tsv FROM media_items')")).tuples().all()
+    ) if n else {}
     stats = TitleStats(int(n), {w: int(d) for w, d in df.items()})
     with _stats_lock:
         _stats_cache.clear()

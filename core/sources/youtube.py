@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeGuard
 from urllib.parse import parse_qs, quote, urlsplit
 
 from yt_dlp import YoutubeDL
@@ -63,7 +63,7 @@ class CaptionTrack(NamedTuple):
 # --------------------------------------------------------------------------- pure parsing
 
 
-def _is_video_id(value: Any) -> bool:
+def _is_video_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(_VIDEO_ID.match(value))
 
 
@@ -213,7 +213,8 @@ def parse_video_url(url: str) -> str:
         candidate = segments[0] if segments else None
     elif host in ("youtube.com", "youtube-nocookie.com"):
         if segments[:1] == ["watch"]:
-            candidate = (parse_qs(parts.query).get("v") or [None])[0]
+            values = parse_qs(parts.query).get("v")
+            candidate = values[0] if values else None
         elif len(segments) >= 2 and segments[0] in ("shorts", "live", "embed", "v"):
             candidate = segments[1]
         else:

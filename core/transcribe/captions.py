@@ -88,17 +88,19 @@ def parse_caption_file(path: str | Path) -> list[Segment]:
 
 
 def _decode(data: bytes | str) -> str:
-    if isinstance(data, bytes):
+    if isinstance(data, str):
+        text = data
+    else:
         # UTF-8 (with or without BOM) is the norm; old Windows tools wrote cp1252 SRT files.
         for encoding in ("utf-8-sig", "cp1252"):
             try:
-                data = data.decode(encoding)
+                text = data.decode(encoding)
                 break
             except UnicodeDecodeError:
                 continue
         else:
-            data = data.decode("latin-1")
-    return data.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+            text = data.decode("latin-1")
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _seconds(stamp: str) -> float:

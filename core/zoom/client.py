@@ -298,7 +298,7 @@ class ZoomClient:
                     "today's Zoom request allowance is spent (ZOOM_DAILY_REQUEST_LIMIT)",
                     retry_after_s=_seconds_to_midnight(),
                 )
-            token = download_token if use_download_token else self.access_token()
+            token = download_token if use_download_token and download_token is not None else self.access_token()
             request = self._http.build_request(method, url, params=params, headers={"Authorization": f"Bearer {token}"})
             try:
                 resp = self._http.send(request, stream=stream)

@@ -141,7 +141,7 @@ def parse_event(body: bytes) -> ZoomEvent:
     if not isinstance(payload, dict):
         raise BadEvent("no payload object")
     event = data["event"]
-    obj = payload.get("object") if isinstance(payload.get("object"), dict) else {}
+    obj: dict[str, Any] = payload["object"] if isinstance(payload.get("object"), dict) else {}
     if event == URL_VALIDATION:
         if not isinstance(payload.get("plainToken"), str) or not payload["plainToken"]:
             raise BadEvent("url_validation without plainToken")

@@ -10,8 +10,8 @@ Create Date: 2026-12-01 08:00:00
 - query_log.verdict: 'answered' | 'related' | 'nothing' (NULL: logged without one). Trending
   and autocomplete learn only from queries the archive answered.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0002_query_titles_verdict"

@@ -4,8 +4,8 @@ Revision ID: 0004_zoomwing
 Revises: 0003_moments
 Create Date: 2026-12-01 08:50:00
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0004_zoomwing"
 down_revision = "0003_moments"

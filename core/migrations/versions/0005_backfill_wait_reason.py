@@ -4,8 +4,8 @@ reservations.parts: the ledger names a reservation is for (how an early end is c
 Revision ID: 0005_backfill_wait_reason
 Revises: 0004_zoomwing
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_backfill_wait_reason"
