@@ -9,6 +9,7 @@ import streamlit as st
 from core import admin_actions, dashboard
 from core.backfill import budget, priorities, progress, queue
 from core.db import session_scope
+from core.transcribe.registry import unavailable_reason
 from pages._auth import require_admin
 from pages._ui import md_escape, page_header, run_action, show_flash, usd, when
 
@@ -124,6 +125,10 @@ with run_col:
             format_func={"never": "never (free engines only)", "urgent": "only for urgent items (recent or pinned)",
                          "always": "whenever no free transcript exists"}.get,
         )
+        paid_missing = unavailable_reason("openai")
+        if paid_missing:
+            st.caption(f"The paid API cannot run here: {md_escape(paid_missing)}. Until it can, no item is routed "
+                       "to it whatever this says; captions and local whisper do the work.")
         calls = st.number_input("Paid API calls per minute (0 = no limit)", min_value=0, max_value=10_000,
                                 value=int(controls.paid_calls_per_minute), step=5)
         if st.form_submit_button("Save limits"):

@@ -166,6 +166,12 @@ def test_budget_form_validates_and_saves(db):
     assert any("Budget saved" in m.value for m in at.success)
 
 
+def test_without_a_key_the_backfill_page_says_the_paid_api_cannot_run(db):
+    at = _page("admin_backfill.py")
+    _no_errors(at)
+    assert any("The paid API cannot run here" in c.value and "needs an API key" in c.value for c in at.caption)
+
+
 def test_pause_resume_and_sync_buttons(db):
     at = _page("admin_backfill.py")
     at.text_input[0].input("quality check")
