@@ -39,8 +39,6 @@ from core.transcribe.local import DEFAULT_DECODING, LocalWhisperEngine  # noqa: 
 from tests import longform  # noqa: E402
 
 SHARED_AUDIO = Path(os.environ.get("CHAFFEE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "audio"
-JFK_REFERENCE = ("And so my fellow Americans, ask not what your country can do for you, "
-                 "ask what you can do for your country.")
 PARAGRAPH = (
     "Doctor Chaffee has recorded hundreds of long conversations about nutrition and health. "
     "Each talk is transcribed, cut into short windows, and indexed so that a question finds "
@@ -68,14 +66,7 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def real_speech() -> list[tuple[Path, str]]:
-    files: list[tuple[Path, str]] = []
-    if (SHARED_AUDIO / "jfk.flac").exists():
-        files.append((SHARED_AUDIO / "jfk.flac", JFK_REFERENCE))
-    for ogg in sorted((SHARED_AUDIO / "fleurs_en").glob("*.ogg")):
-        ref = ogg.with_suffix(".txt")
-        if ref.exists():
-            files.append((ogg, ref.read_text().strip()))
-    return files
+    return longform.clips(SHARED_AUDIO)  # the same clips the long-form fixture is built from
 
 
 def synthetic_speech(folder: Path) -> list[tuple[Path, str]]:
