@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     youtube_cookies_file: Path | None = None
     youtube_sleep_s: float = Field(1.0, ge=0, description="Pause between YouTube requests.")
     youtube_base_url: str | None = Field(
-        None, description="Override for tests: where caption/feed requests go instead of YouTube."
+        None, description="Override for tests: where watch-page, caption and feed requests go instead of YouTube."
     )
 
     # --- transcription ---------------------------------------------------------------------
@@ -117,7 +117,11 @@ class Settings(BaseSettings):
         "urgent", description="When the paid API transcribes: never, only urgent items, or whenever no free engine can."
     )
     urgent_days: float = Field(14.0, ge=0, description="Items published this recently (or pinned) are urgent.")
-    source_backoff_s: float = Field(300.0, ge=0, description="First pause of a source that answered 429 / bot wall.")
+    source_backoff_s: float = Field(300.0, ge=0, description="First wait before probing a paused source (doubles per failed probe).")
+    source_probe_max_s: float = Field(1800.0, gt=0, description="The longest wait between probes of a paused source.")
+    source_breaker_failures: int = Field(
+        3, ge=1, description="Source-wide failures in a row (network, DNS, 5xx) that pause a source; one 429 / bot wall does."
+    )
     sync_interval_min: float = Field(60.0, gt=0, description="How often the scheduler lists the channel.")
     backfill_tick_s: float = Field(10.0, gt=0, description="How often the scheduler looks for work.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="On SIGTERM, time to finish the current job before releasing it.")

@@ -197,6 +197,8 @@ class Job(Base):
     stage: Mapped[str | None] = mapped_column(String(32))  # last pipeline stage reached (core.states.Stage)
     wait_reason: Mapped[str | None] = mapped_column(String(32))  # why it is queued, not running (WaitReason)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # What kind of failure last_error is (core.states.FailureCause), decided from the exception's type.
+    failure_cause: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -212,6 +214,26 @@ class Job(Base):
             postgresql_where=text("status IN ('queued','running','retry')"),
         ),
     )
+
+
+class SourceBreaker(Base):
+    """One source's circuit breaker (core.backfill.breaker): closed, or open since when, why, next probe.
+
+    Shared by every worker: read and changed under this row's lock, never kept in a process.
+    """
+
+    __tablename__ = "source_breakers"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), server_default="closed")  # core.states.BreakerState
+    cause: Mapped[str | None] = mapped_column(String(32))  # core.states.FailureCause of the last source-wide failure
+    reason: Mapped[str | None] = mapped_column(Text)  # that failure's own words
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")  # source-wide failures in a row
+    hits: Mapped[int] = mapped_column(Integer, server_default="0")  # openings + failed probes: doubles the wait
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # open since
+    next_probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    probe_job_id: Mapped[int | None] = mapped_column(BigInteger)  # the one job trying the source now
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Reservation(Base):

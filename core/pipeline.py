@@ -30,7 +30,7 @@ from core.records import Transcript
 from core.search import cache
 from core.sources.base import SourceError
 from core.sources.registry import source_for
-from core.states import SEARCHABLE, ItemStatus, Stage
+from core.states import SEARCHABLE, FailureCause, ItemStatus, Stage
 from core.transcribe.base import NoSpeech, ProgressFn, TranscriptionError
 from core.transcribe.registry import get_engine
 
@@ -61,6 +61,8 @@ class ProcessResult(NamedTuple):
 
 class NoUsableTranscript(TranscriptionError):
     """None of the allowed engines could give a transcript (e.g. captions only, and none exist)."""
+
+    failure_cause = FailureCause.NO_TRANSCRIPT
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ other keys uses it so two admins or workers never lose each other's change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple, TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,7 +30,6 @@ class Key(StrEnum):
     BUDGET = "budget"  # core.backfill.budget: caps and safety limits (and the reservation lock)
     PRICES = "prices"  # core.backfill.budget: price overrides per ledger name
     PRIORITIES = "priorities"  # core.backfill.priorities: strategy order, topics
-    SOURCE_PAUSES = "source_pauses"  # core.backfill.queue: sources resting after a 429
     BACKFILL_STOPPED = "backfill_stopped"  # core.backfill.storage: storage limit reached
     BACKFILL_RUN = "backfill_run"  # core.backfill.progress: the current run
     PROGRESS = "progress"  # core.backfill.progress: the scheduler's snapshot
@@ -138,28 +136,6 @@ def load_priorities(session: Session, *, lock: bool = False) -> PrioritiesValue:
 
 def save_priorities(session: Session, value: PrioritiesValue) -> None:
     write_json(session, Key.PRIORITIES, dict(value))
-
-
-class SourcePause(NamedTuple):
-    until: datetime
-    hits: int
-    reason: str
-
-
-def load_source_pauses(session: Session, *, lock: bool = False) -> dict[int, SourcePause]:
-    """Every source's back-off streak by source id (past ones included: `hits` doubles the next rest)."""
-    out: dict[int, SourcePause] = {}
-    for key, entry in _dict(session, Key.SOURCE_PAUSES, lock).items():
-        out[int(key)] = SourcePause(datetime.fromisoformat(entry["until"]), int(entry.get("hits", 0)), str(entry.get("reason", "")))
-    return out
-
-
-def save_source_pauses(session: Session, pauses: Mapping[int, SourcePause]) -> None:
-    write_json(
-        session,
-        Key.SOURCE_PAUSES,
-        {str(sid): {"until": p.until.isoformat(), "hits": p.hits, "reason": p.reason} for sid, p in pauses.items()},
-    )
 
 
 class StoppedValue(TypedDict, total=False):

@@ -24,7 +24,8 @@ from core.config import get_settings  # noqa: E402
 
 APP_TABLES = (
     "feedback, query_log, audit_log, login_attempts, webhook_events, ledger, reservations, jobs, "
-    "workers, rate_buckets, app_settings, chunks, transcript_segments, media_items, sources, embedding_spaces, "
+    "workers, rate_buckets, app_settings, chunks, transcript_segments, source_breakers, media_items, sources, "
+    "embedding_spaces, "
     "periodic_runs"
 )
 

@@ -187,25 +187,6 @@ def test_pause_and_max_concurrency_stop_claims(db):
             queue.set_controls(s, max_concurrency=0)
 
 
-def test_a_rate_limited_source_pushes_back_its_jobs_without_burning_attempts(db):
-    yt = make_items(2, kind="youtube", url="https://www.youtube.com/@x")
-    up = make_items(1)
-    with session_scope() as s:
-        for i in yt + up:
-            queue.enqueue(s, i)
-        src = s.get(MediaItem, yt[0]).source_id
-        until = queue.pause_source(s, src, reason="HTTP 429", now=T0)
-        again = queue.pause_source(s, src, reason="HTTP 429", now=T0)
-    assert until == T0 + timedelta(seconds=300) and again == T0 + timedelta(seconds=600)  # doubles
-    assert all(job_of(i).run_after == again and job_of(i).wait_reason == WaitReason.SOURCE for i in yt)
-    assert job_of(up[0]).run_after == T0
-    with session_scope() as s:
-        claim = claim_next(s, LOCAL, lease_s=60)
-        assert claim.item_id == up[0] and claim_next(s, LOCAL, lease_s=60) is None
-        assert queue.source_pauses(s) == {src: again}
-    assert all(job_of(i).attempts == 0 for i in yt)
-
-
 # ---------------------------------------------------------------------------------------------
 # Routing (pure) and the storage limit
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 candidates (SKIP LOCKED), routes each (core.transcribe.router), reserves its estimated
 cost (core.backfill.budget, under the budget lock) and marks it running. A job that cannot
 run now is deferred with its wait reason, or left untouched when another live worker can
-take it. The reservation made here is closed by core.backfill.budget.close when the run ends.
+take it. A job of a paused source (core.backfill.breaker) waits, unless it is that source's
+one probe. The reservation made here is closed by core.backfill.budget.close when the run ends.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock, engines, item_extra
-from core.backfill import budget, queue
+from core.backfill import breaker, budget, queue
 from core.backfill.workers import live_workers
 from core.config import get_settings
 from core.engines import EngineInfo
@@ -133,7 +134,7 @@ def claim_next(
     controls = queue.get_controls(session)
     if controls.paused or queue.running_count(session, now) >= controls.max_concurrency:
         return None
-    pauses = queue.source_pauses(session, now=now)
+    paused = breaker.open_sources(session)
     prices = budget.get_prices(session)
     policy = Policy(tuple(settings.transcription_engines), controls.paid_routing, controls.urgent_days)
     embedder = engines.embedding_engine(settings.embedding_provider)
@@ -149,9 +150,12 @@ def claim_next(
     kinds: dict[int, str] = dict(session.execute(select(Source.id, Source.kind)).tuples().all())
 
     for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM, job_id=job_id):
-        if item.source_id in pauses:
-            queue.defer(session, job, until=pauses[item.source_id], why=WaitReason.SOURCE)
-            continue
+        if item.source_id in paused:
+            # A paused source: its jobs wait for the next probe, and one job at a time is the probe.
+            later = breaker.admit_probe(session, item.source_id, job.id, lease_s=lease_s, now=now)
+            if later is not None:
+                queue.defer(session, job, until=later, why=WaitReason.SOURCE)
+                continue
         r, reservation, refused = _route_within_budget(session, ctx, job, item, kinds.get(item.source_id, "upload"))
         if not r.engines:
             if r.elsewhere:

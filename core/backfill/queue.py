@@ -25,8 +25,6 @@ app_settings keys owned here (stored through core.settings_store):
   {"paused": bool, "pause_reason": str, "max_concurrency": int, "max_attempts": int,
    "paid_calls_per_minute": int, "job_timeout_s": float, "storage_limit_gb": float,
    "paid_routing": "never"|"urgent"|"always", "urgent_days": float}
-- `source_pauses`: {"<source id>": {"until": ISO time, "hits": int, "reason": str}} — a
-  source that answered 429 / a bot wall rests until `until`; its queued jobs wait with it.
 - `backfill_stopped`: {"reason": str, "at": ISO time} while a worker refuses new work
   (storage limit reached); absent when work flows.
 """
@@ -45,8 +43,17 @@ from core import clock, settings_store
 from core.backfill import priorities
 from core.config import get_settings
 from core.models import Job, MediaItem
-from core.settings_store import SourcePause
-from core.states import CLAIMABLE_JOBS, LIVE_JOBS, SEARCHABLE, SETTLED_ITEMS, ItemStatus, JobStatus, Stage, WaitReason
+from core.states import (
+    CLAIMABLE_JOBS,
+    LIVE_JOBS,
+    SEARCHABLE,
+    SETTLED_ITEMS,
+    FailureCause,
+    ItemStatus,
+    JobStatus,
+    Stage,
+    WaitReason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -374,11 +381,12 @@ def _describe(error: BaseException | str) -> str:
 
 
 def _settle_failure(
-    session: Session, job: Job, message: str, *, retryable: bool, now: datetime, rng: random.Random | None
+    session: Session, job: Job, message: str, *, retryable: bool, cause: FailureCause, now: datetime,
+    rng: random.Random | None,
 ) -> FailOutcome:
     s = get_settings()
     item = session.get(MediaItem, job.media_item_id)
-    job.last_error = message
+    job.last_error, job.failure_cause = message, cause
     job.lease_owner = job.lease_expires_at = None
     if retryable and job.attempts < job.max_attempts:
         run_after = now + timedelta(seconds=backoff_s(job.attempts, base_s=s.retry_base_s, max_s=s.retry_max_s, rng=rng))
@@ -403,14 +411,20 @@ def fail(
     error: BaseException | str,
     *,
     retryable: bool,
+    cause: FailureCause = FailureCause.OTHER,
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> FailOutcome | None:
-    """The run failed: retry later with back-off, or dead-letter it. None if the lease was lost."""
+    """The run failed: retry later with back-off, or dead-letter it. None if the lease was lost.
+
+    `cause` (core.backfill.failures.classify) is stored with the failure: the dead letter groups by it.
+    """
     job = _owned(session, job_id, worker_id)
     if job is None:
         return None
-    return _settle_failure(session, job, _describe(error), retryable=retryable, now=now or clock.now(), rng=rng)
+    return _settle_failure(
+        session, job, _describe(error), retryable=retryable, cause=cause, now=now or clock.now(), rng=rng
+    )
 
 
 def release(
@@ -477,66 +491,11 @@ def reap_expired(session: Session, *, now: datetime | None = None, rng: random.R
     for job in jobs:
         owner, stage = job.lease_owner, job.stage
         message = f"worker {owner} stopped answering during '{stage}' (lease expired)"
-        outcome = _settle_failure(session, job, message, retryable=True, now=now, rng=rng)
+        outcome = _settle_failure(session, job, message, retryable=True, cause=FailureCause.WORKER_LOST, now=now, rng=rng)
         job.stage = stage  # keep the stage the lost run reached
         log.warning("reaped job %s (item %s): %s → %s", job.id, job.media_item_id, message, outcome.status)
         reaped.append(Reaped(job.id, job.media_item_id, stage, outcome.status))
     return reaped
-
-
-# ---------------------------------------------------------------------------------------------
-# Sources that push back (HTTP 429, bot wall)
-# ---------------------------------------------------------------------------------------------
-
-MAX_SOURCE_PAUSE_S = 6 * 3600
-
-
-def pause_source(
-    session: Session,
-    source_id: int,
-    *,
-    reason: str,
-    retry_after_s: float | None = None,
-    now: datetime | None = None,
-) -> datetime:
-    """Rest a whole source: its queued jobs wait until the returned time; no attempt is burned.
-
-    Repeated hits double the pause (from Settings.source_backoff_s, at most 6 h) unless the
-    source said how long to wait (Retry-After).
-    """
-    now = now or clock.now()
-    pauses = settings_store.load_source_pauses(session, lock=True)
-    entry = pauses.get(source_id)
-    hits = (entry.hits if entry else 0) + 1
-    delay = retry_after_s if retry_after_s else get_settings().source_backoff_s * 2 ** (hits - 1)
-    until = now + timedelta(seconds=min(MAX_SOURCE_PAUSE_S, max(1.0, delay)))
-    if entry is not None and entry.until > until:
-        until = entry.until  # another worker already rested it longer
-    pauses[source_id] = SourcePause(until, hits, reason)
-    settings_store.save_source_pauses(session, pauses)
-    item_ids = select(MediaItem.id).where(MediaItem.source_id == source_id)
-    session.execute(
-        update(Job)
-        .where(Job.status.in_(CLAIMABLE_STATUSES), Job.media_item_id.in_(item_ids), Job.run_after < until)
-        .values(run_after=until, wait_reason=WaitReason.SOURCE)
-    )
-    log.warning("source %s rests until %s: %s", source_id, until.isoformat(), reason)
-    return until
-
-
-def source_pauses(session: Session, *, now: datetime | None = None) -> dict[int, datetime]:
-    """Sources resting right now → until when."""
-    now = now or clock.now()
-    return {sid: p.until for sid, p in settings_store.load_source_pauses(session).items() if p.until > now}
-
-
-def clear_source_pause(session: Session, source_id: int) -> None:
-    """The source answered again: forget its back-off streak (read first: most calls find none)."""
-    if source_id not in settings_store.load_source_pauses(session):
-        return
-    pauses = settings_store.load_source_pauses(session, lock=True)
-    pauses.pop(source_id, None)
-    settings_store.save_source_pauses(session, pauses)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,12 +24,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 
 from core import clock, item_extra
-from core.backfill import queue
+from core.backfill import breaker, queue
+from core.backfill.failures import classify
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
 from core.records import ItemInfo
 from core.sources.base import RateLimited, SourceError
+from core.states import SOURCE_WIDE_CAUSES
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +116,15 @@ def sync_channel(*, url: str | None = None, source: Any = None, limit: int | Non
             infos.append(info)
             if limit and len(infos) >= limit:
                 break
-    except RateLimited as exc:
-        with session_scope() as s:
-            src = get_or_create_source(s, kind, "YouTube" if kind == "youtube" else kind, url)
-            queue.pause_source(s, src.id, reason=str(exc), retry_after_s=exc.retry_after_s)
-        return SyncReport(None, 0, 0, 0, 0, 0, f"rate limited: {exc}")
     except SourceError as exc:
+        cause = classify(exc)
+        if cause in SOURCE_WIDE_CAUSES:
+            # The listing is one more call to a source that is down: its breaker counts it too.
+            with session_scope() as s:
+                src = get_or_create_source(s, kind, "YouTube" if kind == "youtube" else kind, url)
+                breaker.record_failure(s, src.id, cause, str(exc), retry_after_s=getattr(exc, "retry_after_s", None))
         log.error("channel sync failed: %s", exc)
-        return SyncReport(None, 0, 0, 0, 0, 0, str(exc))
+        return SyncReport(None, 0, 0, 0, 0, 0, f"rate limited: {exc}" if isinstance(exc, RateLimited) else str(exc))
     feed = _feed_dates(source)
 
     with session_scope() as s:

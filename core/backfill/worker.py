@@ -36,7 +36,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core import clock, item_extra
-from core.backfill import budget, queue, ratelimit
+from core.backfill import breaker, budget, queue, ratelimit
+from core.backfill.failures import classify, label
 from core.backfill.dispatch import Claim, claim_next
 from core.backfill.reaper import reap
 from core.backfill.storage import storage_block
@@ -45,8 +46,8 @@ from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import Job, MediaItem
 from core.models import Worker as WorkerRow
-from core.sources.base import RateLimited, SourceError
-from core.states import SEARCHABLE, ItemStatus, Outcome, Stage, WaitReason
+from core.sources.base import SourceError
+from core.states import SEARCHABLE, SOURCE_WIDE_CAUSES, FailureCause, ItemStatus, Outcome, Stage, WaitReason
 from core.transcribe.base import TranscriptionError
 from core.transcribe.router import WorkerCaps
 
@@ -63,6 +64,7 @@ def _duration(seconds: float) -> str:
 
 class JobTimeout(Exception):
     retryable = True
+    failure_cause = FailureCause.TIMED_OUT
 
 
 class LeaseLost(Exception):
@@ -384,7 +386,7 @@ class Worker:
                     # Freshness: publication → searchable, per item (the dashboards average it).
                     item_extra.update(item, freshness_lag_s=max(0.0, (now - item.published_at).total_seconds()))
                 item.route_reason = f"{result.route_reason} — routing: {claim.route.reason}"
-            queue.clear_source_pause(s, claim.source_id)
+            breaker.record_answer(s, claim.source_id, now=now)
         if not owned:
             log.warning("job %s finished after its lease was lost; its result stands (the index is idempotent)", claim.job_id)
 
@@ -431,13 +433,25 @@ class Worker:
                 if queue.release(s, claim.job_id, self.id, why=WaitReason.SHUTDOWN, now=now):
                     self._close_money(s, run, Outcome.RELEASED, exc)
                 return
-            if isinstance(exc, RateLimited) or (isinstance(exc, SourceError) and exc.code == "rate_limited"):
-                until = queue.pause_source(
-                    s, claim.source_id, reason=str(exc), retry_after_s=getattr(exc, "retry_after_s", None), now=now
+            cause = classify(exc)
+            if cause in SOURCE_WIDE_CAUSES:
+                # The source is down or pushing back, not this item: its breaker counts it, and
+                # once the source is paused the job waits for it without burning an attempt.
+                trip = breaker.record_failure(
+                    s, claim.source_id, cause, str(exc), job_id=claim.job_id,
+                    retry_after_s=getattr(exc, "retry_after_s", None), now=now,
                 )
-                if queue.release(s, claim.job_id, self.id, run_after=until, why=WaitReason.SOURCE, now=now):
-                    self._close_money(s, run, Outcome.RELEASED, exc)
-                return
+                if trip.open:
+                    if queue.release(s, claim.job_id, self.id, run_after=trip.until, why=WaitReason.SOURCE, now=now):
+                        self._close_money(s, run, Outcome.RELEASED, exc)
+                        item = s.get(MediaItem, claim.item_id)
+                        if item is not None and item.status not in SEARCHABLE:
+                            kind = item.source.kind if item.source is not None else None
+                            item.status = ItemStatus.QUEUED
+                            item.status_detail = f"waiting: {label(cause, kind)}; no attempt counted"
+                    return
+            elif isinstance(exc, SourceError):
+                breaker.record_answer(s, claim.source_id, now=now)  # it answered about this item: it is up
             if isinstance(exc, NoUsableTranscript) and claim.route.wait:
                 # Captions were the only free option and there are none: remember, then wait
                 # for what the router said (a transcription worker, or next period's money).
@@ -449,7 +463,7 @@ class Worker:
                     self._close_money(s, run, Outcome.RELEASED, exc)
                 return
             retryable = bool(getattr(exc, "retryable", True)) if isinstance(exc, (SourceError, TranscriptionError, JobTimeout)) else True
-            outcome = queue.fail(s, claim.job_id, self.id, exc, retryable=retryable, now=now)
+            outcome = queue.fail(s, claim.job_id, self.id, exc, retryable=retryable, cause=cause, now=now)
             if outcome is not None:
                 self._close_money(s, run, Outcome.FAILED, exc)
                 log.warning("job %s (item %s) failed → %s: %s", claim.job_id, claim.item_id, outcome.status, exc)

@@ -63,6 +63,27 @@ class TransientSourceError(SourceError):
     code = "transient"
 
 
+class SourceRefused(TransientSourceError):
+    """The source refused the request (HTTP 403: an expired link, a missing PO token)."""
+
+    code = "refused"
+
+
+class NotStartedYet(TransientSourceError):
+    """A live stream or premiere that has not ended: its recording comes later."""
+
+    code = "not_started"
+
+
+class SourceUnreachable(TransientSourceError):
+    """The source itself did not answer (DNS, refused or reset connection, timeout, HTTP 5xx).
+
+    Not about this item: several in a row trip the source's circuit breaker (core.backfill.breaker).
+    """
+
+    code = "unreachable"
+
+
 class MediaSource(Protocol):
     kind: str  # "youtube" | "zoom" | "upload"
 

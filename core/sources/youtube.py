@@ -29,10 +29,13 @@ from core.sources.base import (
     AgeRestricted,
     BadInput,
     MembersOnly,
+    NotStartedYet,
     PrivateItem,
     RateLimited,
     RegionBlocked,
     SourceError,
+    SourceRefused,
+    SourceUnreachable,
     TransientSourceError,
     Unavailable,
 )
@@ -296,14 +299,15 @@ _MESSAGE_RULES: list[tuple[re.Pattern[str], type[SourceError], str]] = [
                 r"|account associated with this video has been terminated|http error 404|http error 410", re.I),
      Unavailable, "this video is unavailable (deleted, removed or never existed)"),
     (re.compile(r"live event will begin|premieres in|premiere will begin|is_upcoming", re.I),
-     TransientSourceError, "this stream or premiere has not started yet"),
+     NotStartedYet, "this stream or premiere has not started yet"),
     (re.compile(r"unsupported url|incomplete youtube id|is not a valid url", re.I),
      BadInput, "this is not a video address it understands"),
     (re.compile(r"http error 403", re.I),
-     TransientSourceError, f"it refused the request (HTTP 403); {_PO_TOKEN_HINT}"),
+     SourceRefused, f"it refused the request (HTTP 403); {_PO_TOKEN_HINT}"),
     (re.compile(r"http error 5\d\d|timed out|connection (?:reset|refused|aborted)|temporary failure"
-                r"|name resolution|network is unreachable|incomplete ?read|remote end closed|unable to download", re.I),
-     TransientSourceError, "the request failed on the network"),
+                r"|name resolution|failed to resolve|name or service not known|network is unreachable"
+                r"|incomplete ?read|remote end closed|unable to download", re.I),
+     SourceUnreachable, "the request failed on the network"),
 ]
 
 
@@ -375,7 +379,7 @@ def map_ytdlp_error(
                     )
                 if status == 403 and site != "YouTube":
                     # The PO-token advice of the text rule is YouTube's; elsewhere just say it.
-                    return TransientSourceError(
+                    return SourceRefused(
                         f"{who} it refused the request (HTTP 403): {clean}", external_id=external_id
                     )
                 break  # other statuses: the text rules below say it best
@@ -388,7 +392,7 @@ def map_ytdlp_error(
     if isinstance(exc_or_message, BaseException) and any(
         isinstance(c, (TransportError, OSError)) for c in _causes(exc_or_message)
     ):
-        return TransientSourceError(f"network error talking to {site}: {clean}", external_id=external_id)
+        return SourceUnreachable(f"network error talking to {site}: {clean}", external_id=external_id)
     # Unknown: usually yt-dlp out of date with the site; retrying soon will not help.
     return SourceError(f"{site} download failed: {clean}", external_id=external_id)
 
@@ -527,10 +531,16 @@ class YouTubeSource:
 
     # -- one video ----------------------------------------------------------------
 
+    def _watch_url(self, video_id: str) -> str:
+        """Where a video's page is fetched: YouTube, or the test server standing in for it."""
+        if self.settings.youtube_base_url:
+            return f"{self.settings.youtube_base_url.rstrip('/')}/watch?v={video_id}"
+        return WATCH_URL.format(video_id)
+
     def fetch_info(self, video_id: str) -> dict:
         """yt-dlp's full info dict for one video (one player request)."""
         _require_video_id(video_id)
-        return self._extract(WATCH_URL.format(video_id), external_id=video_id)
+        return self._extract(self._watch_url(video_id), external_id=video_id)
 
     def fetch_metadata(self, external_id: str) -> ItemInfo:
         return info_to_item(self.fetch_info(external_id))
@@ -560,7 +570,7 @@ class YouTubeSource:
 
     def fetch_audio(self, external_id: str, dest_dir: Path) -> Path:
         _require_video_id(external_id)
-        return self.download_url_audio(WATCH_URL.format(external_id), dest_dir, external_id=external_id)
+        return self.download_url_audio(self._watch_url(external_id), dest_dir, external_id=external_id)
 
     def download_url_audio(self, url: str, dest_dir: Path, *, external_id: str | None = None) -> Path:
         """Best audio of any URL yt-dlp understands (a YouTube video, a direct media link …).
@@ -583,7 +593,7 @@ class YouTubeSource:
                 info = ydl.extract_info(url, download=False)
                 if info.get("live_status") in ("is_live", "is_upcoming"):
                     # Downloading a live stream would run until the stream ends.
-                    raise TransientSourceError(
+                    raise NotStartedYet(
                         f"{url} is live or has not started yet; its recording can be fetched after it ends",
                         external_id=external_id,
                     )

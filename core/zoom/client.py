@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from core.config import Settings, get_settings
-from core.sources.base import RateLimited, SourceError, TransientSourceError, Unavailable
+from core.sources.base import RateLimited, SourceError, SourceUnreachable, TransientSourceError, Unavailable
 from core.zoom.records import ZoomMeeting, encode_meeting_uuid, month_windows, parse_meeting, parse_time
 
 log = logging.getLogger(__name__)
@@ -258,12 +258,12 @@ class ZoomClient:
                     auth=(self._client_id or "", self._client_secret or ""),
                 )
             except httpx.HTTPError as exc:
-                raise TransientSourceError(f"cannot reach Zoom's token endpoint: {type(exc).__name__}") from None
+                raise SourceUnreachable(f"cannot reach Zoom's token endpoint: {type(exc).__name__}") from None
             if resp.status_code == 429:
                 raise RateLimited("Zoom's token endpoint is rate-limiting us",
                                   retry_after_s=parse_retry_after(resp.headers.get("Retry-After")))
             if resp.status_code >= 500:
-                raise TransientSourceError(f"Zoom's token endpoint answered {resp.status_code}")
+                raise SourceUnreachable(f"Zoom's token endpoint answered {resp.status_code}")
             if resp.status_code != 200:
                 # Zoom's reason ("Invalid client_id or client_secret") never contains the secret.
                 raise ZoomAuthError(f"Zoom refused the app credentials ({resp.status_code}: {_zoom_reason(resp)})")
@@ -303,7 +303,7 @@ class ZoomClient:
             try:
                 resp = self._http.send(request, stream=stream)
             except httpx.HTTPError as exc:
-                raise TransientSourceError(f"Zoom request failed: {type(exc).__name__}") from None
+                raise SourceUnreachable(f"Zoom request failed: {type(exc).__name__}") from None
             status = resp.status_code
             if status < 400:
                 return resp
@@ -335,7 +335,7 @@ class ZoomClient:
             if status == 404:
                 raise Unavailable(f"Zoom: {_zoom_reason(resp)}")
             if status >= 500:
-                raise TransientSourceError(f"Zoom answered {status}")
+                raise SourceUnreachable(f"Zoom answered {status}")
             if status in (400, 403) and "scope" in _zoom_reason(resp).lower():
                 raise ZoomAuthError(f"the Zoom app lacks a scope: {_zoom_reason(resp)}")
             raise ZoomApiError(f"Zoom answered {status}: {_zoom_reason(resp)}")
@@ -389,7 +389,7 @@ class ZoomClient:
                     fh.write(block)
         except httpx.HTTPError as exc:
             part.unlink(missing_ok=True)
-            raise TransientSourceError(f"Zoom download broke off: {type(exc).__name__}") from None
+            raise SourceUnreachable(f"Zoom download broke off: {type(exc).__name__}") from None
         finally:
             resp.close()
         part.replace(dest)
