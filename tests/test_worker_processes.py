@@ -23,19 +23,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from core import clock, settings_store
-from core.backfill import budget, priorities, queue
+from core import clock
+from core.backfill import breaker, budget, priorities, queue
 from core.backfill.progress import freshness_summary
 from core.catalog import get_or_create_source, register_item
 from core.chunking import chunk_segments
 from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.embeddings import ensure_space
-from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, TranscriptSegment, Worker
+from core.models import Chunk, Job, LedgerEntry, MediaItem, Reservation, SourceBreaker, TranscriptSegment, Worker
 from core.records import ItemInfo
-from core.states import WaitReason
+from core.states import BreakerState, FailureCause, WaitReason
 from tests.fakes.fake_speech import speech_like
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.youtube_http import FakeYouTube, Route
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
 
@@ -78,7 +79,8 @@ def spawn(env: dict[str, str], *args: str) -> subprocess.Popen:
     )
 
 
-def wait_all(procs: list[subprocess.Popen], timeout: float) -> None:
+def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[str]:
+    """Wait for every worker to exit 0; returns their outputs."""
     deadline = time.monotonic() + timeout
     for p in procs:
         try:
@@ -88,9 +90,12 @@ def wait_all(procs: list[subprocess.Popen], timeout: float) -> None:
                 q.kill()
             outputs = "\n---\n".join((q.communicate()[0] or "")[-3000:] for q in procs)
             pytest.fail(f"workers did not finish in {timeout:.0f} s:\n{outputs}")
+    outputs = []
     for p in procs:
         out = p.communicate()[0] or ""
         assert p.returncode == 0, out[-3000:]
+        outputs.append(out)
+    return outputs
 
 
 def add_items(specs: list[dict], tmp: Path, *, kind: str = "upload", published: datetime | None = None) -> list[int]:
@@ -299,8 +304,68 @@ def test_a_timed_out_job_is_dead_lettered_and_a_rate_limited_source_rests_withou
         assert all(j.run_after >= started + timedelta(seconds=590) for j in rested.values())
         assert rested[other].wait_reason == WaitReason.SOURCE
         source_id = s.get(MediaItem, throttled).source_id
-        assert set(queue.source_pauses(s)) == {source_id}
-        assert "429" in settings_store.load_source_pauses(s)[source_id].reason
+        (paused,) = breaker.paused_sources(s)  # one 429 is enough to rest the source
+        assert paused.source_id == source_id and "429" in paused.reason and paused.cause == FailureCause.RATE_LIMITED
+
+
+def _wait_for(check, timeout: float, procs: list[subprocess.Popen], what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            found = check(s)
+        if found:
+            return found
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.1)
+    for p in procs:
+        p.kill()
+    pytest.fail(f"{what} did not happen:\n" + "\n---\n".join((p.communicate()[0] or "")[-3000:] for p in procs))
+
+
+def test_an_offline_sync_of_50_videos_pauses_youtube_once_burns_no_attempt_while_paused_and_resumes(db, fake_openai, tmp_path):
+    """YouTube unreachable (connections refused) under two real workers: 0 dead, 1 pause, all 50 done when it is back."""
+    with FakeYouTube() as fake:
+        # Every watch page answers with a media file the stand-in engine reads (yt-dlp's generic extractor).
+        fake.route("/watch", Route(body=json.dumps({"seconds": 30}).encode(), content_type="audio/wav"))
+        with session_scope() as s:
+            src = get_or_create_source(s, "youtube", "YouTube", "https://www.youtube.com/@anthonychaffeemd")
+            ids = [register_item(s, src, ItemInfo(f"vid{i:08d}", f"Talk {i}", f"https://youtu.be/vid{i:08d}",
+                                                   duration_s=30.0)).id for i in range(50)]
+            queue.enqueue_items(s, ids)
+            source_id = src.id
+        fake.go_down()
+        env = worker_env(fake_openai, YOUTUBE_BASE_URL=fake.base_url, YOUTUBE_SLEEP_S="0", TRANSCRIPTION_ENGINES="captions,local",
+                         SOURCE_BACKOFF_S="1", SOURCE_PROBE_MAX_S="2", RETRY_BASE_S="1")
+        procs = [spawn(env, "--engines", "local", "--until-drained") for _ in range(2)]
+
+        def paused(s):
+            row = s.get(SourceBreaker, source_id)
+            return row if row is not None and row.state == BreakerState.OPEN else None
+
+        row = _wait_for(paused, 60, procs, "the YouTube pause")
+        assert row.cause == FailureCause.SOURCE_UNREACHABLE and "Connection refused" in row.reason
+        time.sleep(4)  # a few probes fail meanwhile (1 s, then 2 s apart)
+        with session_scope() as s:
+            statuses = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            assert statuses.get("dead", 0) == 0 and statuses.get("done", 0) == 0, statuses
+            (status,) = breaker.paused_sources(s)
+            assert status.line().startswith("YouTube unreachable since ") and " — 50 items waiting" in status.line()
+            assert s.scalar(select(func.sum(Job.attempts))) <= 2 + 2  # two before the pause, two probes in flight at most
+        fake.come_back()
+        outputs = wait_all(procs, 120)
+
+    with session_scope() as s:
+        jobs = s.scalars(select(Job).where(Job.media_item_id.in_(ids))).all()
+        assert sorted(j.status for j in jobs) == ["done"] * 50
+        assert all(s.get(MediaItem, i).status == "indexed" for i in ids)
+        # The two failures before the breaker opened counted (one unreachable item may be that item's fault);
+        # nothing that waited while YouTube was paused lost an attempt, the probes included.
+        assert sum(j.attempts for j in jobs) == 50 + 2, sorted(j.attempts for j in jobs)
+        assert breaker.paused_sources(s) == [] and s.get(SourceBreaker, source_id).state == BreakerState.CLOSED
+    log = "".join(outputs)
+    assert log.count(f"source {source_id} paused after") == 1, "one pause, by whichever worker saw the third failure"
+    assert log.count(f"source {source_id} answers again: resumed") == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,15 +12,19 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.backfill.failures import classify, label
 from core.config import load_settings
 from core.sources.base import (
     AgeRestricted,
     BadInput,
     MembersOnly,
+    NotStartedYet,
     PrivateItem,
     RateLimited,
     RegionBlocked,
     SourceError,
+    SourceRefused,
+    SourceUnreachable,
     TransientSourceError,
     Unavailable,
 )
@@ -35,6 +39,7 @@ from core.sources.youtube import (
     parse_flat_entry,
     parse_video_url,
 )
+from core.states import FailureCause
 from tests.conftest import require_binary, shared_path
 from tests.fakes.youtube_http import FakeYouTube, Route, channel_feed
 
@@ -253,11 +258,15 @@ _LOGIN_HINT = (" Use --cookies-from-browser or --cookies for the authentication.
         ("ERROR: [youtube] abcdefghijk: This content isn't available, try again later. The current session has "
          "been rate-limited by YouTube for up to an hour.", RateLimited, "rate-limiting"),
         ("ERROR: unable to download video data: HTTP Error 429: Too Many Requests", RateLimited, "rate-limiting"),
-        ("ERROR: unable to download video data: HTTP Error 403: Forbidden", TransientSourceError, "HTTP 403"),
-        ("ERROR: [youtube] abcdefghijk: This live event will begin in 3 hours.", TransientSourceError, "not started"),
+        ("ERROR: unable to download video data: HTTP Error 403: Forbidden", SourceRefused, "HTTP 403"),
+        ("ERROR: [youtube] abcdefghijk: This live event will begin in 3 hours.", NotStartedYet, "not started"),
         ("ERROR: [youtube] abcdefghijk: Unable to download API page: <urlopen error [Errno -3] Temporary failure "
          "in name resolution> (caused by TransportError('<urlopen error [Errno -3] Temporary failure in name "
-         "resolution>'))", TransientSourceError, "network"),
+         "resolution>'))", SourceUnreachable, "network"),
+        # What the outage of issue 14 looked like: the host name did not resolve.
+        ("ERROR: [youtube] abcdefghijk: Unable to download webpage: HTTPSConnection(host='www.youtube.com', port=443): "
+         "Failed to resolve 'www.youtube.com' ([Errno -2] Name or service not known) (caused by TransportError(...))",
+         SourceUnreachable, "network"),
         ("ERROR: Unsupported URL: https://example.com/", BadInput, "not a video address"),
     ],
 )
@@ -269,6 +278,28 @@ def test_real_ytdlp_messages_become_typed_errors_a_person_can_read(message, kind
     assert "--cookies" not in str(error) and "ERROR:" not in str(error)
     if kind in (PrivateItem, MembersOnly, AgeRestricted) or "not a bot" in message:
         assert "YOUTUBE_COOKIES_FILE" in str(error)
+
+
+@pytest.mark.parametrize(
+    "message, cause, words",
+    [
+        ("ERROR: [youtube] abcdefghijk: Unable to download webpage: Failed to resolve 'www.youtube.com' ([Errno -2] "
+         "Name or service not known)", FailureCause.SOURCE_UNREACHABLE, "YouTube could not be reached"),
+        ("ERROR: unable to download video data: HTTP Error 429: Too Many Requests", FailureCause.RATE_LIMITED,
+         "YouTube is rate-limiting us"),
+        ("ERROR: [youtube] abcdefghijk: Private video. Sign in if you've been granted access to this video",
+         FailureCause.PRIVATE, "Video is private"),
+        ("ERROR: [youtube] abcdefghijk: Video unavailable. This video has been removed by the uploader",
+         FailureCause.REMOVED, "Video is removed"),
+        ("ERROR: [youtube] abcdefghijk: This live event will begin in 3 hours.", FailureCause.NOT_STARTED,
+         "Video is a live stream"),
+    ],
+)
+def test_each_typed_error_is_stored_as_one_cause_with_plain_words(message, cause, words):
+    """The dead letter groups by the cause decided from the error's type when it failed."""
+    found = classify(map_ytdlp_error(message, external_id="abcdefghijk"))
+    assert found is cause and label(found, "youtube").startswith(words)
+
 
 
 def test_an_unknown_message_is_a_plain_non_retryable_error():

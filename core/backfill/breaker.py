@@ -29,7 +29,7 @@ from core import clock
 from core.backfill.failures import label, source_name
 from core.config import get_settings
 from core.models import Job, MediaItem, Source, SourceBreaker
-from core.states import CLAIMABLE_JOBS, BreakerState, FailureCause, WaitReason
+from core.states import CLAIMABLE_JOBS, LIVE_JOBS, BreakerState, FailureCause, WaitReason
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class SourceStatus(NamedTuple):
     since: datetime | None
     next_probe_at: datetime | None
     probing: bool
-    waiting: int  # its jobs that wait (queued or retrying)
+    waiting: int  # its unfinished jobs (queued, retrying, or the probe running)
 
     @property
     def what(self) -> str:
@@ -217,7 +217,7 @@ def paused_sources(session: Session, *, now: datetime | None = None) -> list[Sou
         select(func.count())
         .select_from(Job)
         .join(MediaItem, MediaItem.id == Job.media_item_id)
-        .where(MediaItem.source_id == SourceBreaker.source_id, Job.status.in_(CLAIMABLE_JOBS))
+        .where(MediaItem.source_id == SourceBreaker.source_id, Job.status.in_(LIVE_JOBS))
         .scalar_subquery()
     )
     probing = (

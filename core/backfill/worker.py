@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from core import clock, item_extra
 from core.backfill import breaker, budget, queue, ratelimit
-from core.backfill.failures import classify, label
 from core.backfill.dispatch import Claim, claim_next
+from core.backfill.failures import classify, label
 from core.backfill.reaper import reap
 from core.backfill.storage import storage_block
 from core.backfill.workers import detect_capabilities

@@ -43,17 +43,35 @@ class FakeYouTube:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+        self._port = self._server.server_port
+        self.up = True
+
     def __enter__(self) -> "FakeYouTube":
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.up:
+            self.go_down()
+
+    def go_down(self) -> None:
+        """An outage: stop listening, so every connection is refused (what yt-dlp sees when YouTube is unreachable)."""
         self._server.shutdown()
         self._server.server_close()
+        self.up = False
+
+    def come_back(self) -> None:
+        """Listen again on the same port: the outage is over."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler())
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        self.up = True
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
