@@ -14,6 +14,7 @@ app_settings key owned here:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import TypeVar
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
-from core import audit, clock, settings_store
+from core import audit, clock, dashboard, settings_store
 from core.backfill import budget, priorities, queue
+from core.backfill.failures import label
 from core.config import ENGINES, get_settings
 from core.models import Chunk, Job, MediaItem, Source
 from core.states import JobStatus
@@ -36,6 +38,23 @@ T = TypeVar("T")
 
 class AdminActionError(Exception):
     """The action was refused; the message says why in words an admin understands."""
+
+
+class NothingToSave(AdminActionError):
+    """The form's values equal what is stored: nothing was written (and no audit row)."""
+
+
+def dollars(what: str, value: object) -> float:
+    """A form's amount in dollars ("12.50", "$1,000", 7) or a refusal naming the field."""
+    try:
+        usd = float(value.strip().lstrip("$").replace(",", "")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise AdminActionError(f"The {what} must be a number of dollars, such as 10 or 12.50 (got {str(value)!r}).") from None
+    if not math.isfinite(usd):
+        raise AdminActionError(f"The {what} must be a number of dollars, such as 10 or 12.50 (got {str(value)!r}).")
+    if usd < 0:
+        raise AdminActionError(f"The {what} cannot be negative (got {str(value).strip()}); 0 stops paid work.")
+    return round(usd, 2)
 
 
 def _refuse_on_domain_error(fn: Callable[[], T]) -> T:
@@ -62,14 +81,18 @@ def _target(item: MediaItem) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def set_budget(
-    session: Session, actor: str, *, daily: float, monthly: float, daily_safety: float, monthly_safety: float
-) -> budget.BudgetLimits:
-    """New daily/monthly budgets and safety limits (budget.validate_limits: daily ≤ monthly ≤ safety)."""
+def set_budget(session: Session, actor: str, *, daily: object, monthly: object) -> budget.BudgetLimits:
+    """New daily/monthly budgets (numbers or the form's text) under the configured safety limits.
+
+    Refused with a sentence when a value is not a number of dollars, negative, or breaks a rule
+    (budget.validate_limits: daily ≤ monthly, each ≤ its safety limit); NothingToSave when both
+    equal what is stored. The safety limits themselves are configuration, never set here.
+    """
+    daily_usd, monthly_usd = dollars("daily budget", daily), dollars("monthly budget", monthly)
     before = budget.get_budget(session)
-    after = _refuse_on_domain_error(
-        lambda: budget.set_budget(session, daily, monthly, daily_safety, monthly_safety)
-    )
+    if (daily_usd, monthly_usd) == (before.daily_usd, before.monthly_usd):
+        raise NothingToSave("Nothing to save: the budget is unchanged.")
+    after = _refuse_on_domain_error(lambda: budget.set_budget(session, daily_usd, monthly_usd))
     audit.record(session, actor, "budget.set", "budget", asdict(before), asdict(after))
     return after
 
@@ -90,7 +113,9 @@ def set_controls(session: Session, actor: str, **changes: object) -> queue.Contr
     """Safety knobs of the backfill (concurrency, attempts, paid routing, …), validated by core.backfill.queue."""
     before = queue.get_controls(session)
     after = _refuse_on_domain_error(lambda: queue.set_controls(session, **changes))
-    names = list(changes)
+    names = [n for n in changes if getattr(before, n) != getattr(after, n)]
+    if not names:
+        raise NothingToSave("Nothing to save: the limits are unchanged.")
     audit.record(
         session, actor, "backfill.controls", "backfill",
         {n: getattr(before, n) for n in names}, {n: getattr(after, n) for n in names},
@@ -221,6 +246,33 @@ def discard_dead(session: Session, actor: str, *, job_id: int | None = None, ite
     n = _refuse_on_domain_error(lambda: queue.discard_dead(session, job_id, item_id=item_id))
     audit.record(session, actor, "dead.discard", target, before, {"discarded": n, "status": JobStatus.CANCELLED.value})
     return int(n)
+
+
+def _group_jobs(session: Session, cause: str | None, source_kind: str | None) -> tuple[list[int], str]:
+    ids = dashboard.dead_job_ids(session, cause, source_kind)
+    words = label(cause, source_kind)
+    if not ids:
+        raise AdminActionError(f"No dead-lettered job left in “{words}” (it may have been retried or discarded already).")
+    return ids, words
+
+
+def retry_dead_group(session: Session, actor: str, *, cause: str | None, source_kind: str | None) -> int:
+    """Fresh attempts for every dead job of one cause and source ("YouTube could not be reached (38)")."""
+    ids, words = _group_jobs(session, cause, source_kind)
+    n = sum(queue.retry_dead(session, job_id) for job_id in ids)
+    audit.record(session, actor, "dead.retry_group", f"dead letter: {words}",
+                 {"cause": cause, "source": source_kind, "jobs": ids}, {"revived": n, "status": JobStatus.QUEUED.value})
+    return n
+
+
+def discard_dead_group(session: Session, actor: str, *, cause: str | None, source_kind: str | None) -> int:
+    """Give up on every dead job of one cause and source (their items become skipped)."""
+    ids, words = _group_jobs(session, cause, source_kind)
+    n = sum(queue.discard_dead(session, job_id) for job_id in ids)
+    audit.record(session, actor, "dead.discard_group", f"dead letter: {words}",
+                 {"cause": cause, "source": source_kind, "jobs": ids},
+                 {"discarded": n, "status": JobStatus.CANCELLED.value})
+    return n
 
 
 def retranscribe(session: Session, actor: str, item_id: int, engine: str) -> int:

@@ -1,4 +1,6 @@
-"""Read-only figures for the admin console: cost charts, backlog projection and the library table.
+"""Read-only figures for the admin console: cost charts, failures and the library table.
+
+The backlog projection (progress, pace, finish date, backlog cost) is core.backfill.progress's.
 
 Everything is aggregated in SQL (GROUP BY day/engine/status, LIMIT/OFFSET pages), so the
 pages stay fast at 10,000+ items and a year of ledger rows: Python only ever sees one row
@@ -17,16 +19,11 @@ from sqlalchemy.orm import Session
 
 from core import clock, engines
 from core.audit import escape_like
-from core.backfill import budget, queue
-from core.config import get_settings
+from core.backfill import budget, failures
 from core.models import ITEM_STATUSES, AuditEntry, Job, LedgerEntry, MediaItem, Source
 from core.states import SEARCHABLE, ItemStatus, JobStatus
 
-# Items that still need work for the backlog projection: not done, not given up on.
-BACKLOG_STATUSES = (ItemStatus.QUEUED, ItemStatus.FETCHING, ItemStatus.TRANSCRIBING, ItemStatus.FAILED)
 DONE_STATUSES = SEARCHABLE
-# Days of history that set the pace of the projection (long enough to smooth a slow day).
-PACE_DAYS = 14
 
 
 def _money(value) -> float:
@@ -175,64 +172,8 @@ def by_engine(session: Session, *, since: datetime | None = None) -> list[Engine
 
 
 # ---------------------------------------------------------------------------------------------
-# Cumulative spend and the backlog projection
+# Cumulative spend
 # ---------------------------------------------------------------------------------------------
-
-
-class Backlog(NamedTuple):
-    items: int
-    known_hours: float  # audio of the backlog items whose length we know
-    unknown_length: int  # items without a duration (estimated at budget.UNKNOWN_DURATION_S)
-    worst_case_usd: float  # every backlog item through the paid engine
-    paid_share: float  # share of recently indexed audio that went through a paid engine
-    expected_usd: float  # worst case × paid share (+ paid embeddings)
-
-
-class Projection(NamedTuple):
-    backlog: Backlog
-    spent_total: float
-    items_per_day: float  # recent pace (last PACE_DAYS days)
-    usd_per_day_cap: float
-    finish_date: date | None  # None: no pace yet (nothing indexed recently)
-    bound_by: str  # "pace" | "budget" | "done" | "no pace yet"
-    total_usd: float  # spent so far + expected backlog cost
-
-
-def backlog(session: Session, *, now: datetime | None = None) -> Backlog:
-    """What the unfinished items will cost, priced by core.backfill.budget.estimate at today's prices."""
-    now = now or clock.now()
-    n, known_s, unknown = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(MediaItem.duration_s), 0),
-            func.count().filter(MediaItem.duration_s.is_(None)),
-        ).where(MediaItem.status.in_(BACKLOG_STATUSES), MediaItem.skipped.is_(False))
-    ).one()
-    prices = budget.get_prices(session)
-    settings = get_settings()
-    paid = [e for e in settings.transcription_engines if budget.is_paid(prices, e)]
-    embedder = engines.embedding_engine(settings.embedding_provider)
-    paid_embed = embedder.ledger if embedder is not None else None
-    # One estimate over the summed audio equals the sum of per-item estimates (prices are linear).
-    total_s = float(known_s) + int(unknown) * budget.UNKNOWN_DURATION_S
-    worst = budget.estimate(prices, duration_s=total_s, transcriber=paid[0] if paid else None, embedding_paid=paid_embed).usd if n else 0.0
-    share = _paid_share(session, prices, now=now)
-    embed_part = budget.estimate(prices, duration_s=total_s, transcriber=None, embedding_paid=paid_embed).usd if n else 0.0
-    expected = (worst - embed_part) * share + embed_part
-    return Backlog(int(n), float(known_s) / 3600, int(unknown), round(worst, 2), share, round(expected, 2))
-
-
-def _paid_share(session: Session, prices: dict, *, now: datetime) -> float:
-    """Share of audio indexed in the last 30 days that a paid engine transcribed (1.0 with no history: err high)."""
-    rows = session.execute(
-        select(MediaItem.engine, func.coalesce(func.sum(MediaItem.duration_s), 0))
-        .where(MediaItem.status.in_(DONE_STATUSES), MediaItem.indexed_at >= now - timedelta(days=30))
-        .group_by(MediaItem.engine)
-    ).all()
-    total = sum(float(s) for _, s in rows)
-    if total <= 0:
-        return 1.0
-    return sum(float(s) for e, s in rows if e and budget.is_paid(prices, e)) / total
 
 
 def cumulative_spend(session: Session, *, days: int = 90, now: datetime | None = None) -> list[tuple[date, float]]:
@@ -251,34 +192,6 @@ def cumulative_spend(session: Session, *, days: int = 90, now: datetime | None =
         running += _money(rows.get(d))
         out.append((d, round(running, 6)))
     return out
-
-
-def projection(session: Session, *, now: datetime | None = None) -> Projection:
-    """When the backlog will be done and what it will have cost, at the recent pace and the daily cap.
-
-    The finish date is the later of two limits: items at the pace of the last PACE_DAYS days,
-    and the expected dollars at the daily cap (work stops at the cap).
-    """
-    now = now or clock.now()
-    b = backlog(session, now=now)
-    spent = budget.total_spent(session)
-    cap = budget.get_budget(session).daily_cap
-    done_recently = session.scalar(
-        select(func.count()).where(MediaItem.status.in_(DONE_STATUSES), MediaItem.indexed_at >= now - timedelta(days=PACE_DAYS))
-    ) or 0
-    pace = done_recently / PACE_DAYS
-    today = now.astimezone(budget.get_budget(session).tz).date()
-    total = round(spent + b.expected_usd, 2)
-    if b.items == 0:
-        return Projection(b, spent, pace, cap, today, "done", total)
-    if pace <= 0:
-        return Projection(b, spent, pace, cap, None, "no pace yet", total)
-    days_by_pace = b.items / pace
-    days_by_money = b.expected_usd / cap if cap > 0 else math.inf
-    if math.isinf(days_by_money):
-        return Projection(b, spent, pace, cap, None, "budget", total)
-    bound = "budget" if days_by_money > days_by_pace else "pace"
-    return Projection(b, spent, pace, cap, today + timedelta(days=math.ceil(max(days_by_pace, days_by_money))), bound, total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +285,17 @@ class LibraryRow(NamedTuple):
     pinned: bool
     skipped: bool
     visible: bool
+    error_cause: str | None = None  # the cause of the failure its job is retrying or died of
+    source_kind: str | None = None
+
+    @property
+    def error(self) -> str:
+        """The failure in plain words ("YouTube could not be reached"), or "" when nothing failed."""
+        return failures.label(self.error_cause, self.source_kind) if self.error_cause or self.failed else ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (ItemStatus.DEAD, ItemStatus.FAILED)
 
 
 class LibraryPage(NamedTuple):
@@ -406,6 +330,19 @@ def _library_where(stmt: Select, f: LibraryFilter) -> Select:
     return stmt
 
 
+def _failure_of_item():
+    """The stored cause of the item's newest failing job (retrying or dead), for the library's error column."""
+    return (
+        select(Job.failure_cause)
+        .where(Job.media_item_id == MediaItem.id, Job.status.in_((JobStatus.RETRY, JobStatus.DEAD)),
+               Job.last_error.is_not(None))
+        .order_by(Job.id.desc())
+        .limit(1)
+        .correlate(MediaItem)
+        .scalar_subquery()
+    )
+
+
 def library_page(session: Session, f: LibraryFilter, *, page: int = 1, page_size: int = 50) -> LibraryPage:
     """One page of items, filtered, searched and sorted in SQL, with the total for the pager."""
     page_size = max(1, min(500, int(page_size)))
@@ -417,7 +354,7 @@ def library_page(session: Session, f: LibraryFilter, *, page: int = 1, page_size
         MediaItem.id, MediaItem.title, MediaItem.url, Source.kind, MediaItem.external_id, MediaItem.status,
         MediaItem.status_detail, MediaItem.engine, MediaItem.route_reason, MediaItem.cost_usd, MediaItem.duration_s,
         MediaItem.chunk_count, MediaItem.published_at, MediaItem.indexed_at, MediaItem.pinned, MediaItem.skipped,
-        MediaItem.visible,
+        MediaItem.visible, _failure_of_item(), Source.kind,
     ).join(Source, Source.id == MediaItem.source_id)
     stmt = _library_where(stmt, f).order_by(*SORTS.get(f.sort, SORTS["newest first"]))
     stmt = stmt.limit(page_size).offset((page - 1) * page_size)
@@ -470,17 +407,69 @@ class DeadRow(NamedTuple):
     attempts: int
     last_error: str | None
     finished_at: datetime | None
+    cause: str | None  # core.states.FailureCause; None for failures recorded before causes were
+    source_kind: str | None
 
 
-def dead_letters(session: Session, *, limit: int = 200) -> list[DeadRow]:
-    """Dead-lettered jobs with their item's title and last error, newest first (core.backfill.queue.dead_letter + titles)."""
-    jobs = queue.dead_letter(session, limit=limit)
-    titles: dict[int, str] = dict(
-        session.execute(select(MediaItem.id, MediaItem.title).where(MediaItem.id.in_([j.media_item_id for j in jobs])))
-        .tuples().all()
-    ) if jobs else {}
-    return [
-        DeadRow(j.id, j.media_item_id, titles.get(j.media_item_id, "?"), j.kind, j.attempts, j.last_error, j.finished_at)
-        for j in jobs
-    ]
+class DeadGroup(NamedTuple):
+    """Dead-lettered jobs of one cause and source: what the admin decides on at once."""
 
+    cause: str | None
+    source_kind: str | None
+    count: int
+    newest: datetime | None
+
+    @property
+    def label(self) -> str:
+        return failures.label(self.cause, self.source_kind)
+
+    @property
+    def advice(self) -> str:
+        return failures.advice(self.cause)
+
+
+def dead_letter_groups(session: Session) -> list[DeadGroup]:
+    """The dead letter grouped by stored cause and source kind, biggest group first."""
+    rows = session.execute(
+        select(Job.failure_cause, Source.kind, func.count(), func.max(Job.finished_at))
+        .join(MediaItem, MediaItem.id == Job.media_item_id)
+        .join(Source, Source.id == MediaItem.source_id)
+        .where(Job.status == JobStatus.DEAD)
+        .group_by(Job.failure_cause, Source.kind)
+        .order_by(func.count().desc(), Job.failure_cause, Source.kind)
+    ).all()
+    return [DeadGroup(c, k, int(n), newest) for c, k, n, newest in rows]
+
+
+def _in_group(stmt: Select, cause: str | None, source_kind: str | None) -> Select:
+    return stmt.where(Job.failure_cause.is_not_distinct_from(cause), Source.kind.is_not_distinct_from(source_kind))
+
+
+def dead_job_ids(session: Session, cause: str | None, source_kind: str | None) -> list[int]:
+    """The dead jobs of one group (core.admin_actions retries or discards them together)."""
+    stmt = (
+        select(Job.id)
+        .join(MediaItem, MediaItem.id == Job.media_item_id)
+        .join(Source, Source.id == MediaItem.source_id)
+        .where(Job.status == JobStatus.DEAD)
+        .order_by(Job.id)
+    )
+    return list(session.scalars(_in_group(stmt, cause, source_kind)))
+
+
+def dead_letters(
+    session: Session, *, limit: int = 200, group: tuple[str | None, str | None] | None = None
+) -> list[DeadRow]:
+    """Dead-lettered jobs with their item's title, cause and last error, newest first (optionally one group)."""
+    stmt = (
+        select(Job.id, Job.media_item_id, MediaItem.title, Job.kind, Job.attempts, Job.last_error, Job.finished_at,
+               Job.failure_cause, Source.kind)
+        .join(MediaItem, MediaItem.id == Job.media_item_id)
+        .join(Source, Source.id == MediaItem.source_id)
+        .where(Job.status == JobStatus.DEAD)
+        .order_by(Job.finished_at.desc().nullslast(), Job.id.desc())
+        .limit(limit)
+    )
+    if group is not None:
+        stmt = _in_group(stmt, *group)
+    return [DeadRow(*r) for r in session.execute(stmt)]

@@ -32,7 +32,7 @@ from core.catalog import get_or_create_source, register_item
 from core.config import PROJECT_ROOT, get_settings
 from core.models import AuditEntry, Feedback, Job, LedgerEntry, LoginAttempt, MediaItem, QueryLogEntry, Worker
 from core.sources.youtube import parse_flat_entry
-from core.states import ItemStatus, JobStatus, Stage
+from core.states import FailureCause, ItemStatus, JobStatus, Stage
 
 LISTING = PROJECT_ROOT.parent / "shared" / "data" / "youtube" / "anthonychaffeemd_flat_playlist.jsonl"
 DEMO_ACTOR = "seed-demo"
@@ -41,21 +41,24 @@ DAYS = 30
 ITEMS_PER_DAY = (8, 14)  # a CPU box with one GPU helper: this many items a day
 CHUNK_STEP_S = 35.0  # 45-second windows overlapping by 10 s (core.chunking)
 # Demo budget: a small creator's archive — tight enough that the cap visibly shapes the spend.
-DEMO_BUDGET = {"daily": 3.0, "monthly": 80.0, "daily_safety": 5.0, "monthly_safety": 120.0}
+DEMO_BUDGET = {"daily": 3.0, "monthly": 80.0}  # under the configured safety limits ($15 / $300 by default)
 DEMO_TOPICS = ["insulin", "cholesterol", "autoimmune", "plant toxins", "cancer", "ketosis"]
 
+# (the error as raised, its cause as the worker classifies it: core.backfill.failures)
 DEAD_ERRORS = (
-    "PrivateItem: This video is private",
-    "MembersOnly: Join this channel to get access to members-only content like this video",
-    "Unavailable: Video unavailable. This video has been removed by the uploader",
-    "AgeRestricted: Sign in to confirm your age. This video may be inappropriate for some users",
-    "NoSpeech: the transcript is empty (no speech found)",
-    "TranscriptionError: audio decode failed (ffmpeg exit 1): Invalid data found when processing input",
+    ("PrivateItem: This video is private", FailureCause.PRIVATE),
+    ("MembersOnly: Join this channel to get access to members-only content like this video", FailureCause.PRIVATE),
+    ("Unavailable: Video unavailable. This video has been removed by the uploader", FailureCause.REMOVED),
+    ("AgeRestricted: Sign in to confirm your age. This video may be inappropriate for some users", FailureCause.PRIVATE),
+    ("NoSpeech: the transcript is empty (no speech found)", FailureCause.NO_SPEECH),
+    ("TranscriptionError: audio decode failed (ffmpeg exit 1): Invalid data found when processing input",
+     FailureCause.ENGINE_FAILED),
+    ("SourceUnreachable: YouTube says the request failed on the network: Failed to resolve 'www.youtube.com' "
+     "([Errno -2] Name or service not known)", FailureCause.SOURCE_UNREACHABLE),
 )
 RETRY_ERRORS = (
-    "RateLimited: HTTP Error 429: Too Many Requests",
-    "TransientSourceError: Unable to download webpage: The read operation timed out",
-    "APITimeoutError: Request timed out (openai transcription, 600 s)",
+    ("SourceUnreachable: Unable to download webpage: The read operation timed out", FailureCause.SOURCE_UNREACHABLE),
+    ("APITimeoutError: Request timed out (openai transcription, 600 s)", FailureCause.ENGINE_FAILED),
 )
 REVIEW_REASONS = (
     "low speech density: 18 words/min (expected at least 60)",
@@ -178,8 +181,8 @@ def seed_demo(session: Session, *, force: bool = False, listing: Path = LISTING,
             job = Job(media_item_id=it.id, kind="ingest", priority=scorer.score(it), created_at=it.created_at,
                       started_at=at - timedelta(minutes=rng.randint(3, 25)), max_attempts=3)
             if fate < 0.03:  # dead-lettered after its retries (or at once for a permanent error)
-                error = rng.choice(DEAD_ERRORS)
-                permanent = not error.startswith(("TranscriptionError", "NoSpeech"))
+                error, job.failure_cause = rng.choice(DEAD_ERRORS)
+                permanent = not error.startswith(("TranscriptionError", "NoSpeech", "SourceUnreachable"))
                 job.status, job.attempts, job.finished_at, job.last_error = JobStatus.DEAD, 1 if permanent else 3, at, error
                 it.status = ItemStatus.DEAD
                 it.status_detail = ("permanent error: " if permanent else "gave up after 3 attempts: ") + error
@@ -273,7 +276,7 @@ def _seed_live_queue(session: Session, rest: list[MediaItem], scorer: priorities
             job.lease_owner = "gpu-box:4117:demo" if i else "archive-1:2231:demo"
             it.status = ItemStatus(stage.value)  # the item shows the stage its job is in
         elif i < 6:
-            error = rng.choice(RETRY_ERRORS)
+            error, job.failure_cause = rng.choice(RETRY_ERRORS)
             job.status, job.attempts, job.last_error = JobStatus.RETRY, 1 + (i % 2), error
             job.started_at = now - timedelta(days=rng.randint(0, 6), hours=rng.randint(1, 20))
             job.run_after = now + timedelta(minutes=10 * i)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.backfill import breaker
 from core.backfill.storage import database_bytes, dir_bytes
 from core.config import Settings
 from core.models import ITEM_STATUSES, JOB_STATUSES, Job, MediaItem, Worker
@@ -85,6 +86,11 @@ def scheduler_heartbeat(session: Session, settings: Settings, *, now: datetime |
         return Heartbeat(False, None, None, None, None)
     age = max(0.0, (now - row.heartbeat_at).total_seconds())
     return Heartbeat(age <= settings.scheduler_stale_after_s, row.id, row.hostname, row.heartbeat_at, age)
+
+
+def paused_sources(session: Session) -> list[breaker.SourceStatus]:
+    """Sources whose circuit breaker is open: the archive is degraded even while every process is alive."""
+    return breaker.paused_sources(session)
 
 
 def queue_depth(session: Session) -> QueueDepth:

@@ -97,9 +97,7 @@ def save_controls(session: Session, value: ControlsValue) -> None:
 class BudgetValue(TypedDict, total=False):
     daily_usd: float
     monthly_usd: float
-    daily_safety_usd: float
-    monthly_safety_usd: float
-    timezone: str
+    timezone: str  # (the safety limits are configuration, never stored)
 
 
 def load_budget(session: Session, *, lock: bool = False) -> BudgetValue:

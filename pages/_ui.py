@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.admin_actions import AdminActionError
+from core.admin_actions import AdminActionError, NothingToSave
 from core.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ def run_action(fn: Callable[..., Any], actor: str, *args: Any, success: str, **k
     try:
         with session_scope() as session:
             fn(session, actor, *args, **kwargs)
+    except NothingToSave as exc:  # not an error, and not "saved" either
+        st.info(str(exc), icon=":material/info:")
+        return False
     except AdminActionError as exc:
         st.error(str(exc), icon=":material/error:")
         return False

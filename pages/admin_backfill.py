@@ -33,34 +33,34 @@ def _ago(moment: datetime | None) -> str:
 @st.fragment(run_every="5s")
 def live_progress() -> None:
     with session_scope() as s:
-        p = progress.progress_summary(s)
-        controls = queue.get_controls(s)
+        p = progress.projection(s)
         money = budget.state(s)
         running = dashboard.running_jobs(s)
         sync = admin_actions.pending_sync_request(s)
-    if controls.paused:
-        st.warning(f"**Backfill paused** — {md_escape(controls.pause_reason or 'paused by the admin')}. "
+    if p.pause_reason is not None:
+        st.warning(f"**Backfill paused** — {md_escape(p.pause_reason)}. "
                    "Running jobs finish; nothing new starts.", icon=":material/pause_circle:")
     else:
         st.success("**Backfill running** — workers pick the next item by priority while the budget allows.",
                    icon=":material/play_circle:")
-    eta = (f"at the last hours' pace, done around {when(p.eta)}" if p.eta and p.remaining
-           else ("all done" if not p.remaining else "no pace yet"))
+    for source in p.paused_sources:
+        st.error(f"**{md_escape(source.line())}**. Its jobs wait without using up their attempts; one job at a time "
+                 "tries it, and work resumes by itself when it answers.", icon=":material/cloud_off:")
     st.progress(
         min(1.0, p.percent / 100),
-        text=f"{p.finished:,} of {p.total:,} items finished ({p.percent:.0f}%) · {p.audio_hours_done:,.0f} hours of "
-             f"audio done, {p.audio_hours_left:,.0f} to go · {eta}",
+        text=f"{p.done:,} of {p.total:,} items indexed ({p.percent:.0f}%) · {p.remaining:,} left"
+             + (f", {p.dead:,} of them dead-lettered" if p.dead else "")
+             + f" · {p.audio_hours_done:,.0f} hours of audio done, {p.audio_hours_left:,.0f} to go · {p.finish()}",
     )
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Searchable", f"{p.done:,}", help=f"Indexed ({p.review} of them held for review)")
     c2.metric("Ready to run", f"{p.queued:,}", help="Queued or retrying, runnable now")
-    c3.metric("Deferred", f"{p.waiting:,}", help="Waiting for the budget, a resting source, a worker or a retry back-off")
+    c3.metric("Deferred", f"{p.waiting:,}", help="Waiting for the budget, a paused source, a worker or a retry back-off")
     c4.metric("Running now", f"{p.running:,}")
-    c5.metric("Dead-lettered", f"{p.dead:,}", help="Gave up after their attempts: decide below")
-    if p.items_per_hour:
-        st.caption(f"Pace: {p.items_per_hour:.1f} items an hour over the last hours · "
-                   f"{usd(p.spent_usd)} spent in this run" + (f" ({p.dates_unknown:,} items without a known upload date)"
-                                                             if p.dates_unknown else ""))
+    c5.metric("Dead-lettered", f"{p.dead:,}", help="Gave up after their attempts: decide below. Not counted as progress.")
+    st.caption(f"Pace: {p.items_per_day:,.1f} items a day (last 24 hours) · backlog ≈ {usd(p.backlog_usd)} at today's "
+               f"prices · {usd(p.spent_run_usd)} spent in this run"
+               + (f" ({p.dates_unknown:,} items without a known upload date)" if p.dates_unknown else ""))
     cap = money.limits.daily_cap
     st.progress(
         min(1.0, money.spent_today / cap) if cap else 1.0,
@@ -113,7 +113,7 @@ with run_col:
             st.rerun()
     st.caption("Lists the channel for new videos now instead of at the next hourly sync.")
 
-    st.subheader("Safety limits")
+    st.subheader("Work limits")
     with st.form("controls"):
         concurrency = st.number_input("Jobs running at once (all workers)", min_value=1, max_value=100,
                                       value=int(controls.max_concurrency), step=1)
@@ -133,24 +133,22 @@ with run_col:
                                 value=int(controls.paid_calls_per_minute), step=5)
         if st.form_submit_button("Save limits"):
             if run_action(admin_actions.set_controls, actor, max_concurrency=int(concurrency), max_attempts=int(attempts),
-                          paid_routing=routing, paid_calls_per_minute=int(calls), success="Safety limits saved."):
+                          paid_routing=routing, paid_calls_per_minute=int(calls), success="Work limits saved."):
                 st.rerun()
 
 with budget_col:
     st.subheader("Budget")
     with st.form("budget"):
         a, b = st.columns(2)
-        daily = a.number_input("Daily budget (USD)", min_value=0.0, value=float(limits.daily_usd), step=1.0, format="%.2f")
-        monthly = b.number_input("Monthly budget (USD)", min_value=0.0, value=float(limits.monthly_usd), step=5.0, format="%.2f")
-        daily_safety = a.number_input("Daily safety limit (USD)", min_value=0.0, value=float(limits.daily_safety_usd),
-                                      step=1.0, format="%.2f")
-        monthly_safety = b.number_input("Monthly safety limit (USD)", min_value=0.0,
-                                        value=float(limits.monthly_safety_usd), step=5.0, format="%.2f")
-        st.caption("Rules: daily ≤ monthly, and each budget ≤ its safety limit. Paid work stops at the lower of "
-                   f"budget and safety limit; days and months start at midnight {limits.timezone}.")
+        # Text, not number widgets: a negative or mistyped amount gets a sentence saying why, not a silent red mark.
+        daily = a.text_input("Daily budget (USD)", value=f"{limits.daily_usd:.2f}")
+        monthly = b.text_input("Monthly budget (USD)", value=f"{limits.monthly_usd:.2f}")
+        st.caption(f"Safety limits, the hard ceiling: **{usd(limits.daily_safety_usd)} a day** and "
+                   f"**{usd(limits.monthly_safety_usd)} a month**. They are set in the server's configuration "
+                   "(`DAILY_SAFETY_LIMIT_USD`, `MONTHLY_SAFETY_LIMIT_USD`) and cannot be changed here. Rules: daily ≤ "
+                   f"monthly, each budget ≤ its safety limit; days and months start at midnight {limits.timezone}.")
         if st.form_submit_button("Save budget", type="primary"):
-            if run_action(admin_actions.set_budget, actor, daily=daily, monthly=monthly, daily_safety=daily_safety,
-                          monthly_safety=monthly_safety, success="Budget saved."):
+            if run_action(admin_actions.set_budget, actor, daily=daily, monthly=monthly, success="Budget saved."):
                 st.rerun()
 
     st.subheader("Priorities")
@@ -177,33 +175,49 @@ st.divider()
 
 st.subheader("Dead letter")
 with session_scope() as s:
-    dead = dashboard.dead_letters(s)
-if not dead:
+    groups = dashboard.dead_letter_groups(s)
+if not groups:
     st.success("No dead-lettered items: every failure so far recovered on retry.", icon=":material/task_alt:")
 else:
-    st.caption("Items that failed every attempt. Retry gives them fresh attempts; discard skips them for good.")
-    st.dataframe(
-        pd.DataFrame(
-            [{"Job": d.job_id, "Item": d.item_id, "Title": d.title, "Attempts": d.attempts,
-              "Last error": d.last_error or "", "Died": when(d.finished_at)} for d in dead]
-        ),
-        hide_index=True,
-        width="stretch",
-        column_config={"Job": st.column_config.NumberColumn(width="small", format="%d"),
-                       "Item": st.column_config.NumberColumn(width="small", format="%d"),
-                       "Attempts": st.column_config.NumberColumn(width="small"),
-                       "Title": st.column_config.TextColumn(width="medium"),
-                       "Last error": st.column_config.TextColumn(width="large"),
-                       "Died": st.column_config.TextColumn(width="medium")},
-    )
-    choice = st.selectbox("Dead-lettered job", dead, format_func=lambda d: f"job {d.job_id} · {d.title[:70]}")
-    if choice is not None:
-        st.code(choice.last_error or "(no error recorded)", language=None, wrap_lines=True)
-        retry_col, discard_col, _ = st.columns([1, 1, 3])
-        if retry_col.button("Retry", icon=":material/replay:", key="dead_retry"):
-            if run_action(admin_actions.retry_dead, actor, job_id=choice.job_id, success=f"Job {choice.job_id} queued again."):
-                st.rerun()
-        if discard_col.button("Discard", icon=":material/delete_sweep:", key="dead_discard"):
-            if run_action(admin_actions.discard_dead, actor, job_id=choice.job_id,
-                          success=f"Job {choice.job_id} discarded; its item is skipped."):
-                st.rerun()
+    st.caption("Items that failed every attempt, grouped by cause. Retry gives a whole group fresh attempts; "
+               "discard skips its items for good. Both are written to the audit log.")
+    for n, group in enumerate(groups):
+        with st.container(border=True):
+            head, retry_col, discard_col = st.columns([4, 1, 1], vertical_alignment="center")
+            head.markdown(f"**{md_escape(group.label)} ({group.count:,})**  \n"
+                          f"{md_escape(group.advice)} Last one {when(group.newest)}.")
+            if retry_col.button("Retry all", icon=":material/replay:", key=f"group_retry_{n}"):
+                if run_action(admin_actions.retry_dead_group, actor, cause=group.cause, source_kind=group.source_kind,
+                              success=f"{group.count:,} job(s) of “{group.label}” queued again."):
+                    st.rerun()
+            if discard_col.button("Discard all", icon=":material/delete_sweep:", key=f"group_discard_{n}"):
+                if run_action(admin_actions.discard_dead_group, actor, cause=group.cause, source_kind=group.source_kind,
+                              success=f"{group.count:,} job(s) of “{group.label}” discarded; their items are skipped."):
+                    st.rerun()
+            if st.toggle("Details", key=f"group_details_{n}"):
+                with session_scope() as s:
+                    dead = dashboard.dead_letters(s, group=(group.cause, group.source_kind))
+                st.dataframe(
+                    pd.DataFrame([{"Job": d.job_id, "Item": d.item_id, "Title": d.title, "Attempts": d.attempts,
+                                   "Error as raised": d.last_error or "", "Died": when(d.finished_at)} for d in dead]),
+                    hide_index=True, width="stretch",
+                    column_config={"Job": st.column_config.NumberColumn(width="small", format="%d"),
+                                   "Item": st.column_config.NumberColumn(width="small", format="%d"),
+                                   "Attempts": st.column_config.NumberColumn(width="small"),
+                                   "Title": st.column_config.TextColumn(width="medium"),
+                                   "Error as raised": st.column_config.TextColumn(width="large"),
+                                   "Died": st.column_config.TextColumn(width="medium")},
+                )
+                choice = st.selectbox("One job", dead, key=f"group_job_{n}",
+                                      format_func=lambda d: f"job {d.job_id} · {d.title[:70]}")
+                if choice is not None:
+                    st.code(choice.last_error or "(no error recorded)", language=None, wrap_lines=True)
+                    one_retry, one_discard, _ = st.columns([1, 1, 3])
+                    if one_retry.button("Retry this one", icon=":material/replay:", key=f"dead_retry_{n}"):
+                        if run_action(admin_actions.retry_dead, actor, job_id=choice.job_id,
+                                      success=f"Job {choice.job_id} queued again."):
+                            st.rerun()
+                    if one_discard.button("Discard this one", icon=":material/delete_sweep:", key=f"dead_discard_{n}"):
+                        if run_action(admin_actions.discard_dead, actor, job_id=choice.job_id,
+                                      success=f"Job {choice.job_id} discarded; its item is skipped."):
+                            st.rerun()

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import dashboard
-from core.backfill import budget
+from core.backfill import budget, progress
 from core.db import session_scope
 from pages._auth import require_admin
 from pages._ui import page_header, usd
@@ -37,7 +37,7 @@ def load(days: int) -> dict:
             "month": dashboard.month_to_date(s),
             "engines": dashboard.by_engine(s),
             "cumulative": dashboard.cumulative_spend(s, days=max(days, 60)),
-            "projection": dashboard.projection(s),
+            "projection": progress.projection(s),
             "items": dashboard.items_per_day(s, days),
             "failures": dashboard.failures_per_day(s, days),
         }
@@ -50,17 +50,17 @@ state, month, proj = data["state"], data["month"], data["projection"]
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Spent today", usd(state.spent_today), f"of the {usd(state.limits.daily_cap)} cap", **QUIET)
 m2.metric("Month to date", usd(month.spent), f"of the {usd(month.cap)} cap", **QUIET)
-m3.metric("Spent in total", usd(proj.spent_total), "since the first paid call", **QUIET)
-m4.metric("Backlog will cost", usd(proj.backlog.expected_usd), f"{proj.backlog.items:,} items, ≈{proj.backlog.known_hours:,.0f} h",
+m3.metric("Spent in total", usd(proj.spent_total_usd), "since the first paid call", **QUIET)
+m4.metric("Backlog will cost", usd(proj.backlog_usd), f"{proj.remaining:,} items, ≈{proj.audio_hours_left:,.0f} h",
           **QUIET,
-          help=f"At today's prices and the recent mix of engines ({proj.backlog.paid_share:.0%} of audio went to a paid "
-               f"engine). Worst case, all paid: {usd(proj.backlog.worst_case_usd)}.")
-finish = proj.finish_date.strftime("%d %b") if proj.finish_date else "unknown"
-why = {"pace": "set by the pace", "budget": "set by the daily cap", "done": "nothing left",
-       "no pace yet": "no items done recently"}.get(proj.bound_by, "")
-m5.metric("Backlog done by", finish, f"{proj.finish_date:%Y} · {why}" if proj.finish_date else why, **QUIET)
+          help=f"At today's prices and the recent mix of engines ({proj.paid_share:.0%} of audio went to a paid "
+               f"engine). Worst case, all paid: {usd(proj.worst_case_usd)}.")
+finish = proj.finish_date.strftime("%d %b") if proj.finish_date else proj.outlook.value
+m5.metric("Backlog done by", finish, f"{proj.finish_date:%Y}" if proj.finish_date else "no date", **QUIET,
+          help=proj.finish())
+st.caption(f"Finish: {proj.finish()} — the same projection as Admin → Backfill and `python -m core backfill status`.")
 
-if proj.spent_total == 0:
+if proj.spent_total_usd == 0:
     st.info("No money spent yet: everything so far came from free captions or the local model.", icon=":material/savings:")
 
 
@@ -153,7 +153,7 @@ layers = [
         tooltip=[alt.Tooltip("day:T", title="Day", format="%d %b %Y"), alt.Tooltip("usd:Q", title="Spent so far", format="$,.2f")],
     )
 ]
-if proj.finish_date and proj.backlog.items and not cum.empty:
+if proj.finish_date and proj.remaining and not cum.empty:
     ahead = pd.DataFrame([{"day": cum["day"].iloc[-1], "usd": cum["usd"].iloc[-1], "label": ""},
                           {"day": pd.Timestamp(proj.finish_date), "usd": proj.total_usd,
                            "label": f"≈ {usd(proj.total_usd)} by {proj.finish_date:%d %b %Y}"}])
@@ -164,13 +164,11 @@ if proj.finish_date and proj.backlog.items and not cum.empty:
     layers.append(alt.Chart(ahead.tail(1)).mark_text(align="right", dx=-6, dy=-12, color="#333", fontWeight="bold").encode(
         x="day:T", y="usd:Q", text="label:N"))
 st.altair_chart(alt.layer(*layers).properties(height=320), width="stretch")
-bound = {"budget": "the daily cap limits the pace", "pace": "the workers' pace sets the date (the budget allows more)",
-         "done": "the backlog is done", "no pace yet": "no item was finished in the last two weeks, so no date yet"}
 st.caption(
-    f"Backlog: {proj.backlog.items:,} items, ≈{proj.backlog.known_hours:,.0f} hours of audio"
-    + (f" ({proj.backlog.unknown_length} of unknown length, counted as 3 h each)" if proj.backlog.unknown_length else "")
-    + f". Expected cost {usd(proj.backlog.expected_usd)} at today's prices and recent engine mix (worst case "
-    f"{usd(proj.backlog.worst_case_usd)}); {proj.items_per_day:.1f} items a day recently; {bound.get(proj.bound_by, '')}."
+    f"Backlog: {proj.remaining:,} items, ≈{proj.audio_hours_left:,.0f} hours of audio"
+    + (f" ({proj.backlog_unknown_length} of unknown length, counted as 3 h each)" if proj.backlog_unknown_length else "")
+    + f". Expected cost {usd(proj.backlog_usd)} at today's prices and recent engine mix (worst case "
+    f"{usd(proj.worst_case_usd)}); {proj.items_per_day:.1f} items a day over the last 24 hours."
 )
 
 # --- throughput and failures ---------------------------------------------------------------------

@@ -42,6 +42,14 @@ def live_health() -> None:
         workers = health.workers(s, settings)
         store = health.storage(s, settings)
         tables = health.largest_tables(s)
+        paused = health.paused_sources(s)
+
+    st.subheader("Sources")
+    if not paused:
+        st.success("**Every source answers** — no source is paused.", icon=":material/cloud_done:")
+    for source in paused:
+        st.error(f"**Degraded — {md_escape(source.line())}**. Its items wait (no attempt is used up) and resume by "
+                 "themselves when a probe gets through.", icon=":material/cloud_off:")
 
     st.subheader("Scheduler")
     if beat.last_at is None:

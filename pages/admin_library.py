@@ -80,6 +80,7 @@ else:
                 "#": r.id,
                 "Title": r.title,
                 "Status": r.status,
+                "Error": r.error,
                 "Engine": r.engine or "—",
                 "Cost": r.cost_usd,
                 "Duration": duration(r.duration_s),
@@ -99,6 +100,8 @@ else:
             "#": st.column_config.NumberColumn(width="small", format="%d"),
             "Title": st.column_config.TextColumn(width="large"),
             "Status": st.column_config.TextColumn(width="small"),
+            "Error": st.column_config.TextColumn(width="medium", help="Why its last attempt failed (it is retrying, or "
+                                                 "dead-lettered: decide on the Backfill page)"),
             "Engine": st.column_config.TextColumn(width="small"),
             "Cost": st.column_config.NumberColumn(format="$%.3f", width="small", help="Money spent on this item (USD)"),
             "Duration": st.column_config.TextColumn(width="small"),
@@ -134,8 +137,11 @@ else:
             st.link_button("Open the original ↗", item.url, type="tertiary")
         if item.route_reason:
             st.caption(f"Why this engine: {md_escape(item.route_reason)}")
+        if item.error:
+            st.error(f"**{md_escape(item.error)}**", icon=":material/error:")
         if item.status_detail:
-            (st.error if item.status in ("failed", "dead") else st.info)(md_escape(item.status_detail))
+            with st.expander("Details") if item.error else st.container():
+                (st.error if item.status in ("failed", "dead") else st.info)(md_escape(item.status_detail))
         a1, a2, a3 = st.columns(3)
         with a1:
             if item.pinned:

@@ -15,9 +15,10 @@ computed from core.clock, so spending pauses at a cap and resumes at the next mi
 the first of the next month by itself.
 
 app_settings keys owned here (stored through core.settings_store):
-- `budget`: {"daily_usd", "monthly_usd", "daily_safety_usd", "monthly_safety_usd", "timezone"}
-  (missing values = Settings defaults: $10/day, $200/month, safety $15/$300, UTC). The
-  safety limits are the hard ceiling: the admin's budgets can never be set above them.
+- `budget`: {"daily_usd", "monthly_usd", "timezone"} (missing values = Settings defaults:
+  $10/day, $200/month, UTC). The safety limits ($15/$300 by default) are the hard ceiling
+  and come from configuration only (DAILY_SAFETY_LIMIT_USD, MONTHLY_SAFETY_LIMIT_USD): no
+  stored value, page or call can raise them, and the budgets can never be set above them.
 - `prices`: {"<ledger engine>": {"per_audio_minute": $, "per_million_tokens": $, "per_hour": $}}
   over DEFAULT_PRICES. Ledger names come from core.engines ("openai" → "openai-transcribe",
   "openai-embed", "gpu", and any name a plug-in reports); "captions" and "local" cost nothing.
@@ -30,6 +31,7 @@ route's paid parts), and when the run ends — done, failed, released, or lost a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,7 +39,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import clock, settings_store
@@ -104,21 +106,21 @@ class BudgetLimits:
 
 
 def validate_limits(limits: BudgetLimits) -> None:
-    """daily ≤ monthly, each budget ≤ its safety limit, daily safety ≤ monthly safety; else ValueError."""
+    """Budgets ≥ 0, daily ≤ monthly, each budget ≤ its (configured) safety limit; else ValueError."""
     problems = []
     values = (limits.daily_usd, limits.monthly_usd, limits.daily_safety_usd, limits.monthly_safety_usd)
+    if any(not math.isfinite(v) for v in values):
+        problems.append("amounts must be finite numbers")
     if any(v < 0 for v in values):
         problems.append("amounts must not be negative")
     if limits.daily_usd > limits.monthly_usd:
-        problems.append(f"the daily budget (${limits.daily_usd:.2f}) exceeds the monthly budget (${limits.monthly_usd:.2f})")
+        problems.append(f"the daily budget (${limits.daily_usd:,.2f}) exceeds the monthly budget (${limits.monthly_usd:,.2f})")
     if limits.daily_usd > limits.daily_safety_usd:
-        problems.append(f"the daily budget (${limits.daily_usd:.2f}) exceeds the daily safety limit (${limits.daily_safety_usd:.2f})")
+        problems.append(f"the daily budget (${limits.daily_usd:,.2f}) exceeds the daily safety limit "
+                        f"(${limits.daily_safety_usd:,.2f}, set in configuration: DAILY_SAFETY_LIMIT_USD)")
     if limits.monthly_usd > limits.monthly_safety_usd:
-        problems.append(
-            f"the monthly budget (${limits.monthly_usd:.2f}) exceeds the monthly safety limit (${limits.monthly_safety_usd:.2f})"
-        )
-    if limits.daily_safety_usd > limits.monthly_safety_usd:
-        problems.append("the daily safety limit exceeds the monthly safety limit")
+        problems.append(f"the monthly budget (${limits.monthly_usd:,.2f}) exceeds the monthly safety limit "
+                        f"(${limits.monthly_safety_usd:,.2f}, set in configuration: MONTHLY_SAFETY_LIMIT_USD)")
     try:
         ZoneInfo(limits.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -135,12 +137,14 @@ def _default_limits() -> BudgetLimits:
 
 
 def _limits_from(raw: BudgetValue) -> BudgetLimits:
+    """The stored budgets under the configured safety limits (a stored safety value, from before
+    they became configuration only, is ignored)."""
     d = _default_limits()
     return BudgetLimits(
         float(raw.get("daily_usd", d.daily_usd)),
         float(raw.get("monthly_usd", d.monthly_usd)),
-        float(raw.get("daily_safety_usd", d.daily_safety_usd)),
-        float(raw.get("monthly_safety_usd", d.monthly_safety_usd)),
+        d.daily_safety_usd,
+        d.monthly_safety_usd,
         str(raw.get("timezone", d.timezone)),
     )
 
@@ -149,37 +153,19 @@ def get_budget(session: Session) -> BudgetLimits:
     return _limits_from(settings_store.load_budget(session))
 
 
-def set_budget(
-    session: Session,
-    daily: float,
-    monthly: float,
-    daily_safety: float | None = None,
-    monthly_safety: float | None = None,
-    *,
-    timezone: str | None = None,
-) -> BudgetLimits:
+def set_budget(session: Session, daily: float, monthly: float, *, timezone: str | None = None) -> BudgetLimits:
     """Store new budgets (validated; ValueError names the broken rule and nothing changes).
 
-    Raising a budget wakes jobs that were waiting for money.
+    The safety limits are not a parameter: they come from configuration only. Raising a
+    budget wakes jobs that were waiting for money.
     """
     current = _limits_from(settings_store.load_budget(session, lock=True))
     limits = BudgetLimits(
-        float(daily),
-        float(monthly),
-        float(current.daily_safety_usd if daily_safety is None else daily_safety),
-        float(current.monthly_safety_usd if monthly_safety is None else monthly_safety),
-        timezone or current.timezone,
+        float(daily), float(monthly), current.daily_safety_usd, current.monthly_safety_usd, timezone or current.timezone
     )
     validate_limits(limits)
     settings_store.save_budget(
-        session,
-        {
-            "daily_usd": limits.daily_usd,
-            "monthly_usd": limits.monthly_usd,
-            "daily_safety_usd": limits.daily_safety_usd,
-            "monthly_safety_usd": limits.monthly_safety_usd,
-            "timezone": limits.timezone,
-        },
+        session, {"daily_usd": limits.daily_usd, "monthly_usd": limits.monthly_usd, "timezone": limits.timezone}
     )
     wake(session, why=WaitReason.BUDGET)
     return limits
@@ -494,12 +480,23 @@ def settle(
             res.status, res.closed_at = RES_SETTLED, now
         if total > float(res.usd) + 1e-6:
             log.warning("job %s cost $%.4f, more than its reservation $%.4f", job_id, total, float(res.usd))
-    if total and item_id is not None:
-        item = session.get(MediaItem, item_id)
-        if item is not None:
-            item.cost_usd = Decimal(str(item.cost_usd or 0)) + Decimal(str(round(total, 6)))
     session.flush()
+    if total and item_id is not None:
+        sync_item_cost(session, item_id)
     return total
+
+
+def sync_item_cost(session: Session, item_id: int) -> None:
+    """An item's cost_usd is the sum of its ledger rows, estimates of lost runs included.
+
+    Recomputed (not incremented) after every ledger row written for the item, so the
+    library's figure and the ledger can never drift apart, whichever path booked the money.
+    """
+    session.flush()
+    spent = select(func.coalesce(func.sum(LedgerEntry.usd), 0)).where(LedgerEntry.media_item_id == item_id).scalar_subquery()
+    session.execute(
+        update(MediaItem).where(MediaItem.id == item_id).values(cost_usd=spent).execution_options(synchronize_session="fetch")
+    )
 
 
 def release(session: Session, reservation_id: int | None, *, now: datetime | None = None) -> None:
@@ -529,6 +526,8 @@ def charge_reserved(session: Session, reservation_id: int, *, note: str, now: da
         )
     )
     res.status, res.closed_at = RES_SETTLED, now
+    if res.media_item_id is not None:
+        sync_item_cost(session, res.media_item_id)
     return float(res.usd)
 
 

@@ -45,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.backfill.progress import progress_summary
+    from core.backfill.progress import projection
     from core.db import session_scope
 
     with session_scope() as s:
-        p = progress_summary(s)
+        p = projection(s)
     if not args.watch:
         print(p.line())
         return 0
@@ -57,16 +57,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         while True:
             bar.total = max(p.total, 1)
-            bar.n = p.finished
-            eta = f"ETA {p.eta:%m-%d %H:%M}" if p.eta else "ETA ?"
-            money = f"${p.spent_usd:.2f} spent, ${min(p.left_today_usd, p.left_month_usd):.2f} left today"
-            bar.set_postfix_str(f"{eta} | {money}" + (f" | {p.dead} dead" if p.dead else ""))
+            bar.n = p.done
+            money = f"${p.spent_run_usd:.2f} spent, ${min(p.left_today_usd, p.left_month_usd):.2f} left today"
+            bar.set_postfix_str(f"{p.finish()} | {money}" + (f" | {p.dead} dead" if p.dead else ""))
             bar.refresh()
-            if p.finished >= p.total:  # done (or nothing queued): nothing more to watch
+            if not p.remaining or p.remaining == p.dead:  # done, or only the admin can move it on
                 break
             time.sleep(args.interval)
             with session_scope() as s:
-                p = progress_summary(s)
+                p = projection(s)
     finally:
         bar.close()
     print(p.line())
