@@ -16,6 +16,7 @@ from core.backfill import budget, queue
 from core.config import get_settings
 from core.db import session_scope
 from core.models import Job, LedgerEntry, LoginAttempt, MediaItem, Source, Worker
+from core.states import FailureCause
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 ADMIN_PAGES = ["admin_backfill.py", "admin_library.py", "admin_costs.py", "admin_health.py", "admin_audit.py",
@@ -144,19 +145,39 @@ def _button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
 
-def test_budget_form_validates_and_saves(db):
+def _text(at: AppTest, label: str):
+    return next(t for t in at.text_input if t.label == label)
+
+
+def test_budget_form_refuses_bad_values_in_words_saves_only_changes_and_safety_limits_are_read_only(db):
     at = _page("admin_backfill.py")
-    _number(at, "Daily budget (USD)").set_value(500.0)
-    _button(at, "Save budget").click().run()
-    _no_errors(at)
-    assert any("exceeds" in e.value for e in at.error)  # daily > monthly: refused with the rule, no traceback
+    # The hard limits come from configuration: shown, never editable.
+    assert not [w for w in [*at.text_input, *at.number_input] if "safety" in w.label.lower()]
+    assert any("$15.00 a day" in c.value and "DAILY_SAFETY_LIMIT_USD" in c.value for c in at.caption)
+    for daily, monthly, words in (("500", "200.00", "exceeds the monthly budget"),
+                                  ("-5", "200.00", "The daily budget cannot be negative"),
+                                  ("ten dollars", "200.00", "The daily budget must be a number of dollars"),
+                                  ("10.00", "99999", "exceeds the monthly safety limit ($300.00, set in configuration")):
+        at = _page("admin_backfill.py")
+        _text(at, "Daily budget (USD)").input(daily)
+        _text(at, "Monthly budget (USD)").input(monthly)
+        _button(at, "Save budget").click().run()
+        _no_errors(at)
+        assert any(words in e.value for e in at.error), (daily, monthly, [e.value for e in at.error])
+        assert not any("Budget saved" in m.value for m in at.success)
     with session_scope() as s:
-        assert budget.get_budget(s).daily_usd == 10.0
+        assert (budget.get_budget(s).daily_usd, budget.get_budget(s).monthly_usd) == (10.0, 200.0)
     assert not _actions("budget.set")
 
     at = _page("admin_backfill.py")
-    _number(at, "Daily budget (USD)").set_value(7.5)
-    _number(at, "Monthly budget (USD)").set_value(150.0)
+    _button(at, "Save budget").click().run()  # nothing changed: not "saved"
+    _no_errors(at)
+    assert any("Nothing to save: the budget is unchanged." in i.value for i in at.info)
+    assert not any("Budget saved" in m.value for m in at.success) and not _actions("budget.set")
+
+    at = _page("admin_backfill.py")
+    _text(at, "Daily budget (USD)").input("7.50")
+    _text(at, "Monthly budget (USD)").input("$150")
     _button(at, "Save budget").click().run()
     _no_errors(at)
     with session_scope() as s:
@@ -207,18 +228,60 @@ def test_limits_and_priorities_forms(db):
     assert _actions("priorities.topics")[0].after == {"value": ["insulin", "ketosis", "plant toxins"]}
 
 
-def test_dead_letter_retry_and_discard(db):
+def test_dead_letter_is_grouped_by_cause_in_plain_words_with_raw_text_behind_details_and_group_actions(db):
+    raw_dns = "SourceUnreachable: YouTube says the request failed on the network: Failed to resolve 'www.youtube.com'"
+    with session_scope() as s:
+        ids = _seed(s, 8)
+        now = datetime.now(timezone.utc)
+        for n, item_id in enumerate(ids[1:]):  # 5 unreachable, 2 private
+            cause, error = ((FailureCause.SOURCE_UNREACHABLE, raw_dns) if n < 5
+                            else (FailureCause.PRIVATE, f"PrivateItem: video {item_id} is private"))
+            s.add(Job(media_item_id=item_id, status="dead", attempts=3, last_error=error, failure_cause=cause,
+                      finished_at=now - timedelta(minutes=n)))
+            s.get(MediaItem, item_id).status = "dead"
+    at = _page("admin_backfill.py")
+    _no_errors(at)
+    heads = [m.value for m in at.markdown if "(5)" in m.value or "(2)" in m.value]
+    assert heads[0].startswith("**YouTube could not be reached (5)**")  # the biggest group first
+    assert heads[1].startswith("**Video is private, members\\-only or age\\-restricted (2)**")
+    assert not any("Failed to resolve" in c.value for c in at.code) and not at.dataframe  # raw text only on request
+    at.toggle(key="group_details_0").set_value(True).run()
+    _no_errors(at)
+    assert set(at.dataframe[0].value["Error as raised"]) == {raw_dns}
+
+    at.button(key="group_retry_0").click().run()
+    _no_errors(at)
+    (row,) = _actions("dead.retry_group")
+    assert row.target == "dead letter: YouTube could not be reached" and row.after["revived"] == 5
+    assert len(row.before["jobs"]) == 5
+    at = _page("admin_backfill.py")
+    assert any(m.value.startswith("**Video is private") for m in at.markdown)
+    assert not any("could not be reached" in m.value for m in at.markdown)
+    at.button(key="group_discard_0").click().run()
+    _no_errors(at)
+    assert _actions("dead.discard_group")[0].after["discarded"] == 2
+    with session_scope() as s:
+        statuses = sorted(s.scalars(select(Job.status).where(Job.media_item_id.in_(ids[1:]))))
+        assert statuses == ["cancelled"] * 2 + ["queued"] * 5
+        assert sum(s.get(MediaItem, i).skipped for i in ids[1:]) == 2
+    at = _page("admin_backfill.py")
+    assert any("No dead-lettered items" in m.value for m in at.success)
+
+
+def test_one_dead_job_can_still_be_retried_or_discarded_from_its_group_details(db):
     with session_scope() as s:
         a, b, _ = _seed(s)
         for item_id in (a, b):
             s.add(Job(media_item_id=item_id, status="dead", attempts=3, last_error=f"PrivateItem: video {item_id} is private",
-                      finished_at=datetime.now(timezone.utc)))
+                      failure_cause=FailureCause.PRIVATE, finished_at=datetime.now(timezone.utc)))
     at = _page("admin_backfill.py")
+    at.toggle(key="group_details_0").set_value(True).run()
     assert any("is private" in c.value for c in at.code)
-    _button(at, "Retry").click().run()
+    _button(at, "Retry this one").click().run()
     _no_errors(at)
     assert _actions("dead.retry")
-    _button(at, "Discard").click().run()
+    at.toggle(key="group_details_0").set_value(True).run()
+    _button(at, "Discard this one").click().run()
     _no_errors(at)
     assert _actions("dead.discard")
     with session_scope() as s:

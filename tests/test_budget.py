@@ -228,7 +228,7 @@ def test_progress_shows_done_total_eta_and_dollars_and_the_cli_prints_it(db):
     import subprocess
     import sys
 
-    from core.backfill.progress import progress_summary, save_snapshot, start_run
+    from core.backfill.progress import projection, save_snapshot, start_run
     from core.config import PROJECT_ROOT
 
     ids = make_items(4)
@@ -242,18 +242,19 @@ def test_progress_shows_done_total_eta_and_dollars_and_the_cli_prints_it(db):
         finish(claim(), minutes=10)
     clock.set_now(T0 + timedelta(hours=2))
     with session_scope() as s:
-        p = progress_summary(s)
+        p = projection(s)
         save_snapshot(s)
     assert (p.total, p.done, p.remaining, p.percent) == (4, 2, 2, 50.0)
-    assert p.items_per_hour == pytest.approx(1.0) and p.eta == T0 + timedelta(hours=4)
-    assert p.spent_usd == pytest.approx(0.12) and p.left_today_usd == pytest.approx(10 - 0.12)
+    # Two items in the two hours since the run began: 24 a day, so the other two take two more hours.
+    assert p.items_per_day == pytest.approx(24.0) and p.finish_date == (T0 + timedelta(hours=4)).date()
+    assert p.spent_run_usd == pytest.approx(0.12) and p.left_today_usd == pytest.approx(10 - 0.12)
     assert p.audio_hours_done == pytest.approx(20 / 60)
     line = p.line()
-    assert "2/4 (50.0%)" in line and "ETA 2026-11-29 13:00" in line and "$0.12 spent" in line
+    assert "2/4 (50.0%)" in line and "done around 2026-11-29 (set by the pace)" in line and "$0.12 spent" in line
     done = subprocess.run([sys.executable, "-m", "core", "backfill", "status"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=60, env={**os.environ, "CHAFFEE_CLOCK": (T0 + timedelta(hours=2)).isoformat()})
     assert done.returncode == 0, done.stderr
-    assert "2/4 (50.0%)" in done.stdout and "$0.12 spent" in done.stdout
+    assert done.stdout.strip() == line
 
 
 def test_running_one_item_now_goes_through_the_budget_too(db):
