@@ -226,6 +226,34 @@ def test_a_worker_killed_mid_job_leaves_every_item_indexed_exactly_once(db, fake
     assert_ledger_matches_reservations()
 
 
+def test_a_crashed_workers_item_costs_exactly_its_ledger_rows_run_lost_estimate_included(db, fake_openai, tmp_path):
+    """kill -9 mid paid transcription: the reaper books the reservation as "run lost"; the item's cost adds it."""
+    marker = tmp_path / "started"
+    (item_id,) = add_items([{"seconds": 600, "sleep": 60, "sleep_times": 1, "marker": str(marker)}], tmp_path)
+    with session_scope() as s:
+        queue.set_controls(s, paid_routing="always")
+    env = worker_env(fake_openai, FAKE_PAID_ENGINE="1", LEASE_S="2", RETRY_BASE_S="0.2")
+    first = spawn(env, "--engines", "openai")
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        if first.poll() is not None or time.monotonic() > deadline:
+            first.kill()
+            pytest.fail((first.communicate()[0] or "")[-3000:])
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # during the paid call: it may have been billed, we cannot ask
+    first.wait()
+    wait_all([spawn(env, "--engines", "openai", "--until-drained")], 60)
+    with session_scope() as s:
+        item = s.get(MediaItem, item_id)
+        rows = s.scalars(select(LedgerEntry).where(LedgerEntry.media_item_id == item_id).order_by(LedgerEntry.id)).all()
+        assert item.status == "indexed"
+        assert "estimated: run lost during 'transcribing'" in rows[0].note  # the crashed run, charged in full
+        assert len(rows) >= 3  # … then the rerun's transcription and embeddings at their real price
+        assert float(item.cost_usd) == pytest.approx(sum(float(r.usd) for r in rows), abs=1e-6)
+        assert float(item.cost_usd) > float(rows[0].usd)
+    assert_ledger_matches_reservations()
+
+
 def test_the_paid_rate_limit_holds_across_two_workers(db, fake_openai, tmp_path):
     limit, window, n = 1, 1.0, 8
     log = tmp_path / "calls.log"
