@@ -148,7 +148,7 @@ def test_admin_console_in_chromium(demo_app):
             # Change a budget and pause the backfill, as an admin would.
             page.locator("[data-testid=stSidebarNav]").get_by_role("link", name="Backfill").click()
             _settle(page, "Dead letter")
-            daily = page.get_by_role("spinbutton", name="Daily budget (USD)")
+            daily = page.get_by_role("textbox", name="Daily budget (USD)")
             daily.fill("2.50")
             daily.press("Tab")
             page.get_by_role("button", name="Save budget").click()

@@ -289,6 +289,31 @@ def test_one_dead_job_can_still_be_retried_or_discarded_from_its_group_details(d
         assert statuses == ["cancelled", "queued"]
 
 
+def test_a_paused_source_is_said_on_backfill_and_health_and_the_library_shows_each_items_error(db):
+    from core.backfill import breaker
+
+    with session_scope() as s:
+        ids = _seed(s, 4)
+        src = s.get(MediaItem, ids[1]).source_id
+        s.add(Job(media_item_id=ids[1], status="retry", attempts=1, failure_cause=FailureCause.SOURCE_UNREACHABLE,
+                  last_error="SourceUnreachable: Failed to resolve 'www.youtube.com'", run_after=datetime.now(timezone.utc)))
+        s.add(Job(media_item_id=ids[2], status="dead", attempts=1, failure_cause=FailureCause.REMOVED,
+                  last_error="Unavailable: This video has been removed by the uploader"))
+        s.add(Job(media_item_id=ids[3], status="queued"))
+        s.get(MediaItem, ids[2]).status = "dead"
+        for _ in range(3):
+            breaker.record_failure(s, src, FailureCause.SOURCE_UNREACHABLE, "Failed to resolve 'www.youtube.com'")
+    for page in ("admin_backfill.py", "admin_health.py"):
+        at = _page(page)
+        _no_errors(at)
+        assert any(re.search(r"YouTube unreachable since \d\d:\d\d UTC — 2 items waiting", e.value) for e in at.error), page
+    at = _page("admin_library.py")
+    _no_errors(at)
+    errors = dict(zip(at.dataframe[0].value["#"], at.dataframe[0].value["Error"]))
+    assert errors == {ids[0]: "", ids[1]: "YouTube could not be reached", ids[2]: "Video is removed or does not exist",
+                      ids[3]: ""}
+
+
 # ---------------------------------------------------------------------------------------------
 # Library page actions
 # ---------------------------------------------------------------------------------------------
