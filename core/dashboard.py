@@ -416,7 +416,7 @@ class DeadGroup(NamedTuple):
 
     cause: str | None
     source_kind: str | None
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count; the pages read it by this name
     newest: datetime | None
 
     @property

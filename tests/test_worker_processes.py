@@ -365,7 +365,7 @@ def test_an_offline_sync_of_50_videos_pauses_youtube_once_burns_no_attempt_while
         fake.go_down()
         env = worker_env(fake_openai, YOUTUBE_BASE_URL=fake.base_url, YOUTUBE_SLEEP_S="0", TRANSCRIPTION_ENGINES="captions,local",
                          SOURCE_BACKOFF_S="1", SOURCE_PROBE_MAX_S="2", RETRY_BASE_S="1")
-        procs = [spawn(env, "--engines", "local", "--until-drained") for _ in range(2)]
+        procs = [spawn(env, "--engines", "local", "--slots", "3", "--until-drained") for _ in range(2)]
 
         def paused(s):
             row = s.get(SourceBreaker, source_id)

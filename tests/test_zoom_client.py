@@ -236,3 +236,23 @@ def test_token_is_renewed_when_it_expires():
             client.list_recordings(date(2024, 5, 1), date(2024, 5, 31)).__next__()
         assert zoom.count("/oauth/token") == 2
         assert zoom.count("/v2/users/me/recordings", 401) == 0  # renewed before Zoom had to refuse it
+
+
+def test_zoom_out_of_reach_is_a_source_wide_failure_that_trips_the_breaker(fake):
+    """A refused connection (Zoom down, DNS gone) is classified as the source being unreachable, not the meeting."""
+    import socket
+
+    from core.backfill.failures import classify, label
+    from core.sources.base import SourceUnreachable
+    from core.states import SOURCE_WIDE_CAUSES, FailureCause
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = load_settings(**{**fake.settings_overrides(), "zoom_oauth_url": f"{closed}/oauth/token"})
+    with ZoomClient.from_settings(settings, quota=MemoryQuota(10)) as client:
+        with pytest.raises(SourceUnreachable) as caught:
+            list(client.list_recordings(date(2024, 6, 1), date(2024, 6, 30)))
+    cause = classify(caught.value)
+    assert cause is FailureCause.SOURCE_UNREACHABLE and cause in SOURCE_WIDE_CAUSES
+    assert label(cause, "zoom") == "Zoom could not be reached"

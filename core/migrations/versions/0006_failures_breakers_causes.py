@@ -1,5 +1,6 @@
 """source_breakers: one circuit breaker per source (replaces app_settings 'source_pauses');
-jobs.failure_cause: the typed kind of a job's last failure
+jobs.failure_cause: the typed kind of a job's last failure; item cost_usd = its ledger rows;
+safety limits no longer stored (configuration only)
 
 Revision ID: 0006_failures_breakers
 Revises: 0005_backfill_wait_reason
@@ -30,6 +31,13 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("failure_cause", sa.String(length=32), nullable=True))
     # The old per-source pauses were short rests after a 429: the breaker takes over from here.
     op.execute("DELETE FROM app_settings WHERE key = 'source_pauses'")
+    # An item's cost is the sum of its ledger rows: the reaper's "run lost" estimates were never added.
+    op.execute(
+        "UPDATE media_items m SET cost_usd = coalesce((SELECT sum(l.usd) FROM ledger l WHERE l.media_item_id = m.id), 0) "
+        "WHERE m.cost_usd IS DISTINCT FROM coalesce((SELECT sum(l.usd) FROM ledger l WHERE l.media_item_id = m.id), 0)"
+    )
+    # Stored safety limits are ignored from now on (configuration only): drop them so nothing suggests otherwise.
+    op.execute("UPDATE app_settings SET value = value - 'daily_safety_usd' - 'monthly_safety_usd' WHERE key = 'budget'")
 
 
 def downgrade() -> None:
