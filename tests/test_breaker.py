@@ -68,6 +68,8 @@ def test_three_unreachable_failures_in_a_row_pause_the_source_then_one_probe_at_
         assert probe is not None and probe.item_id in yt
     with session_scope() as s:
         assert claim_next(s, LOCAL, lease_s=60) is None, "one probe at a time: the others wait"
+        other = s.get(MediaItem, next(i for i in yt if i != probe.item_id))
+        assert other.status_detail.startswith("waiting: YouTube could not be reached since 06:40 UTC; the next try is at")
     with session_scope() as s:  # the probe fails the same way: the wait doubles
         again = breaker.record_failure(s, src, DOWN, "connection refused", job_id=probe.job_id)
         assert queue.release(s, probe.job_id, "w1", run_after=again.until, why=WaitReason.SOURCE)

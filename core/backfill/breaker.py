@@ -161,8 +161,15 @@ def open_sources(session: Session) -> dict[int, datetime | None]:
     )
 
 
-def admit_probe(session: Session, source_id: int, job_id: int, *, lease_s: float, now: datetime | None = None) -> datetime | None:
-    """May this job of a paused source run now, as its one probe? None = yes; else when to look again.
+class Hold(NamedTuple):
+    """A job of a paused source waits: until when, and why in words (for the item's status line)."""
+
+    until: datetime
+    why: str
+
+
+def admit_probe(session: Session, source_id: int, job_id: int, *, lease_s: float, now: datetime | None = None) -> Hold | None:
+    """May this job of a paused source run now, as its one probe? None = yes; else how long it waits, and why.
 
     The probe's slot is taken under the row lock, and the next probe time moves past the
     probe's lease, so two workers never probe at once (and a probe whose worker died is
@@ -173,7 +180,11 @@ def admit_probe(session: Session, source_id: int, job_id: int, *, lease_s: float
     if row.state != BreakerState.OPEN:
         return None
     if row.next_probe_at is not None and row.next_probe_at > now:
-        return row.next_probe_at
+        kind = session.scalar(select(Source.kind).where(Source.id == source_id))
+        since = f" since {row.since:%H:%M} UTC" if row.since else ""
+        why = (f"waiting: {label(row.cause, kind)}{since}; the next try is at {row.next_probe_at:%H:%M:%S} UTC "
+               "(no attempt is counted while it waits)")
+        return Hold(row.next_probe_at, why)
     row.probe_job_id = job_id
     row.next_probe_at = now + timedelta(seconds=max(_wait_s(row.hits, None), lease_s))
     log.info("source %s: job %s probes it", source_id, job_id)

@@ -152,9 +152,9 @@ def claim_next(
     for job, item in queue.candidates(session, now=now, limit=CANDIDATES_PER_CLAIM, job_id=job_id):
         if item.source_id in paused:
             # A paused source: its jobs wait for the next probe, and one job at a time is the probe.
-            later = breaker.admit_probe(session, item.source_id, job.id, lease_s=lease_s, now=now)
-            if later is not None:
-                queue.defer(session, job, until=later, why=WaitReason.SOURCE)
+            hold = breaker.admit_probe(session, item.source_id, job.id, lease_s=lease_s, now=now)
+            if hold is not None:
+                queue.defer(session, job, until=hold.until, why=WaitReason.SOURCE, detail=hold.why)
                 continue
         r, reservation, refused = _route_within_budget(session, ctx, job, item, kinds.get(item.source_id, "upload"))
         if not r.engines:

@@ -117,6 +117,8 @@ class Projection(NamedTuple):
     def line(self) -> str:
         """One human line for logs and the CLI."""
         paid = f"; paid work paused until {self.paid_paused_until:%Y-%m-%d %H:%M}" if self.paid_paused_until else ""
+        if self.paused_sources and self.outlook is not Outlook.SOURCE_PAUSED:  # the finish already says it
+            paid += "; " + "; ".join(s.line() for s in self.paused_sources)
         return (
             f"{self.done}/{self.total} ({self.percent:.1f}%) — {self.done} indexed ({self.review} in review), "
             f"{self.dead} dead, {self.running} running, {self.waiting} waiting; {self.remaining} left, "
