@@ -220,6 +220,10 @@ def test_limits_and_priorities_forms(db):
     with session_scope() as s:
         assert queue.get_controls(s).max_concurrency == 4
     assert _actions("backfill.controls")[0].after["max_concurrency"] == 4
+    assert any("Work limits saved" in m.value for m in at.success)
+    _button(at, "Save limits").click().run()  # the same values again: not "saved"
+    assert any("Nothing to save: the limits are unchanged." in i.value for i in at.info)
+    assert not any("Work limits saved" in m.value for m in at.success) and len(_actions("backfill.controls")) == 1
     at.multiselect[0].set_value(["topic", "most_viewed"])
     at.text_area[0].input("insulin, ketosis\nplant toxins")
     _button(at, "Save priorities").click().run()
