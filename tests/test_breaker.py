@@ -103,3 +103,11 @@ def test_an_answer_between_failures_resets_the_streak_and_a_429_pauses_at_once_f
     with session_scope() as s:
         (status,) = breaker.paused_sources(s)
         assert status.line().startswith("Zoom is rate-limiting us since 06:40 UTC — 2 items waiting")
+
+
+def test_every_cause_has_plain_words_and_advice():
+    from core.backfill.failures import UNCLASSIFIED, advice, label
+
+    for cause in FailureCause:
+        assert label(cause, "youtube") and label(cause, "zoom") and advice(cause).endswith(".")
+    assert label(None) == UNCLASSIFIED and label("from-an-old-version") == UNCLASSIFIED

@@ -49,6 +49,7 @@ def classify(error: BaseException) -> FailureCause:
     return FailureCause.OTHER
 
 
+UNCLASSIFIED = "Not classified (failed before causes were recorded)"
 _SOURCE_NAMES = {"youtube": "YouTube", "zoom": "Zoom", "upload": "An uploaded file's folder"}
 _ITEM_WORD = {"youtube": "Video", "zoom": "Meeting recording", "upload": "File"}
 
@@ -82,9 +83,7 @@ def label(cause: FailureCause | str | None, source_kind: str | None = None) -> s
         FailureCause.WORKER_LOST: "Its worker stopped answering (killed or crashed)",
         FailureCause.OTHER: "Another error (see the details)",
     }
-    return words.get(kind, "Not classified (failed before causes were recorded)") if kind else (
-        "Not classified (failed before causes were recorded)"
-    )
+    return words[kind] if kind is not None else UNCLASSIFIED
 
 
 def advice(cause: FailureCause | str | None) -> str:
