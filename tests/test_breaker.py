@@ -111,3 +111,35 @@ def test_every_cause_has_plain_words_and_advice():
     for cause in FailureCause:
         assert label(cause, "youtube") and label(cause, "zoom") and advice(cause).endswith(".")
     assert label(None) == UNCLASSIFIED and label("from-an-old-version") == UNCLASSIFIED
+
+
+def test_the_cli_lists_the_dead_letter_by_cause_and_retries_one_cause_audited(db):
+    import os
+    import subprocess
+    import sys
+
+    from core import audit
+    from core.config import PROJECT_ROOT
+
+    yt, zoom = make_items(3, "youtube"), make_items(1, "zoom")
+    with session_scope() as s:
+        for item_id in yt + zoom:
+            job = s.scalars(select(Job).where(Job.media_item_id == item_id)).one()
+            job.status, job.attempts, job.last_error = "dead", 3, "SourceUnreachable: Failed to resolve"
+            job.failure_cause = FailureCause.SOURCE_UNREACHABLE if item_id != yt[2] else FailureCause.REMOVED
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "core", "backfill", *args], cwd=PROJECT_ROOT, env=dict(os.environ),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = cli("dead").splitlines()
+    assert listed[0].startswith("YouTube could not be reached (2) — cause source_unreachable: Usually passes")
+    assert {line.split(" — ")[0] for line in listed[1:]} == {"Zoom could not be reached (1)",
+                                                             "Video is removed or does not exist (1)"}
+    assert cli("retry-dead", "--cause", "source_unreachable").strip() == "3 dead job(s) queued again"
+    assert sorted(j.status for j in jobs(yt + zoom)) == ["dead", "queued", "queued", "queued"]
+    with session_scope() as s:
+        rows = audit.list_entries(s, action="dead.retry_group")
+    assert {r.actor for r in rows} == {"cli"} and len(rows) == 2  # one audited action per group (YouTube, Zoom)

@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--job", type=int, help="one job id")
     r.add_argument("--item", type=int, help="one media item id")
     r.add_argument("--all", action="store_true", help="every dead job")
+    r.add_argument("--cause", help="every dead job of one cause, e.g. source_unreachable (the groups of Admin → Backfill; "
+                                   "`python -m core backfill dead` lists them)")
     r.set_defaults(func=cmd_retry_dead)
+    d = bsub.add_parser("dead", help="the dead letter grouped by cause, in plain words")
+    d.set_defaults(func=cmd_dead)
 
     w = sub.add_parser("worker", help="run a backfill worker alone (any machine with the same DATABASE_URL)")
     w.add_argument("--engines", help="transcription engines this machine runs, e.g. 'local' or 'local,openai' "
@@ -100,6 +104,15 @@ def cmd_retry_dead(args: argparse.Namespace) -> int:
     from core.models import Job
     from core.states import JobStatus
 
+    if args.cause:
+        from core import admin_actions, dashboard
+
+        with session_scope() as s:
+            groups = [g for g in dashboard.dead_letter_groups(s) if (g.cause or "unclassified") == args.cause]
+            n = sum(admin_actions.retry_dead_group(s, "cli", cause=g.cause, source_kind=g.source_kind) for g in groups)
+        print(f"{n} dead job(s) queued again" + ("" if groups else f" (no dead job of cause {args.cause!r}; "
+                                                                   "`python -m core backfill dead` lists them)"))
+        return 0
     with session_scope() as s:
         if args.all:
             ids = list(s.scalars(select(Job.id).where(Job.status == JobStatus.DEAD)))
@@ -107,9 +120,22 @@ def cmd_retry_dead(args: argparse.Namespace) -> int:
         elif args.job or args.item:
             n = queue.retry_dead(s, args.job, item_id=args.item)
         else:
-            print("error: name --job, --item or --all", file=sys.stderr)
+            print("error: name --job, --item, --cause or --all", file=sys.stderr)
             return 2
     print(f"{n} dead job(s) queued again")
+    return 0
+
+
+def cmd_dead(_args: argparse.Namespace) -> int:
+    from core import dashboard
+    from core.db import session_scope
+
+    with session_scope() as s:
+        groups = dashboard.dead_letter_groups(s)
+    if not groups:
+        print("no dead-lettered jobs")
+    for g in groups:
+        print(f"{g.label} ({g.count}) — cause {g.cause or 'unclassified'}: {g.advice}")
     return 0
 
 
