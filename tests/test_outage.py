@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sqlalchemy import func, select
 
 from core import db as core_db
 from core.chunking import chunk_segments
+from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.models import Chunk, Job, MediaItem
 from tests.fakes.fake_speech import speech_like
@@ -93,3 +96,81 @@ def test_kill_9_of_the_database_under_4_workers_they_all_keep_running_and_finish
         assert [j.status for j in jobs] == ["done"] * len(ids)
         assert all(j.attempts == 1 for j in jobs), [(j.id, j.attempts, j.last_error) for j in jobs if j.attempts != 1]
     assert_ledger_matches_reservations()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> bytes | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read()
+    except OSError:
+        return None
+
+
+def _search(query: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([sys.executable, "-m", "core", "search", query], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_kill_9_of_the_database_under_serve_search_answers_within_30_s_and_every_child_keeps_running(
+    db, tmp_path, embedded_only
+):
+    import psutil
+
+    srt = tmp_path / "moyamoya-talk.srt"
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:09,000\nMoyamoya disease narrows the arteries at the base of the brain.\n\n"
+        "2\n00:00:10,000 --> 00:00:19,000\nA carnivore diet changed how my patients with moyamoya felt.\n"
+    )
+    ingest = subprocess.run([sys.executable, "-m", "core", "ingest", str(srt), "--title", "Moyamoya talk"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+    ui_port, hook_port = _free_port(), _free_port()
+    env = {**os.environ, "WEBHOOK_PORT": str(hook_port), "ZOOM_WEBHOOK_SECRET": "s", "BACKFILL_TICK_S": "2",
+           "PYTHONUNBUFFERED": "1"}
+    serve = subprocess.Popen([sys.executable, "-m", "core", "serve", "--port", str(ui_port)], cwd=PROJECT_ROOT,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (_get(f"http://127.0.0.1:{ui_port}/_stcore/health") == b"ok"
+                   and _get(f"http://127.0.0.1:{hook_port}/healthz")):
+            assert serve.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.3)
+        children = {p.pid: p for p in psutil.Process(serve.pid).children()}
+        assert len(children) == 3  # UI, scheduler, webhook receiver
+        time.sleep(3)  # the scheduler is up and ticking
+
+        killed_at, killed = time.monotonic(), kill_database()
+        answered = None
+        while time.monotonic() - killed_at < 30:
+            result = _search("moyamoya")
+            if result.returncode == 0 and "Moyamoya talk" in result.stdout:
+                answered = time.monotonic() - killed_at
+                break
+            time.sleep(0.5)
+        assert answered is not None, f"no answer within 30 s: {result.stdout[-1500:]} {result.stderr[-1500:]}"
+        assert postmaster_pid() != killed
+        time.sleep(4)  # a few scheduler ticks against the new server
+        for pid, proc in children.items():
+            assert proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE, f"child {pid} died"
+        assert {p.pid for p in psutil.Process(serve.pid).children()} == set(children)  # none was restarted
+        assert _get(f"http://127.0.0.1:{ui_port}/_stcore/health") == b"ok"
+        assert _get(f"http://127.0.0.1:{hook_port}/healthz")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            out = serve.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            out = serve.communicate()[0]
+    print(f"search answered {answered:.1f} s after kill -9 of the database")
+    assert "Traceback" not in out, out[-4000:]
