@@ -65,7 +65,7 @@ def _children(args: argparse.Namespace) -> list[Child]:
     kids = [
         Child(
             "ui",
-            [py, "-m", "core.ui_server", "run", "streamlit_app.py", "--server.port", str(args.port),
+            [py, "-m", "core.ui_server", "run", "ui_app.py", "--server.port", str(args.port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              # Production mode whatever config.toml says: no file watcher, no re-run on save.
              *PRODUCTION_FLAGS],
