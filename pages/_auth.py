@@ -73,16 +73,18 @@ def _oidc_email() -> str | None:
 def _client() -> str | None:
     """The browser's address as the UI server saw it (the sign-in throttle counts per client)."""
     try:
-        return st.context.ip_address
+        address = st.context.ip_address
     except Exception:  # noqa: BLE001 - no request context (AppTest): one shared "unknown" client
         return None
+    return address if isinstance(address, str) else None
 
 
 def _cookie_token() -> str | None:
     try:
-        return st.context.cookies.get(admin_sessions.COOKIE_NAME)
+        token = st.context.cookies.get(admin_sessions.COOKIE_NAME)
     except Exception:  # noqa: BLE001 - no request context
         return None
+    return token if isinstance(token, str) else None  # AppTest hands back a stand-in object
 
 
 def _restore_from_cookie() -> str | None:
