@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8501)), help="UI port (default 8501)")
     p.add_argument("--no-scheduler", action="store_true", help="UI only (the scheduler runs elsewhere)")
     p.add_argument("--no-webhooks", action="store_true", help="do not start the Zoom webhook receiver")
+    p.add_argument("--plugin", action="append", default=[],
+                   help="a module the scheduler imports first (it may register engines)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -72,7 +74,7 @@ def _children(args: argparse.Namespace) -> list[Child]:
         )
     ]
     if not args.no_scheduler:
-        kids.append(Child("scheduler", [py, "-m", "scheduler"]))
+        kids.append(Child("scheduler", [py, "-m", "scheduler", *(f"--plugin={m}" for m in args.plugin)]))
     if not args.no_webhooks:
         kids.append(Child("webhooks", [py, "-m", "core", "webhooks"]))
     return kids
