@@ -289,10 +289,13 @@ def main() -> int:
     ap.add_argument("--worker-kills", type=int, help="kill -9 of a worker (default: one per 5 minutes, at least 1)")
     ap.add_argument("--outages", type=int, help="fake-source outages, YouTube and OpenAI in turn (default: one per 10 minutes, at least 2)")
     ap.add_argument("--outage-s", type=float, default=60.0, help="how long a fake source stays unreachable")
-    ap.add_argument("--daily-cap", type=float, default=1.00, help="daily budget (USD) the paid stand-in runs into")
+    ap.add_argument("--daily-cap", type=float, default=3.00, help="daily budget (USD) the paid stand-in runs into")
     ap.add_argument("--urgent-share", type=float, default=0.3, help="share of items routed to the paid engine")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     seed = args.seed if args.seed is not None else random.randrange(10_000)
     rng = random.Random(seed)
     total_s = args.minutes * 60
@@ -363,6 +366,12 @@ def main() -> int:
     times = sorted(total_s * 0.1 + span * (i + rng.uniform(0.1, 0.9)) / len(events) for i in range(len(events)))
     schedule = list(zip(times, events))
 
+    ready_by = time.monotonic() + 180
+    while not ui_health(f"http://127.0.0.1:{ui_port}/_stcore/health"):  # the clock starts once serve is up
+        if serve.poll() is not None or time.monotonic() > ready_by:
+            print(f"serve did not start; see {log_dir / 'serve.log'}")
+            return 1
+        time.sleep(0.5)
     began = time.monotonic()
     probe.start()
     restart_at: dict[int, float] = {}  # worker slot → when to start it again
@@ -480,7 +489,7 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
         status = Counter(j.status for j in jobs)
         done_jobs = [j for j in jobs if j.status == "done"]
         extra_attempts = sum(max(0, j.attempts - 1) for j in done_jobs) + sum(j.attempts for j in jobs if j.status == "dead")
-        errors = Counter((j.last_error or "").split(":")[0][:60] for j in jobs if j.attempts > 1 or j.status == "dead")
+        errors = Counter((j.last_error or "none recorded")[:70] for j in jobs if j.attempts > 1 or j.status in ("dead", "retry"))
         wrong_chunks, checked = [], 0
         chunk_rows = dict(s.execute(select(Chunk.media_item_id, func.count()).group_by(Chunk.media_item_id)).all())
         dup_idx = s.scalar(text("SELECT count(*) FROM (SELECT media_item_id, idx FROM chunks GROUP BY 1, 2 HAVING count(*) > 1) d"))
@@ -511,8 +520,10 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
     print(f"=== soak: {args.workers} workers + serve, {ran_s / 60:.1f} min, load average now {load_avg()} ===")
     print(f"items: {len(items.specs)} queued in all; jobs {dict(status)}")
     print(f"items done: {status.get('done', 0)}  ({status.get('done', 0) / (ran_s / 60):.1f} a minute)")
+    retrying = [j for j in jobs if j.status == "retry"]
     print(f"attempts burned (beyond one per finished job, plus dead jobs'): {extra_attempts}; "
-          f"dead-lettered: {status.get('dead', 0)}")
+          f"dead-lettered: {status.get('dead', 0)}; waiting to retry at the end: {len(retrying)} "
+          f"({sum(j.attempts for j in retrying)} attempts)")
     if errors:
         print("  why: " + "; ".join(f"{k or '?'} ×{n}" for k, n in errors.most_common(6)))
     print(f"dollars: spent ${spent:.4f}; peak today spent + open reservations ${stats.peak_committed_usd:.4f} "

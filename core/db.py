@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _lock = threading.Lock()
+_revive_lock = threading.Lock()
 _engine: Engine | None = None
 _sessionmaker: sessionmaker[Session] | None = None
 _embedded_server = None  # keeps the pgserver handle alive for this process
@@ -104,13 +105,23 @@ def revive_embedded_server() -> bool:
     """
     if _embedded_server is None or embedded_server_running():
         return bool(_embedded_server)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _embedded_server.start()
-    except Exception as exc:  # noqa: BLE001 - one line; the caller retries with backoff
-        log.warning("embedded PostgreSQL did not start yet: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
-        return False
+    # pgserver's lock is a file lock, which excludes other processes but not this process's
+    # other threads (a worker's job threads and heartbeat all reconnect at once).
+    with _revive_lock:
+        if embedded_server_running():
+            return True
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _embedded_server.start()
+        except AssertionError:
+            # pgserver found a postmaster that is not "ready" yet: another process started it
+            # and it is still recovering. Nothing to do but wait.
+            log.debug("embedded PostgreSQL is starting in another process")
+            return False
+        except Exception as exc:  # noqa: BLE001 - one line; the caller retries with backoff
+            log.warning("embedded PostgreSQL did not start yet: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
+            return False
     log.warning("embedded PostgreSQL restarted in %s", _embedded_server.pgdata)
     return True
 
