@@ -174,3 +174,33 @@ def test_kill_9_of_the_database_under_serve_search_answers_within_30_s_and_every
             out = serve.communicate()[0]
     print(f"search answered {answered:.1f} s after kill -9 of the database")
     assert "Traceback" not in out, out[-4000:]
+
+
+def test_the_webhook_receiver_answers_503_with_retry_after_while_the_database_is_away(tmp_path):
+    import httpx
+
+    from tests.fakes.zoom_server import ZoomWebhookSender
+
+    hook_port, dead_port = _free_port(), _free_port()  # nothing listens on dead_port
+    env = {**os.environ, "DATABASE_URL": f"postgresql://app:pw@127.0.0.1:{dead_port}/postgres",
+           "ZOOM_WEBHOOK_SECRET": "outage-secret", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "webhooks", "--port", str(hook_port)], cwd=PROJECT_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _get(f"http://127.0.0.1:{hook_port}/healthz"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the receiver did not start"
+            time.sleep(0.2)
+        event = {"event": "recording.completed", "event_ts": int(time.time() * 1000), "payload": {
+            "account_id": "acct", "object": {"uuid": "outage-meeting==", "id": 123456, "topic": "Q&A",
+                                             "recording_files": []}}}
+        resp = ZoomWebhookSender(f"http://127.0.0.1:{hook_port}/webhooks/zoom", "outage-secret").send(event)
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["retry-after"].isdigit() and int(resp.headers["retry-after"]) > 0
+        assert "briefly unavailable" in resp.json()["error"]
+        assert proc.poll() is None  # still serving
+        assert httpx.get(f"http://127.0.0.1:{hook_port}/healthz").status_code == 200
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in out, out[-3000:]
