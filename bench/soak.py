@@ -146,6 +146,7 @@ class Kill:
     what: str  # database | worker
     at: float  # monotonic
     done_before: int
+    wall: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     back_db: float | None = None  # first good query after the kill
     back_work: float | None = None  # first job finished after the kill
     back_viewer: float | None = None  # first good search after the kill
@@ -176,7 +177,6 @@ def worker_env(openai_url: str, extra: dict[str, str]) -> dict[str, str]:
         "FAKE_PAID_ENGINE": "1",
         "WORKER_IDLE_S": "0.5",
         "WORKER_SLOTS": "2",
-        "RETRY_BASE_S": "5",
         "LEASE_S": "20",
         "PAID_CALLS_PER_MINUTE": "0",
         "BACKFILL_TICK_S": "3",
@@ -251,7 +251,7 @@ def viewer_probe(stats: Stats, stop: threading.Event, period_s: float = 2.0) -> 
             now = time.monotonic()
             stats.slowest_search_s = max(stats.slowest_search_s, now - began)
             for k in stats.kills:
-                if k.back_viewer is None and now > k.at:
+                if k.back_viewer is None and began > k.at:  # a search begun after the kill
                     k.back_viewer = now - k.at
         except Exception as exc:  # noqa: BLE001 - counted by what the viewer would see
             kind = ("briefly unavailable (database)" if is_connection_lost(exc)
@@ -300,7 +300,7 @@ def main() -> int:
     rng = random.Random(seed)
     total_s = args.minutes * 60
 
-    from core.backfill import budget, queue
+    from core.backfill import budget
     from core.db import get_engine, session_scope
     from core.embeddings import ensure_space
     from tests.fakes.openai_server import FakeOpenAI
@@ -430,11 +430,10 @@ def main() -> int:
                 counts = _safe(db_counts, None)
                 if counts is not None:
                     stats.peak_committed_usd = max(stats.peak_committed_usd, counts["spent_today"] + counts["open_usd"])
+                    answered = time.monotonic()  # the query may have waited for the restart
                     for k in stats.kills:
                         if k.back_db is None:
-                            k.back_db = now - k.at
-                        if k.back_work is None and counts["done"] > k.done_before:
-                            k.back_work = now - k.at
+                            k.back_db = answered - k.at
                     if counts["queued"] < 40:
                         _safe(lambda: items.add(60), None)
                     if len(fake_ai.requests) > 2000:
@@ -489,7 +488,7 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
         status = Counter(j.status for j in jobs)
         done_jobs = [j for j in jobs if j.status == "done"]
         extra_attempts = sum(max(0, j.attempts - 1) for j in done_jobs) + sum(j.attempts for j in jobs if j.status == "dead")
-        errors = Counter((j.last_error or "none recorded")[:70] for j in jobs if j.attempts > 1 or j.status in ("dead", "retry"))
+        errors = Counter((j.last_error or "none recorded")[:50] for j in jobs if j.status in ("dead", "retry"))
         wrong_chunks, checked = [], 0
         chunk_rows = dict(s.execute(select(Chunk.media_item_id, func.count()).group_by(Chunk.media_item_id)).all())
         dup_idx = s.scalar(text("SELECT count(*) FROM (SELECT media_item_id, idx FROM chunks GROUP BY 1, 2 HAVING count(*) > 1) d"))
@@ -513,6 +512,19 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
             "SELECT count(*) FROM (SELECT r.id FROM reservations r JOIN ledger l ON l.reservation_id = r.id "
             "GROUP BY r.id, r.usd HAVING sum(l.usd) > r.usd + 0.000001) o")).scalar()
         by_day = s.execute(text("SELECT date(timezone('UTC', at)), sum(usd) FROM ledger GROUP BY 1")).all()
+        for k in stats.kills:  # the first job that finished after the kill
+            first = s.scalar(select(func.min(Job.finished_at)).where(Job.status == "done", Job.finished_at > k.wall))
+            k.back_work = (first - k.wall).total_seconds() if first is not None else None
+    causes: Counter = Counter()
+    for p in log_dir.glob("*.log"):
+        for line in p.read_text(errors="replace").splitlines():
+            if "failed → " in line:
+                msg = line.split("failed → ", 1)[1]
+                causes["fake YouTube unreachable" if "could not reach" in msg else
+                       "fake OpenAI unreachable" if "Connection error" in msg else
+                       "database" if ("OperationalError" in msg or "server closed" in msg) else msg[:60]] += 1
+            elif "reaped job" in line:
+                causes["worker killed (lease expired)" if "lease expired" in line else "reaped"] += 1
     tracebacks = sum(p.read_text(errors="replace").count("Traceback") for p in log_dir.glob("*.log"))
     outage_lines = sum(p.read_text(errors="replace").count("the database is unavailable") for p in log_dir.glob("*.log"))
 
@@ -524,8 +536,9 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
     print(f"attempts burned (beyond one per finished job, plus dead jobs'): {extra_attempts}; "
           f"dead-lettered: {status.get('dead', 0)}; waiting to retry at the end: {len(retrying)} "
           f"({sum(j.attempts for j in retrying)} attempts)")
+    print("  attempts counted, by cause (worker logs): " + ("; ".join(f"{k} ×{n}" for k, n in causes.most_common()) or "none"))
     if errors:
-        print("  why: " + "; ".join(f"{k or '?'} ×{n}" for k, n in errors.most_common(6)))
+        print("  last errors of dead/retrying jobs: " + "; ".join(f"{k} ×{n}" for k, n in errors.most_common(3)))
     print(f"dollars: spent ${spent:.4f}; peak today spent + open reservations ${stats.peak_committed_usd:.4f} "
           f"against the daily cap ${limits.daily_usd:.2f} (hard limit ${limits.daily_safety_usd:.2f}); "
           f"per day {[(str(d), round(float(u), 4)) for d, u in by_day]}")

@@ -22,13 +22,8 @@ from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.models import Chunk, Job, MediaItem
 from tests.fakes.fake_speech import speech_like
-from tests.test_worker_processes import (  # noqa: F401  (fake_openai is a fixture)
-    add_items,
-    assert_ledger_matches_reservations,
-    fake_openai,
-    spawn,
-    worker_env,
-)
+from tests.fakes.openai_server import FakeOpenAI
+from tests.test_worker_processes import _FakeAPIEmbedder, add_items, assert_ledger_matches_reservations, spawn, worker_env
 
 
 def postmaster_pid() -> int:
@@ -52,17 +47,27 @@ def done_count() -> int:
 
 
 @pytest.fixture()
+def openai_fake(db):
+    from core.embeddings import ensure_space
+
+    with FakeOpenAI(embedding_dim=64) as fake:
+        with session_scope() as s:
+            ensure_space(s, _FakeAPIEmbedder())  # before the workers start, as after any first ingest
+        yield fake
+
+
+@pytest.fixture()
 def embedded_only():
     if os.environ.get("CHAFFEE_TEST_USE_DATABASE_URL") == "1":
         pytest.skip("kills the embedded server; a managed DATABASE_URL is not ours to kill")
 
 
 def test_kill_9_of_the_database_under_4_workers_they_all_keep_running_and_finish_the_queue(
-    db, fake_openai, tmp_path, embedded_only
+    db, openai_fake, tmp_path, embedded_only
 ):
     specs = [{"seconds": 120 + 15 * i, "sleep": 0.6} for i in range(16)]
     ids = add_items(specs, tmp_path)
-    env = worker_env(fake_openai, LEASE_S="20", RETRY_BASE_S="0.2")
+    env = worker_env(openai_fake, LEASE_S="20", RETRY_BASE_S="0.2")
     workers = [spawn(env, "--engines", "local", "--until-drained") for _ in range(4)]
     try:
         deadline = time.monotonic() + 90
