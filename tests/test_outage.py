@@ -23,7 +23,13 @@ from core.db import session_scope
 from core.models import Chunk, Job, MediaItem
 from tests.fakes.fake_speech import speech_like
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_worker_processes import _FakeAPIEmbedder, add_items, assert_ledger_matches_reservations, spawn, worker_env
+from tests.test_worker_processes import (
+    _FakeAPIEmbedder,
+    add_items,
+    assert_ledger_matches_reservations,
+    spawn,
+    worker_env,
+)
 
 
 def postmaster_pid() -> int:
