@@ -515,6 +515,9 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
         for k in stats.kills:  # the first job that finished after the kill
             first = s.scalar(select(func.min(Job.finished_at)).where(Job.status == "done", Job.finished_at > k.wall))
             k.back_work = (first - k.wall).total_seconds() if first is not None else None
+            if k.back_work is not None and k.back_db is not None:
+                # finished_at is the worker's clock; the row can only be written once the database answers
+                k.back_work = max(k.back_work, k.back_db)
     causes: Counter = Counter()
     for p in log_dir.glob("*.log"):
         for line in p.read_text(errors="replace").splitlines():
@@ -549,8 +552,12 @@ def report(stats: Stats, items: Items, limits, args, log_dir: Path, ran_s: float
           f"{dict(sorted(transcribe_rows.items()))}")
     for k in stats.kills:
         fmt = lambda v: "never" if v is None else f"{v:.1f} s"  # noqa: E731
-        print(f"recovery after kill -9 of the {k.what}: database answers {fmt(k.back_db)}, "
-              f"a job finishes {fmt(k.back_work)}, a viewer's search answers {fmt(k.back_viewer)}")
+        if k.what == "database":
+            print(f"recovery after kill -9 of the database: it answers again {fmt(k.back_db)}, "
+                  f"a job finishes {fmt(k.back_work)}, a viewer's search answers {fmt(k.back_viewer)}")
+        else:
+            print(f"after kill -9 of a worker (restarted 5 s later): a job finishes {fmt(k.back_work)}, "
+                  f"a viewer's search answers {fmt(k.back_viewer)}")
     for what, at, length in stats.outages:
         print(f"fake {what} unreachable at {at / 60:.1f} min for {length:g} s")
     print(f"viewer: {stats.probe_ok} of {stats.probes} searches answered (slowest {stats.slowest_search_s:.1f} s); "
