@@ -243,3 +243,41 @@ def test_an_embedded_server_orphaned_by_a_kill_9_is_reused_and_stopped_by_its_la
     while psutil.pid_exists(server_pid) and psutil.Process(server_pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the last live client left the orphaned server running"
         time.sleep(0.2)
+
+
+def _page_whose_database_is_away_on_its_first_run() -> None:
+    import socket
+
+    import streamlit as st
+    from sqlalchemy import text
+
+    from core.db import make_engine
+    from pages._ui import run_page
+
+    def render() -> None:
+        st.session_state.runs = st.session_state.get("runs", 0) + 1
+        if st.session_state.runs == 1:
+            with socket.socket() as sock:  # a port nothing listens on: a real refused connection
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            with make_engine(f"postgresql+psycopg://u:p@127.0.0.1:{port}/x").connect() as conn:
+                conn.execute(text("SELECT 1"))
+        st.write(f"answered on run {st.session_state.runs}")
+
+    run_page(render)
+
+
+def test_a_page_whose_database_is_away_says_so_and_runs_itself_again_instead_of_an_error_box(monkeypatch, caplog):
+    import logging
+
+    from streamlit.testing.v1 import AppTest
+
+    import pages._ui as ui
+
+    monkeypatch.setattr(ui, "RETRY_S", 0.2)  # the wait before the automatic re-run
+    monkeypatch.setattr(core_db, "CONNECT_RETRY_S", 0.3)
+    with caplog.at_level(logging.WARNING, logger="pages._ui"):
+        at = AppTest.from_function(_page_whose_database_is_away_on_its_first_run, default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.value for m in at.markdown] == ["answered on run 2"]  # it re-ran by itself and recovered
+    assert any("the database is unavailable" in r.getMessage() for r in caplog.records)
