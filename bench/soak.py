@@ -289,11 +289,17 @@ def main() -> int:
     ap.add_argument("--worker-kills", type=int, help="kill -9 of a worker (default: one per 5 minutes, at least 1)")
     ap.add_argument("--outages", type=int, help="fake-source outages, YouTube and OpenAI in turn (default: one per 10 minutes, at least 2)")
     ap.add_argument("--outage-s", type=float, default=60.0, help="how long a fake source stays unreachable")
-    ap.add_argument("--daily-cap", type=float, default=3.00, help="daily budget (USD) the paid stand-in runs into")
-    ap.add_argument("--urgent-share", type=float, default=0.3, help="share of items routed to the paid engine")
+    ap.add_argument("--daily-cap", type=float, default=5.00, help="daily budget (USD) the paid stand-in runs into")
+    ap.add_argument("--urgent-share", type=float, default=0.05, help="share of items routed to the paid engine")
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
     import logging
+
+    def _interrupt(_signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM (or SIGINT in a background job) still stops the children
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     seed = args.seed if args.seed is not None else random.randrange(10_000)
@@ -325,6 +331,10 @@ def main() -> int:
     with session_scope() as s:
         ensure_space(s, _Embedder())
         budget.set_budget(s, args.daily_cap, max(args.daily_cap * 20, 20.0))
+        # Embeddings through the fake API at no price: with a price, every item needs budget and
+        # the whole queue waits for the next day once the cap is reached (by design). Free, the
+        # paid transcriptions meet the cap and the rest of the work goes on: the soak keeps running.
+        budget.set_price(s, "openai-embed", per_million_tokens=0.0)
         limits = budget.get_budget(s)
     items = Items(media, f"http://127.0.0.1:{yt_switch.port}", rng, args.urgent_share)
     items.add(60)
