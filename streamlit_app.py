@@ -15,15 +15,23 @@ except ConfigError as exc:  # a bad setting: say which, never a traceback
     st.error(str(exc))
     st.stop()
 
-search_page = st.Page("pages/search.py", title="Search", icon=":material/search:", default=True)
-pages: dict[str, list] = {"": [search_page]}
+from pages._ui import run_page  # noqa: E402
 
-try:
-    from pages._auth import admin_pages  # noqa: E402  (written with the admin console)
-except ImportError:
-    admin_pages = None
 
-if admin_pages is not None:
-    pages.update(admin_pages())
+def _app() -> None:
+    search_page = st.Page("pages/search.py", title="Search", icon=":material/search:", default=True)
+    pages: dict[str, list] = {"": [search_page]}
 
-st.navigation(pages).run()
+    try:
+        from pages._auth import admin_pages  # (written with the admin console)
+    except ImportError:
+        admin_pages = None
+
+    if admin_pages is not None:
+        pages.update(admin_pages())
+
+    st.navigation(pages).run()
+
+
+# Every page, viewer and admin: a database restart reads "briefly unavailable — retrying".
+run_page(_app)

@@ -1,10 +1,12 @@
 """Who may use the admin console: password sign-in (argon2) with throttling, or OIDC.
 
 The password comes from settings (`ADMIN_PASSWORD_HASH`, an argon2 hash, or the plain
-`ADMIN_PASSWORD` for development). Every attempt is written to `login_attempts`; after
-`login_max_failures` failures for one user name within `login_window_s` seconds, further
-attempts are refused — without even checking the password — until the oldest of those
-failures leaves the window, and the caller is told how long to wait.
+`ADMIN_PASSWORD` for development). Every attempt is written to `login_attempts` with the
+client it came from; after `login_max_failures` failures for one user name *from one client*
+within `login_window_s` seconds, further attempts from that client are refused — without even
+checking the password — until the oldest of those failures leaves the window, and the caller
+is told how long to wait. Another client (the real admin's browser) is not affected, so a
+stranger cannot lock the admin out.
 
 OIDC (Streamlit's `st.login`) is used when `[auth]` is configured in secrets.toml; then an
 account is an admin only if its e-mail is in `admin_emails`. No Streamlit import here: the
@@ -68,22 +70,35 @@ def _normalise(username: str) -> str:
     return username.strip().lower()
 
 
-def throttle_wait_s(session: Session, settings: Settings, username: str, *, now: datetime | None = None) -> float:
-    """Seconds this user name must wait before its next attempt (0 = may try now).
+UNKNOWN_CLIENT = "unknown"
 
-    Failures count only since the last success: signing in correctly clears the slate.
+
+def _client(client: str | None) -> str:
+    return (client or "").strip()[:100] or UNKNOWN_CLIENT
+
+
+def _attempts_of(name: str, client: str):
+    return (LoginAttempt.username == name, LoginAttempt.client == client)
+
+
+def throttle_wait_s(
+    session: Session, settings: Settings, username: str, *, client: str | None = None, now: datetime | None = None
+) -> float:
+    """Seconds this user name must wait before its next attempt from this client (0 = may try now).
+
+    Failures count only since the client's last success: signing in correctly clears the slate.
     """
     now = now or _now()
-    name = _normalise(username)
+    name, who = _normalise(username), _client(client)
     window_start = now - timedelta(seconds=settings.login_window_s)
     last_success = session.scalar(
-        select(func.max(LoginAttempt.at)).where(LoginAttempt.username == name, LoginAttempt.success.is_(True))
+        select(func.max(LoginAttempt.at)).where(*_attempts_of(name, who), LoginAttempt.success.is_(True))
     )
     since = max(window_start, last_success) if last_success else window_start
     recent = list(
         session.scalars(
             select(LoginAttempt.at)
-            .where(LoginAttempt.username == name, LoginAttempt.success.is_(False), LoginAttempt.at > since)
+            .where(*_attempts_of(name, who), LoginAttempt.success.is_(False), LoginAttempt.at > since)
             .order_by(LoginAttempt.at.desc())
             .limit(settings.login_max_failures)
         )
@@ -103,13 +118,16 @@ def format_wait(seconds: float) -> str:
     return f"{seconds} s"
 
 
-def sign_in(session: Session, settings: Settings, username: str, password: str, *, now: datetime | None = None) -> SignInResult:
-    """Check a password sign-in, record the attempt, and say what to show.
+def sign_in(
+    session: Session, settings: Settings, username: str, password: str, *, client: str | None = None,
+    now: datetime | None = None,
+) -> SignInResult:
+    """Check a password sign-in from `client` (the browser's address), record the attempt, say what to show.
 
     The caller commits the session (the attempt row must be kept even when the sign-in fails).
     """
     now = now or _now()
-    name = _normalise(username)
+    name, who = _normalise(username), _client(client)
     if not password_configured(settings):
         return SignInResult(
             False, None,
@@ -118,7 +136,7 @@ def sign_in(session: Session, settings: Settings, username: str, password: str, 
         )
     if not name or not password:
         return SignInResult(False, None, "Enter the user name and the password.")
-    wait = throttle_wait_s(session, settings, name, now=now)
+    wait = throttle_wait_s(session, settings, name, client=who, now=now)
     if wait > 0:
         return SignInResult(False, None, f"Too many failed attempts. Try again in {format_wait(wait)}.", wait)
 
@@ -131,29 +149,29 @@ def sign_in(session: Session, settings: Settings, username: str, password: str, 
         except VerificationError:
             pass
         ok = False
-    session.add(LoginAttempt(at=now, username=name, success=ok))
+    session.add(LoginAttempt(at=now, username=name, success=ok, client=who))
     session.flush()
     if ok:
         audit.record(session, settings.admin_user, "auth.sign_in", "admin console", after={"method": "password"})
         return SignInResult(True, settings.admin_user, "Signed in.")
-    wait = throttle_wait_s(session, settings, name, now=now)
+    wait = throttle_wait_s(session, settings, name, client=who, now=now)
     if wait > 0:
         return SignInResult(False, None, f"Wrong user name or password. Too many failed attempts: try again in {format_wait(wait)}.", wait)
-    left = settings.login_max_failures - _failures_in_window(session, settings, name, now)
+    left = settings.login_max_failures - _failures_in_window(session, settings, name, who, now)
     hint = f" {left} attempt{'s' if left != 1 else ''} left before a wait." if left <= 2 else ""
     return SignInResult(False, None, "Wrong user name or password." + hint)
 
 
-def _failures_in_window(session: Session, settings: Settings, name: str, now: datetime) -> int:
+def _failures_in_window(session: Session, settings: Settings, name: str, who: str, now: datetime) -> int:
     window_start = now - timedelta(seconds=settings.login_window_s)
     last_success = session.scalar(
-        select(func.max(LoginAttempt.at)).where(LoginAttempt.username == name, LoginAttempt.success.is_(True))
+        select(func.max(LoginAttempt.at)).where(*_attempts_of(name, who), LoginAttempt.success.is_(True))
     )
     since = max(window_start, last_success) if last_success else window_start
     return int(
         session.scalar(
             select(func.count()).where(
-                LoginAttempt.username == name, LoginAttempt.success.is_(False), LoginAttempt.at > since
+                *_attempts_of(name, who), LoginAttempt.success.is_(False), LoginAttempt.at > since
             )
         )
         or 0

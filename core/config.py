@@ -141,6 +141,7 @@ class Settings(BaseSettings):
     )
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins allowed in the window before a wait.")
     login_window_s: int = Field(900, ge=10, description="Window (seconds) for counting failed sign-ins.")
+    admin_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="An admin sign-in lasts this long (reloads and new tabs included) unless signed out.")
     scheduler_stale_after_s: float = Field(
         180.0, ge=10, description="A scheduler heartbeat older than this is shown as stale."
     )

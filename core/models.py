@@ -340,8 +340,36 @@ class LoginAttempt(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     username: Mapped[str] = mapped_column(Text)
     success: Mapped[bool] = mapped_column(Boolean)
+    # Who tried (the browser's IP as the UI server saw it): the throttle is per client and name,
+    # so a stranger's wrong passwords never lock the real admin out.
+    client: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_login_attempts_user_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_user_at", "username", "at"),
+        Index("ix_login_attempts_client_user_at", "client", "username", "at"),
+    )
+
+
+class AdminSession(Base):
+    """A signed-in admin, kept server-side; the browser holds only an HttpOnly cookie with the token.
+
+    Only hashes are stored: `token_hash` (the cookie's value) and, until the browser fetched its
+    cookie once, `handoff_hash` (a one-use code, valid a minute) — a leaked table signs no one in.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    username: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(16))  # password | oidc
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    handoff_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    handoff_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    client: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class QueryLogEntry(Base):

@@ -6,8 +6,10 @@ and, once signed in, the same URL is the Costs page (page identity in st.navigat
 URL path). Every admin page also calls `require_admin()` itself, so a page reached any other
 way is refused too.
 
-Password sign-in (core.auth: argon2, throttled) keeps the admin's name in this browser
-session's `st.session_state`. With `[auth]` configured in secrets.toml, Streamlit's OIDC
+Password sign-in (core.auth: argon2, throttled per client and user name) opens a server-side
+session (core/admin_sessions.py) whose token the browser keeps in an HttpOnly cookie, set by
+the UI server's own route (core/admin_web.py, mounted by ui_app.py): a reload or a new tab
+stays signed in until sign-out or expiry. With `[auth]` configured in secrets.toml, Streamlit's OIDC
 sign-in (st.login) is offered as well; such an account is an admin only if its e-mail is in
 ADMIN_EMAILS.
 """
@@ -18,12 +20,16 @@ from typing import Any
 
 import streamlit as st
 
-from core import auth
+from core import admin_sessions, auth
+from core.admin_web import SESSION_PATH, SIGN_OUT_PATH
 from core.config import get_settings
 from core.db import session_scope
 
 SESSION_KEY = "admin_user"
 SESSION_METHOD = "admin_method"
+SESSION_ID = "admin_session_id"
+_COOKIE_CODE = "admin_cookie_code"  # a one-use code: this tab fetches its cookie with it once
+_CLEAR_COOKIE = "admin_clear_cookie"
 PAGES_DIR = Path(__file__).resolve().parent
 
 # (file, title, icon, url path) of the console's own pages, in menu order. The first is /admin.
@@ -64,11 +70,46 @@ def _oidc_email() -> str | None:
     return None
 
 
+def _client() -> str | None:
+    """The browser's address as the UI server saw it (the sign-in throttle counts per client)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no request context (AppTest): one shared "unknown" client
+        return None
+    return address if isinstance(address, str) else None
+
+
+def _cookie_token() -> str | None:
+    try:
+        token = st.context.cookies.get(admin_sessions.COOKIE_NAME)
+    except Exception:  # noqa: BLE001 - no request context
+        return None
+    return token if isinstance(token, str) else None  # AppTest hands back a stand-in object
+
+
+def _restore_from_cookie() -> str | None:
+    """A reload or new tab: the session cookie names a live server-side session."""
+    token = _cookie_token()
+    if not token or st.session_state.get(_CLEAR_COOKIE):
+        return None
+    with session_scope() as session:
+        active = admin_sessions.session_user(session, token)
+    if active is None:
+        return None
+    st.session_state[SESSION_KEY] = active.username
+    st.session_state[SESSION_METHOD] = active.method
+    st.session_state[SESSION_ID] = active.session_id
+    return active.username
+
+
 def current_admin() -> str | None:
     """The signed-in admin's name, or None."""
     user = st.session_state.get(SESSION_KEY)
     if user:
         return str(user)
+    user = _restore_from_cookie()
+    if user:
+        return user
     if oidc_enabled():
         return auth.oidc_admin(get_settings(), _oidc_email())
     return None
@@ -107,11 +148,20 @@ def _password_form() -> None:
         password = st.text_input("Password", type="password", autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
     if submitted:
+        client = _client()
         with session_scope() as session:  # commits the attempt row whatever the outcome
-            result = auth.sign_in(session, settings, username, password)
-        if result.ok:
+            result = auth.sign_in(session, settings, username, password, client=client)
+            opened = None
+            if result.ok and result.user:
+                opened = admin_sessions.open_session(
+                    session, result.user, method="password", ttl_s=settings.admin_session_hours * 3600, client=client
+                )
+        if result.ok and opened is not None:
             st.session_state[SESSION_KEY] = result.user
             st.session_state[SESSION_METHOD] = "password"
+            st.session_state[SESSION_ID] = opened.session_id
+            st.session_state[_COOKIE_CODE] = opened.handoff_code
+            st.session_state.pop(_CLEAR_COOKIE, None)
             st.rerun()  # the same URL is now the admin page it names
         st.error(result.message, icon=":material/error:")
 
@@ -153,8 +203,11 @@ def sign_out_page() -> None:
     method = st.session_state.get(SESSION_METHOD) or ("password" if st.session_state.get(SESSION_KEY) else "oidc")
     with session_scope() as session:
         auth.sign_out(session, user, method=method)
-    for key in (SESSION_KEY, SESSION_METHOD):
+        # The row is what signs a browser in: revoked, any copy of the cookie is worthless.
+        admin_sessions.revoke(session, session_id=st.session_state.get(SESSION_ID), token=_cookie_token())
+    for key in (SESSION_KEY, SESSION_METHOD, SESSION_ID, _COOKIE_CODE):
         st.session_state.pop(key, None)
+    st.session_state[_CLEAR_COOKIE] = True
     st.session_state["signed_out_note"] = True
     if method == "oidc":
         st.logout()  # clears Streamlit's identity cookie and starts a new session
@@ -176,8 +229,21 @@ def _available() -> list[tuple[str, str, str, str]]:
     return [p for p in ADMIN_PAGES if (PAGES_DIR / p[0]).exists()] + _extra_admin_files()
 
 
+def _cookie_frame() -> None:
+    """Fetch (or clear) the session cookie from the UI server's own route, in an invisible frame."""
+    import streamlit.components.v1 as components
+
+    code = st.session_state.pop(_COOKIE_CODE, None)
+    if code:
+        components.iframe(f"{SESSION_PATH}?code={code}", height=0)
+    elif st.session_state.get(_CLEAR_COOKIE) == True:  # noqa: E712 - once per sign-out
+        st.session_state[_CLEAR_COOKIE] = "sent"
+        components.iframe(SIGN_OUT_PATH, height=0)
+
+
 def admin_pages() -> dict[str, list]:
     """The Admin section for st.navigation: sign-in when signed out; the console + sign-out when signed in."""
+    _cookie_frame()
     pages = _available()
     if current_admin() is None:
         entries = [st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="admin")]

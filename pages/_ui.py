@@ -3,11 +3,16 @@
 `run_action` is the one place a page changes anything: it opens a transaction, calls one
 core.admin_actions function with the signed-in admin as actor, and turns a refusal into
 st.error — never a traceback. Its outcome survives the st.rerun that refreshes the page.
+
+`run_page` wraps every page (streamlit_app.py): while the database is away (a restart) the
+page says "The archive is briefly unavailable — retrying" and runs itself again every few
+seconds until it answers, instead of Streamlit's error box.
 """
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any
@@ -16,9 +21,28 @@ import streamlit as st
 
 from core.admin_actions import AdminActionError, NothingToSave
 from core.db import session_scope
+from core.outage import OutageLog, is_connection_lost
 
 log = logging.getLogger(__name__)
 _FLASH = "admin_flash"
+UNAVAILABLE = "The archive is briefly unavailable — retrying"
+RETRY_S = 3.0
+_outage = OutageLog("UI", log)  # one log line per outage, for every session of this server
+
+
+def run_page(render: Callable[[], None]) -> None:
+    """Render a page; on a lost database connection say so and re-run in RETRY_S seconds."""
+    try:
+        render()
+    except Exception as exc:
+        if not is_connection_lost(exc):
+            raise
+        _outage.lost(exc)
+        st.info(f"{UNAVAILABLE}…", icon=":material/autorenew:")
+        time.sleep(RETRY_S)  # this session's script thread only; the page shows the note meanwhile
+        st.rerun()
+    else:
+        _outage.back()
 
 
 def run_action(fn: Callable[..., Any], actor: str, *args: Any, success: str, **kwargs: Any) -> bool:

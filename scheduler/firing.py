@@ -28,6 +28,7 @@ from apscheduler.util import ref_to_obj
 from sqlalchemy import text
 
 from core.db import get_engine
+from core.outage import OutageLog, is_connection_lost
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,27 @@ def _runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_once(job: str, period_s: float, ref: str | Callable[..., Any], *args: Any) -> Firing:
-    """Run the job `ref` ("module:function") for this firing unless another process has or is."""
+_outages: dict[str, OutageLog] = {}
+
+
+def run_once(job: str, period_s: float, ref: str | Callable[..., Any], *args: Any) -> Firing | None:
+    """Run the job `ref` ("module:function") for this firing unless another process has or is.
+
+    None when the database is away: one log line per outage, and the next firing tries again.
+    """
+    outage = _outages.setdefault(job, OutageLog(f"scheduler {job}", log))
+    try:
+        firing = _run_once(job, period_s, ref, *args)
+    except Exception as exc:
+        if not is_connection_lost(exc):
+            raise
+        outage.lost(exc)
+        return None
+    outage.back()
+    return firing
+
+
+def _run_once(job: str, period_s: float, ref: str | Callable[..., Any], *args: Any) -> Firing:
     fn = ref_to_obj(ref) if isinstance(ref, str) else ref
     slot = slot_of(period_s)
     key = {"key": f"scheduler:{job}"}

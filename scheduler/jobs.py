@@ -19,15 +19,43 @@ Per-process jobs (every scheduler process runs its own):
 """
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from core.backfill import budget
 from core.backfill.progress import save_snapshot
 from core.backfill.reaper import ReapReport, reap
 from core.backfill.worker import Worker
 from core.db import session_scope
+from core.outage import OutageLog, is_connection_lost
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+_outages: dict[str, OutageLog] = {}
+
+
+def through_outages(fn: F) -> F:
+    """A tick that finds the database gone logs one line (once per outage) and returns None.
+
+    The next firing tries again; APScheduler would otherwise log a traceback every tick.
+    """
+
+    @functools.wraps(fn)
+    def tick(*args: Any, **kwargs: Any) -> Any:
+        outage = _outages.setdefault(fn.__name__, OutageLog(f"scheduler {fn.__name__}", log))
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            outage.lost(exc)
+            return None
+        outage.back()
+        return result
+
+    return tick  # type: ignore[return-value]
 
 _worker: Worker | None = None  # this process's worker, set by scheduler.__main__
 
@@ -68,6 +96,7 @@ def zoom_sync() -> str:
     return str(sync_recent())
 
 
+@through_outages
 def backfill_tick() -> int:
     """Start jobs for free slots of this process (each runs in its own thread)."""
     if _worker is None or _worker.stopping:
@@ -75,6 +104,7 @@ def backfill_tick() -> int:
     return _worker.fill()
 
 
+@through_outages
 def reembed_tick() -> str | None:
     """A bounded batch of re-embedding (the whole archive after EMBEDDING_MODEL changed)."""
     from core.reembed import BATCH_ITEMS, PaidReembedRefused, reembed_pending
@@ -105,6 +135,7 @@ def lease_reaper() -> ReapReport:
     return report
 
 
+@through_outages
 def progress_snapshot() -> str:
     with session_scope() as s:
         return save_snapshot(s).line()

@@ -23,7 +23,7 @@ from core import db as core_db  # noqa: E402
 from core.config import get_settings  # noqa: E402
 
 APP_TABLES = (
-    "feedback, query_log, audit_log, login_attempts, webhook_events, ledger, reservations, jobs, "
+    "feedback, query_log, audit_log, login_attempts, admin_sessions, webhook_events, ledger, reservations, jobs, "
     "workers, rate_buckets, app_settings, chunks, transcript_segments, source_breakers, media_items, sources, "
     "embedding_spaces, "
     "periodic_runs"

@@ -197,3 +197,47 @@ def test_healthz_and_missing_secret(db, receiver):
     assert httpx.get(f"{receiver}/healthz").json() == {"ok": True}
     with serve_asgi(create_app(load_settings(zoom_webhook_secret=None))) as url:
         assert httpx.post(f"{url}/webhooks/zoom", content=b"{}").status_code == 503
+
+
+def _absurd(body: dict, how: str) -> dict:
+    obj = body["payload"]["object"]
+    if how == "huge_file_size":
+        obj["recording_files"][0]["file_size"] = 1e400  # json.dumps writes Infinity; Zoom's 1e400 reads the same
+    elif how == "negative_file_size":
+        obj["recording_files"][0]["file_size"] = -5
+    elif how == "huge_duration":
+        obj["duration"] = 1e300
+    elif how == "nan_duration":
+        obj["duration"] = float("nan")
+    elif how == "long_uuid":
+        obj["uuid"] = "u" * 300
+    elif how == "object_topic":
+        obj["topic"] = {"nested": "x"}
+    return body
+
+
+@pytest.mark.parametrize(
+    "how", ["huge_file_size", "negative_file_size", "huge_duration", "nan_duration", "long_uuid", "object_topic"]
+)
+def test_signed_events_with_absurd_values_get_400_and_store_nothing(zoom, sender, how):
+    _meeting, body = completed_event(zoom)
+    resp = sender.send(_absurd(body, how))
+    assert resp.status_code == 400, resp.text
+    assert "error" in resp.json()
+    assert counts() == (0, 0, 0)
+
+
+def test_literal_1e400_in_the_raw_body_gets_400(zoom, sender):
+    _meeting, body = completed_event(zoom)
+    body["payload"]["object"]["recording_files"][0]["file_size"] = 123456789
+    raw = json.dumps(body).encode().replace(b"123456789", b"1e400")
+    assert sender.send(raw).status_code == 400
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "soon", "1e400"])
+def test_signed_non_numeric_timestamps_get_400_and_store_nothing(zoom, sender, timestamp):
+    _meeting, body = completed_event(zoom)
+    resp = sender.send(body, timestamp=timestamp)  # signed over this very timestamp
+    assert resp.status_code == 400, resp.text
+    assert counts() == (0, 0, 0)

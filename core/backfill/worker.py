@@ -13,7 +13,10 @@ number of machines share the database:
   someone else even if its thread hangs;
 - SIGTERM: no new claims; running jobs get `shutdown_grace_s` to finish, then are
   released (the attempt is not counted) and the process exits;
-- past the storage limit (core.backfill.storage) no new work is claimed.
+- past the storage limit (core.backfill.storage) no new work is claimed;
+- a lost database connection (a PostgreSQL restart) never ends the process: the loop, the
+  heartbeats and the recording of a run's outcome wait for it with backoff (core/outage.py),
+  and a run the outage interrupted is released without counting an attempt.
 
 However a run ends, its reservation is closed by one function, core.backfill.budget.close,
 with the outcome and the stage the run reached.
@@ -46,6 +49,7 @@ from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import Job, MediaItem
 from core.models import Worker as WorkerRow
+from core.outage import Backoff, OutageLog, is_connection_lost
 from core.sources.base import SourceError
 from core.states import SEARCHABLE, SOURCE_WIDE_CAUSES, FailureCause, ItemStatus, Outcome, Stage, WaitReason
 from core.transcribe.base import TranscriptionError
@@ -148,8 +152,14 @@ class Worker:
 
     def close(self) -> None:
         self._stop.set()
-        with session_scope() as s:
-            s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+        try:
+            with session_scope() as s:
+                s.execute(delete(WorkerRow).where(WorkerRow.id == self.id))
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            # The row goes stale and the reaper prunes it; nothing else depends on it.
+            log.warning("worker %s: database unavailable at exit; its row will be pruned", self.id)
 
     def request_stop(self, grace_s: float | None = None) -> None:
         """Claim nothing more; running jobs may finish within the grace period."""
@@ -191,11 +201,16 @@ class Worker:
         return max(0.2, min(self.lease_s / 3.0, 15.0))
 
     def _beat_loop(self) -> None:
+        outage = OutageLog(f"worker {self.id} heartbeat", log)
         while True:
             try:
                 self.beat()
-            except Exception:  # the database may blink; the next beat tries again
-                log.exception("heartbeat failed")
+                outage.back()
+            except Exception as exc:  # the database may blink; the next beat tries again
+                if is_connection_lost(exc):
+                    outage.lost(exc)
+                else:
+                    log.exception("heartbeat failed")
             if self._stop.wait(self._beat_s()) and not self.busy():
                 return
 
@@ -310,23 +325,37 @@ class Worker:
         idle = self.settings.worker_idle_s
         reap_every = max(1.0, min(self.lease_s, 60.0))
         last_reap = -1e9
+        backoff, outage = Backoff(first=0.5, most=10.0), OutageLog(f"worker {self.id}", log)
         try:
             while not self.stopping:
-                if time.monotonic() - last_reap >= reap_every:
-                    # Standalone workers reap too: a worker machine may run without a scheduler.
-                    try:
-                        reap()
-                    except Exception:  # a database blink: the next round tries again
-                        log.exception("reaping expired leases failed")
-                    last_reap = time.monotonic()
-                started = self.fill()
-                if max_jobs is not None and self.jobs_done >= max_jobs and not self.busy():
-                    break
-                if not started and not self.busy():
-                    if exit_when_idle:
+                try:
+                    if time.monotonic() - last_reap >= reap_every:
+                        # Standalone workers reap too: a worker machine may run without a scheduler.
+                        try:
+                            reap()
+                        except Exception as exc:  # a database blink: the next round tries again
+                            if is_connection_lost(exc):
+                                raise
+                            log.exception("reaping expired leases failed")
+                        last_reap = time.monotonic()
+                    started = self.fill()
+                    if max_jobs is not None and self.jobs_done >= max_jobs and not self.busy():
                         break
-                    if until_drained and self._queue_drained():
-                        break
+                    if not started and not self.busy():
+                        if exit_when_idle:
+                            break
+                        if until_drained and self._queue_drained():
+                            break
+                except Exception as exc:
+                    # One whole iteration lost its database: say so once, wait, go on. A claim is
+                    # one transaction, so a claim cut short left nothing half-done behind.
+                    if not is_connection_lost(exc):
+                        raise
+                    outage.lost(exc)
+                    self._stop.wait(backoff.delay())
+                    continue
+                outage.back()
+                backoff.reset()
                 self._stop.wait(idle if not started and not self.busy() else 0.05)
         finally:
             if self.stopping:
@@ -353,18 +382,50 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the thread ends
             if not run.released:
                 try:
-                    self._on_failure(run, exc)
+                    if is_connection_lost(exc):
+                        self._through_outage(run, self._release_after_outage, run, exc)
+                    else:
+                        self._through_outage(run, self._on_failure, run, exc)
                 except Exception:
                     log.exception("could not record the failure of job %s", claim.job_id)
             if not isinstance(exc, Exception):
                 raise
         else:
             if not run.released:
-                self._on_success(run, result)
+                # The work is done: its outcome (and its money) is written once the database
+                # answers again, while the heartbeats keep the lease ours.
+                self._through_outage(run, self._on_success, run, result)
         finally:
             with self._lock:
                 self._running.pop(claim.job_id, None)
             self.jobs_done += 1
+
+    def _through_outage(self, run: _Running, fn: Callable[..., None], *args: Any) -> None:
+        """fn(*args), retried with backoff while the database is away (each try is one transaction)."""
+        backoff, outage = Backoff(first=0.5, most=5.0), OutageLog(f"job {run.claim.job_id}", log)
+        while True:
+            try:
+                fn(*args)
+                outage.back()
+                return
+            except Exception as exc:
+                if not is_connection_lost(exc) or run.lost or run.released:
+                    raise
+                outage.lost(exc)
+                time.sleep(backoff.delay())
+
+    def _release_after_outage(self, run: _Running, exc: BaseException) -> None:
+        """The run stopped because the database went away: give the job back, no attempt counted.
+
+        Its reservation is closed by the one rule (budget.close): charged as far as the stage
+        it reached may have cost money, so the rerun pays only for its own calls.
+        """
+        claim = run.claim
+        with session_scope() as s:
+            if queue.release(s, claim.job_id, self.id, why=WaitReason.SHUTDOWN):
+                self._close_money(s, run, Outcome.RELEASED, exc)
+                log.warning("job %s released after a database outage during '%s' (no attempt counted)",
+                            claim.job_id, run.stage)
 
     def _on_success(self, run: _Running, result: Any) -> None:
         claim = run.claim

@@ -147,7 +147,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines is not None else None
     worker = Worker(engines=engines, device=args.device, model=args.model, slots=args.slots)
     install_signal_handlers(worker)
-    worker.start()
+    if not _start_through_outage(worker):
+        return 130  # stopped (SIGTERM / Ctrl-C) before the database came back
     print(f"worker {worker.id} ready: {worker.capabilities}", flush=True)
     try:
         done = worker.serve(max_jobs=args.max_jobs, exit_when_idle=args.exit_when_idle, until_drained=args.until_drained)
@@ -155,3 +156,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker.close()
     print(f"worker {worker.id} stopped after {done} job(s)", flush=True)
     return 0
+
+
+def _start_through_outage(worker) -> bool:
+    """Register the worker, waiting with backoff while the database is away; False if stopped first."""
+    from core.outage import is_connection_lost, wait_for_database
+
+    while not worker.stopping:
+        if not wait_for_database(f"worker {worker.id}", stop=lambda: worker.stopping):
+            return False
+        try:
+            worker.start()
+            return True
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+    return False

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -83,7 +84,17 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _timestamp_seconds(value: str) -> float:
-    number = float(value)
+    """The header's seconds (or milliseconds); BadEvent (400) for text, nan or inf.
+
+    float() accepts "nan" and "inf", and nan compares False with everything: without the
+    finiteness check a signed `nan` would pass the freshness test.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadEvent("x-zm-request-timestamp is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise BadEvent("x-zm-request-timestamp is not a finite, positive number")
     return number / 1000.0 if number > 1e11 else number  # tolerate milliseconds
 
 
@@ -96,10 +107,7 @@ def verify_request(
     timestamp = headers.get("x-zm-request-timestamp")
     if not signature or not timestamp:
         raise BadSignature("missing x-zm-signature or x-zm-request-timestamp")
-    try:
-        sent_at = _timestamp_seconds(timestamp)
-    except ValueError:
-        raise BadSignature("bad x-zm-request-timestamp") from None
+    sent_at = _timestamp_seconds(timestamp)
     # Checked before the HMAC, but the HMAC covers the timestamp: an old signed body cannot be
     # replayed with a fresh timestamp.
     if abs((time.time() if now is None else now) - sent_at) > max_skew_s:
@@ -118,6 +126,63 @@ def url_validation_response(secret: str, plain_token: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Parsing (pure)
 # ---------------------------------------------------------------------------------------------
+
+
+# Bounds on what a recording event may carry. Zoom's own values sit far inside them; anything
+# outside is a broken or hostile sender. Python's json reads 1e400 as inf and accepts NaN, and
+# int(inf) raises deep inside the ingest: checked here, before anything is stored, as a 400.
+MAX_ID_CHARS = 200  # media_items.external_id and webhook_events.event_id are String(200)
+MAX_FILE_BYTES = 10 * 2**40  # 10 TiB: no Zoom recording file comes near it
+MAX_DURATION_MIN = 7 * 24 * 60  # a week of meeting, in Zoom's whole minutes
+MAX_EVENT_TS = 1e14  # milliseconds, year ~5138
+MAX_TEXT_CHARS = 2000  # topic, URLs, emails, times
+
+
+def _in_range(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+
+
+def _check_number(obj: Mapping[str, Any], key: str, high: float, where: str) -> None:
+    if key in obj and obj[key] is not None and not _in_range(obj[key], 0, high):
+        raise BadEvent(f"{where}{key} is not a number between 0 and {high:g}")
+
+
+def _check_text(obj: Mapping[str, Any], key: str, limit: int, where: str) -> None:
+    value = obj.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadEvent(f"{where}{key} has the wrong type")
+    if len(str(value)) > limit:
+        raise BadEvent(f"{where}{key} is longer than {limit} characters")
+
+
+def check_recording_values(obj: Mapping[str, Any]) -> None:
+    """BadEvent unless the recording object's numbers, ids and texts are in range."""
+    _check_text(obj, "uuid", MAX_ID_CHARS, "")
+    _check_text(obj, "id", 40, "")
+    if isinstance(obj.get("id"), (int, float)) and not _in_range(obj["id"], 0, 2**63 - 1):
+        raise BadEvent("id is not a meeting number")
+    _check_number(obj, "duration", MAX_DURATION_MIN, "")
+    _check_number(obj, "total_size", MAX_FILE_BYTES, "")
+    _check_number(obj, "recording_count", 10_000, "")
+    for key in ("topic", "host_email", "host_id", "share_url", "start_time", "timezone", "account_id"):
+        _check_text(obj, key, MAX_TEXT_CHARS, "")
+    files = obj.get("recording_files")
+    if files is None:
+        return
+    if not isinstance(files, list) or len(files) > 1000:
+        raise BadEvent("recording_files is not a list of files")
+    for f in files:
+        if not isinstance(f, Mapping):
+            raise BadEvent("a recording file is not an object")
+        _check_number(f, "file_size", MAX_FILE_BYTES, "recording_files.")
+        for key in ("id", "meeting_id"):
+            _check_text(f, key, MAX_ID_CHARS, "recording_files.")
+        for key in ("file_type", "recording_type", "status", "file_extension", "recording_start", "recording_end"):
+            _check_text(f, key, 100, "recording_files.")
+        for key in ("download_url", "play_url"):
+            _check_text(f, key, MAX_TEXT_CHARS, "recording_files.")
 
 
 class ZoomEvent(NamedTuple):
@@ -147,7 +212,11 @@ def parse_event(body: bytes) -> ZoomEvent:
             raise BadEvent("url_validation without plainToken")
     elif event in HANDLED_EVENTS and (not isinstance(obj.get("uuid"), str) or not obj["uuid"]):
         raise BadEvent(f"{event} without a meeting uuid")
+    if event in HANDLED_EVENTS:
+        check_recording_values(obj)
     ts = data.get("event_ts")
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and not _in_range(ts, 0, MAX_EVENT_TS):
+        raise BadEvent("event_ts out of range")
     event_ts = int(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
     # Zoom re-sends the same body when we were slow; its event_ts and meeting uuid identify it.
     if event_ts is not None:

@@ -5,7 +5,9 @@ POST /webhooks/zoom  signed Zoom events → core.zoom.events (database work only
 GET  /healthz        liveness for the supervisor and reverse proxies
 
 Order of checks, cheapest and least trusting first: body size (400), signature and
-timestamp over the *raw* bytes (401), JSON shape (400). Nothing unsigned is ever parsed.
+timestamp over the *raw* bytes (401), JSON shape and value ranges (400). Nothing unsigned is
+ever parsed. While the database is away (a restart) the answer is 503 with Retry-After, so
+Zoom delivers the event again later.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.config import Settings, get_settings
+from core.outage import OutageLog, is_connection_lost
 from core.zoom.events import (
     URL_VALIDATION,
     BadEvent,
@@ -29,6 +32,7 @@ from core.zoom.events import (
 )
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 30  # Zoom retries a failed delivery; the database restarts in seconds
 
 
 class _TooLarge(Exception):
@@ -49,6 +53,8 @@ async def _read_capped(request: Request, cap: int) -> bytes:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app; `settings` defaults to the process settings, read on first request."""
+
+    outage = OutageLog("webhook receiver", log)
 
     def current() -> Settings:
         return settings or get_settings()
@@ -74,10 +80,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             outcome = await run_in_threadpool(process_delivery, event, cfg)
         except BadEvent as exc:  # pragma: no cover - parse_event catches shapes first
             return JSONResponse({"error": exc.reason}, status_code=400)
-        except Exception:
+        except Exception as exc:
             # Zoom re-delivers on a non-2xx answer; the event id was not recorded (rolled back).
+            if is_connection_lost(exc):
+                # A database restart: ask Zoom to come back rather than report a bug.
+                outage.lost(exc)
+                return JSONResponse({"error": "the archive database is briefly unavailable"}, status_code=503,
+                                    headers={"Retry-After": str(RETRY_AFTER_S)})
             log.exception("could not apply Zoom event %s", event.event)
             return JSONResponse({"error": "temporary failure"}, status_code=500)
+        outage.back()
         log.info("Zoom event %s: %s", event.event, outcome.status)
         return JSONResponse({"status": outcome.status, "item_id": outcome.item_id})
 

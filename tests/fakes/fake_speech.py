@@ -8,6 +8,8 @@ run around them. Each "audio" file may be a JSON spec saying how the engine beha
      "fail": "retryable",       # … with a retryable or "permanent" error
      "sleep": 0.0,              # seconds to take (first call only if "sleep_times": 1)
      "marker": "/path",         # touched when a call starts (tests wait for it, then kill -9)
+     "fetch": "http://…",       # GET this first, as a source download (bench/soak.py's fake YouTube);
+                                #   unreachable → a retryable TransientSourceError
      "rate_limited": 120}       # answer like YouTube's 429 (a RateLimited source error, Retry-After s)
 
 Any other file (real audio) is treated as {"seconds": <its WAV length or 60>}. The text is
@@ -71,6 +73,18 @@ def _spec(path: Path) -> dict:
         return {"seconds": 60.0}
 
 
+def _fetch(url: str) -> None:
+    import urllib.request
+
+    from core.sources.base import TransientSourceError
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            response.read()
+    except OSError as exc:
+        raise TransientSourceError(f"could not reach {url}: {exc}") from exc
+
+
 def _count_call(path: Path) -> int:
     counter = path.with_name(path.name + ".calls")
     # O_APPEND writes of one byte are atomic: the count survives processes and kill -9.
@@ -100,6 +114,8 @@ class FakeEngine:
         if log:
             with open(log, "a") as fh:
                 fh.write(f"{self.name}\t{audio_path.name}\t{time.time():.6f}\t{os.getpid()}\n")
+        if spec.get("fetch"):
+            _fetch(spec["fetch"])
         if spec.get("marker"):
             Path(spec["marker"]).write_text(str(os.getpid()))
         if spec.get("sleep") and calls <= int(spec.get("sleep_times", 10**9)):
