@@ -351,6 +351,109 @@ def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
     return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
 
 
+# ---------------------------------------------------------------------------------------------
+# The fitted chooser: where an answer starts, from cues a transcript reader uses
+# ---------------------------------------------------------------------------------------------
+
+_OPENER = re.compile(r"^\W*(?:well|yeah|yes|no|so|um|uh|okay|ok|absolutely|look|right|sure|oh)\b", re.IGNORECASE)
+
+FEATURES = (
+    "own",  # share of the query's idf said in the sentence itself
+    "ctx",  # … from its start to CONTEXT_S later (choose()'s score, as a share)
+    "fwd15",  # … in the 15 s from its start
+    "fwd40",  # … in the 40 s from its start (the answer that follows)
+    "back15",  # … in the 15 s before it (the question it answers)
+    "top",  # ctx relative to the window's best ctx
+    "is_question",
+    "after_question",  # the sentence before it (within QUESTION_AHEAD_S) is a question of ≥ 4 words, or its tail
+    "question_words_before",  # share of the query's idf in questions said up to 20 s before it
+    "opener",  # starts a reply: "Well, …", "Yeah, …", "So …"
+    "pause",  # a pause of ≥ 1 s before it (a turn boundary in captions)
+    "speaker_change",
+    "short",  # three words or fewer ("Yeah.")
+    "before_best",  # starts at or before the window's best-scoring sentence, within 60 s
+    "after_best",  # starts after it
+    "rule_choice",  # the sentence choose() + answer_start() pick
+    "at_chunk_start",  # the first sentence of the best chunk
+)
+
+
+def sentence_features(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]],
+                      weights: Mapping[str, float], chunk_start_s: float | None = None) -> list[list[float]]:
+    """One row of FEATURES per sentence (the fitted chooser's inputs; bench/locator.py fits them)."""
+    n = len(sentences)
+    total = sum(weights.values()) or 1.0
+    starts = [s.start_s for s in sentences]
+
+    def share(lo: int, hi: int) -> float:
+        seen: set[str] = set()
+        for j in range(lo, hi):
+            seen |= lexemes[j]
+        return sum(weights.get(lx, 0.0) for lx in seen) / total
+
+    def upto(i: int, seconds: float) -> int:
+        j = i
+        while j < n and starts[j] - starts[i] <= seconds:
+            j += 1
+        return j
+
+    ctx = [share(i, max(upto(i, CONTEXT_S), i + 1)) for i in range(n)]
+    top = max(ctx, default=0.0)
+    best = max(range(n), key=lambda i: (ctx[i], -i)) if n else 0
+    rule, _ = choose(sentences, lexemes, weights)
+    rule = answer_start(sentences, rule) if rule >= 0 else -1
+    questions = [is_question(s) and len(s.text.split()) >= 4 for s in sentences]
+    rows = []
+    for i, sent in enumerate(sentences):
+        lo = i
+        while lo > 0 and starts[i] - starts[lo - 1] <= 15.0:
+            lo -= 1
+        qlo = i
+        while qlo > 0 and starts[i] - starts[qlo - 1] <= 20.0:
+            qlo -= 1
+        q_before = [j for j in range(qlo, i) if questions[j]]
+        prev_q = i > 0 and starts[i] - starts[i - 1] <= QUESTION_AHEAD_S and (
+            questions[i - 1] or (i > 1 and questions[i - 2] and len(sentences[i - 1].text.split()) <= QUESTION_TAIL_WORDS
+                                 and not is_question(sent)))
+        words = len(sent.text.split())
+        rows.append([
+            sum(weights.get(lx, 0.0) for lx in lexemes[i]) / total,
+            ctx[i],
+            share(i, max(upto(i, 15.0), i + 1)),
+            share(i, max(upto(i, 40.0), i + 1)),
+            share(lo, i) if lo < i else 0.0,
+            ctx[i] / top if top > 0 else 0.0,
+            float(is_question(sent)),
+            float(prev_q),
+            sum(weights.get(lx, 0.0) for lx in set().union(*(lexemes[j] for j in q_before))) / total if q_before else 0.0,
+            float(bool(_OPENER.match(sent.text))),
+            float(i > 0 and sent.start_s - sentences[i - 1].end_s >= 1.0),
+            float(i > 0 and sent.speaker != sentences[i - 1].speaker),
+            float(words <= 3),
+            float(starts[best] - 60.0 <= sent.start_s <= starts[best]),
+            float(sent.start_s > starts[best]),
+            float(i == rule),
+            float(chunk_start_s is not None and sent.start_s >= chunk_start_s - WINDOW_MARGIN_S
+                  and (i == 0 or starts[i - 1] < chunk_start_s - WINDOW_MARGIN_S)),
+        ])
+    return rows
+
+
+# Weights of FEATURES, fitted by bench/locator.py on the tuning halves (None: the rule alone).
+LOCATOR_WEIGHTS: tuple[float, ...] | None = None
+
+
+def choose_fitted(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], weights: Mapping[str, float],
+                  chunk_start_s: float | None, coefficients: Sequence[float]) -> int:
+    """The sentence with the highest fitted score (ties: the earlier one)."""
+    rows = sentence_features(sentences, lexemes, weights, chunk_start_s)
+    scores = [sum(c * f for c, f in zip(coefficients, row)) for row in rows]
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+_observer = None  # bench/locator.py records each window's inputs here (never set in the app)
+
+
 def locate(
     session: Session,
     windows: Sequence[Window],
@@ -374,9 +477,13 @@ def locate(
             out.append(None)
             continue
         pref = prefer[n] if prefer else None
+        if _observer is not None:
+            _observer(windows[n], sents, lx, weights, pref)
         i, score = choose(sents, lx, weights)
         if i >= 0:
-            i = answer_start(sents, i)
+            coefficients = LOCATOR_WEIGHTS
+            i = (choose_fitted(sents, lx, weights, pref[0] if pref else None, coefficients) if coefficients
+                 else answer_start(sents, i))
         else:
             # No query word in the window: a meaning-only match. Open at the first sentence that
             # starts inside the best chunk (its own start, snapped to a sentence).
