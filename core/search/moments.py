@@ -45,6 +45,32 @@ a weaker question win (≥ 0.5 or 0.3 of the best score instead of EARLIEST_SHAR
 walking back to the sentence after a question said up to 10 s / 20 s before the anchor changed
 nothing / lowered it; EARLIEST_SHARE re-checked at 0.6 (strict 0.846 < 0.85) and 0.8 (median 4.8 s
 against 4.0 s).
+
+Re-tuned for all-MiniLM-L6-v2 (the default since), tuning halves only (100-set / paraphrase, then
+both with the NFCorpus distractors), strict MRR@10 and median |link − answer start|:
+EARLIEST_SHARE 0.7 → 0.6 kept strict on the 100-set (0.872) and moved its median 5.9 s → 3.4 s
+(with distractors 0.810 → 0.800, 7.9 s → 3.8 s); paraphrase 0.811 → 0.803, 12.5 s either way (with
+distractors 0.704 → 0.730, 13.5 s). Measured there and rejected:
+  * 0.5: 100-set strict 0.842 (median 3.3 s), paraphrase 0.750;
+  * CONTEXT_S 6 / 10 / 15 s (at every EARLIEST_SHARE 0.5–0.8): lower strict and longer medians;
+  * walking back from the anchor over sentences with no pause / speaker change / question between
+    them (5–20 s): strict 0.872 → 0.60–0.77 (inside a line there is no pause to stop at);
+  * a question holding a query word up to 20–60 s before the anchor taking over at 0.2–0.5 of the
+    best score: ±1 question, no clear change;
+  * opening up to 15 / 30 s before the window (an answer whose start is outside its chunk): median
+    3.0 / 2.7 s but strict 0.852;
+  * question detection by "?" only, or without the when/where/which/who openers: better on the
+    100-set, worse on the paraphrase set;
+  * a conditional logit over 17 cues (query-word shares 0–40 s ahead and 15 s behind, question
+    before, reply openers, pauses, speaker change, the rule's pick; fitted on the 79 tuning windows):
+    it picked the marked sentence in 46 % of its own training windows and lowered strict MRR;
+  * the ms-marco cross-encoder scoring the ~10 s from each sentence: medians 10–11 s (and ≈ 7
+    pairs/s under load, far outside any budget).
+What remains (tuning half of the 100-set, transcripts alone, 24/50 within 3 s): 12 answers start
+before or outside the moment's window (retrieval chose a later chunk of a long answer), 9 links
+land later than an answer start whose sentence holds none of the query's words ("Well, I don't
+know." after the question), 3 earlier; paraphrase (13/38 within 3 s): 16 later, 6 earlier, 4
+outside. Finding those needs meaning at the sentence, not words: sentence vectors at index time.
 """
 from __future__ import annotations
 
@@ -66,7 +92,7 @@ LEAD_IN_S = 0.5
 PAUSE_S = 1.5  # silence between two lines that ends a sentence even without punctuation
 MAX_UNIT_WORDS = 35  # unpunctuated text: a new unit at the next line boundary past this many words
 CONTEXT_S = 3.0  # a sentence is scored with the query words said within this many seconds of its start
-EARLIEST_SHARE = 0.7  # the link opens at the earliest sentence scoring this share of the best one
+EARLIEST_SHARE = 0.6  # the link opens at the earliest sentence scoring this share of the best one
 WINDOW_MARGIN_S = 2.0  # segments this close outside the window still count (a sentence cut at its edge)
 FORWARD_S = 15.0  # after a question that holds the query's words, its answer begins within this
 QUESTION_AHEAD_S = 12.0  # a sentence followed this soon by a question is part of that question
@@ -351,109 +377,6 @@ def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
     return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
 
 
-# ---------------------------------------------------------------------------------------------
-# The fitted chooser: where an answer starts, from cues a transcript reader uses
-# ---------------------------------------------------------------------------------------------
-
-_OPENER = re.compile(r"^\W*(?:well|yeah|yes|no|so|um|uh|okay|ok|absolutely|look|right|sure|oh)\b", re.IGNORECASE)
-
-FEATURES = (
-    "own",  # share of the query's idf said in the sentence itself
-    "ctx",  # … from its start to CONTEXT_S later (choose()'s score, as a share)
-    "fwd15",  # … in the 15 s from its start
-    "fwd40",  # … in the 40 s from its start (the answer that follows)
-    "back15",  # … in the 15 s before it (the question it answers)
-    "top",  # ctx relative to the window's best ctx
-    "is_question",
-    "after_question",  # the sentence before it (within QUESTION_AHEAD_S) is a question of ≥ 4 words, or its tail
-    "question_words_before",  # share of the query's idf in questions said up to 20 s before it
-    "opener",  # starts a reply: "Well, …", "Yeah, …", "So …"
-    "pause",  # a pause of ≥ 1 s before it (a turn boundary in captions)
-    "speaker_change",
-    "short",  # three words or fewer ("Yeah.")
-    "before_best",  # starts at or before the window's best-scoring sentence, within 60 s
-    "after_best",  # starts after it
-    "rule_choice",  # the sentence choose() + answer_start() pick
-    "at_chunk_start",  # the first sentence of the best chunk
-)
-
-
-def sentence_features(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]],
-                      weights: Mapping[str, float], chunk_start_s: float | None = None) -> list[list[float]]:
-    """One row of FEATURES per sentence (the fitted chooser's inputs; bench/locator.py fits them)."""
-    n = len(sentences)
-    total = sum(weights.values()) or 1.0
-    starts = [s.start_s for s in sentences]
-
-    def share(lo: int, hi: int) -> float:
-        seen: set[str] = set()
-        for j in range(lo, hi):
-            seen |= lexemes[j]
-        return sum(weights.get(lx, 0.0) for lx in seen) / total
-
-    def upto(i: int, seconds: float) -> int:
-        j = i
-        while j < n and starts[j] - starts[i] <= seconds:
-            j += 1
-        return j
-
-    ctx = [share(i, max(upto(i, CONTEXT_S), i + 1)) for i in range(n)]
-    top = max(ctx, default=0.0)
-    best = max(range(n), key=lambda i: (ctx[i], -i)) if n else 0
-    rule, _ = choose(sentences, lexemes, weights)
-    rule = answer_start(sentences, rule) if rule >= 0 else -1
-    questions = [is_question(s) and len(s.text.split()) >= 4 for s in sentences]
-    rows = []
-    for i, sent in enumerate(sentences):
-        lo = i
-        while lo > 0 and starts[i] - starts[lo - 1] <= 15.0:
-            lo -= 1
-        qlo = i
-        while qlo > 0 and starts[i] - starts[qlo - 1] <= 20.0:
-            qlo -= 1
-        q_before = [j for j in range(qlo, i) if questions[j]]
-        prev_q = i > 0 and starts[i] - starts[i - 1] <= QUESTION_AHEAD_S and (
-            questions[i - 1] or (i > 1 and questions[i - 2] and len(sentences[i - 1].text.split()) <= QUESTION_TAIL_WORDS
-                                 and not is_question(sent)))
-        words = len(sent.text.split())
-        rows.append([
-            sum(weights.get(lx, 0.0) for lx in lexemes[i]) / total,
-            ctx[i],
-            share(i, max(upto(i, 15.0), i + 1)),
-            share(i, max(upto(i, 40.0), i + 1)),
-            share(lo, i) if lo < i else 0.0,
-            ctx[i] / top if top > 0 else 0.0,
-            float(is_question(sent)),
-            float(prev_q),
-            sum(weights.get(lx, 0.0) for lx in set().union(*(lexemes[j] for j in q_before))) / total if q_before else 0.0,
-            float(bool(_OPENER.match(sent.text))),
-            float(i > 0 and sent.start_s - sentences[i - 1].end_s >= 1.0),
-            float(i > 0 and sent.speaker != sentences[i - 1].speaker),
-            float(words <= 3),
-            float(starts[best] - 60.0 <= sent.start_s <= starts[best]),
-            float(sent.start_s > starts[best]),
-            float(i == rule),
-            float(chunk_start_s is not None and sent.start_s >= chunk_start_s - WINDOW_MARGIN_S
-                  and (i == 0 or starts[i - 1] < chunk_start_s - WINDOW_MARGIN_S)),
-        ])
-    return rows
-
-
-# Weights of FEATURES, fitted by bench/locator.py on the tuning halves (None: the rule alone).
-LOCATOR_WEIGHTS: tuple[float, ...] | None = None
-
-
-def choose_fitted(sentences: Sequence[Sentence], lexemes: Sequence[frozenset[str]], weights: Mapping[str, float],
-                  chunk_start_s: float | None, coefficients: Sequence[float]) -> int:
-    """The sentence with the highest fitted score (ties: the earlier one)."""
-    rows = sentence_features(sentences, lexemes, weights, chunk_start_s)
-    scores = [sum(c * f for c, f in zip(coefficients, row)) for row in rows]
-    return max(range(len(scores)), key=lambda i: (scores[i], -i))
-
-
-_observer = None  # bench/locator.py records each window's inputs here (never set in the app)
-
-
 def locate(
     session: Session,
     windows: Sequence[Window],
@@ -477,13 +400,9 @@ def locate(
             out.append(None)
             continue
         pref = prefer[n] if prefer else None
-        if _observer is not None:
-            _observer(windows[n], sents, lx, weights, pref)
         i, score = choose(sents, lx, weights)
         if i >= 0:
-            coefficients = LOCATOR_WEIGHTS
-            i = (choose_fitted(sents, lx, weights, pref[0] if pref else None, coefficients) if coefficients
-                 else answer_start(sents, i))
+            i = answer_start(sents, i)
         else:
             # No query word in the window: a meaning-only match. Open at the first sentence that
             # starts inside the best chunk (its own start, snapped to a sentence).
