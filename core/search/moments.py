@@ -67,10 +67,11 @@ distractors 0.704 → 0.730, 13.5 s). Measured there and rejected:
   * the ms-marco cross-encoder scoring the ~10 s from each sentence: medians 10–11 s (and ≈ 7
     pairs/s under load, far outside any budget).
 What remains (tuning half of the 100-set, transcripts alone, 24/50 within 3 s): 12 answers start
-before or outside the moment's window (retrieval chose a later chunk of a long answer), 9 links
-land later than an answer start whose sentence holds none of the query's words ("Well, I don't
-know." after the question), 3 earlier; paraphrase (13/38 within 3 s): 16 later, 6 earlier, 4
-outside. Finding those needs meaning at the sentence, not words: sentence vectors at index time.
+before or outside the moment's window (retrieval chose a later chunk of a long answer, or the
+answer starts inside a long unpunctuated caption unit), 9 links land later than the answer start
+(in 5 of them its sentence holds none of the query's words: "Well, I don't know." after the
+question), 3 earlier, 2 questions have no overlapping moment; paraphrase (13/38 within 3 s): 13
+later, 6 earlier, 4 outside, 2 without. Finding those needs meaning at the sentence, not words.
 """
 from __future__ import annotations
 
