@@ -187,7 +187,9 @@ def fit(sig: Signals, is_out: np.ndarray, fit_mask: np.ndarray, rerank: bool) ->
         t = float(ins[allowed]) if allowed < len(ins) else float(ins[-1])
         if not np.isfinite(t):
             continue
-        t = float(np.floor(t * 1000) / 1000)  # three decimals, never above the in-archive question it must keep
+        # Three decimals, below the in-archive question it must keep (the evidence gives coverage to 4
+        # decimals: an answer exactly at the threshold was refused by the app's unrounded score).
+        t = float(np.floor((t - 1e-4) * 1000) / 1000)
         key = (round(float((top[out_fit] < t).mean()), 4), round(_auc(top[in_fit], top[out_fit]), 4), -p, -w)
         if best_key is None or key > best_key:
             best, best_key = (w, p, t, round(float(t_rr), 2)), key

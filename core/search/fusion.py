@@ -55,7 +55,7 @@ class FusionConfig:
     # bench/verdict.py on one half of the labelled in-archive and out-of-archive questions (reported
     # on the other half); they depend on the embedding model (here the default all-MiniLM-L6-v2):
     # re-fit them with bench/verdict.py after changing EMBEDDING_MODEL.
-    verdict_min_score: float = 0.519
+    verdict_min_score: float = 0.518
     verdict_coverage_weight: float = 0.60
     verdict_absent_penalty: float = 0.14
     verdict_rerank: float = 0.0
