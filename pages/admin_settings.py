@@ -42,7 +42,7 @@ with st.form("ranking"):
                                              format="%.3f"),
         "verdict_coverage_weight": v2.number_input("Weight of the question's words", 0.0, 2.0,
                                                    float(ranking.verdict_coverage_weight), 0.05, format="%.2f"),
-        "verdict_absent_penalty": v3.number_input("Penalty for a word nowhere in the archive", 0.0, 1.0,
+        "verdict_absent_penalty": v3.number_input("Penalty for a term (name, drug, disease) nowhere in the archive", 0.0, 1.0,
                                                   float(ranking.verdict_absent_penalty), 0.01, format="%.2f"),
         "verdict_related_cosine": v1.number_input("Closeness of a passage shown as related", 0.0, 1.0,
                                                   float(ranking.verdict_related_cosine), 0.01, format="%.3f"),

@@ -81,6 +81,19 @@ def test_a_real_english_word_is_never_corrected(archive):
             assert search(s, f"{word} and carnivore").prepared.corrections == (), word
 
 
+def test_an_acronym_typed_in_capitals_is_never_corrected(archive):
+    with session_scope() as s:
+        vocab = vocabulary(s, cache.content_version(s))
+        # What the archive's words alone would do ("ADHD" became "add" the same way, and the verdict
+        # then read a question on ADHD as answered).
+        assert vocab.correct("mtor") == "more" and vocab.correct("egcg") == "egg"
+        r = search(s, "does meat raise MTOR, and is EGCG any good", log=False)
+        assert r.prepared.corrections == () and r.search_instead is None
+        assert "MTOR" in r.prepared.cleaned and "EGCG" in r.prepared.cleaned
+        # A query typed all in capitals is still corrected: there, capitals say nothing.
+        assert ("ELECTROLITES", "electrolytes") in search(s, "ELECTROLITES AND CRAMPS", log=False).prepared.corrections
+
+
 def test_a_correction_offers_search_instead_for_what_was_typed(archive):
     typed = "what does Dr. Chaffee say about electrolites and crmaps"
     with session_scope() as s:

@@ -52,6 +52,33 @@ def test_an_out_of_archive_question_is_told_nothing_in_words_and_gets_no_answer(
     assert ans.notes == [v.message]
 
 
+@pytest.mark.parametrize("query,term", [("can i stop taking metformin if i go carnivore", "metformin"),
+                                        ("does carnivore help with autism in kids?", "autism"),
+                                        ("vitiligo autoimmune carnivore results", "vitiligo")])
+def test_a_health_question_whose_term_is_nowhere_gets_no_answer_however_near_the_diet_talk(archive, query, term):
+    # "carnivore" and "kids" are everywhere here: only the missing term tells these apart from real questions.
+    with session_scope() as s:
+        r = search(s, query, log=False)
+        ans = answer(s, r, use_chat=False)
+    assert not r.verdict.answered and term in r.verdict.missing_terms, r.verdict
+    assert not any(m.answers for _, m in r.hits()) and ans.sentences == []
+
+
+def test_only_a_missing_term_costs_the_answer_score_not_a_missing_everyday_word(archive):
+    # "farmer" and "grandmother" are said nowhere in the seeded talks, but they are everyday words,
+    # not the question's subject; "metformin" is a term.
+    cfg = fusion_config(None)
+    with session_scope() as s:
+        for query, word, penalised in (("should a farmer take calcium supplements if he only eats meat", "farmer", False),
+                                       ("my grandmother takes calcium supplements, should she stop", "grandmother", False),
+                                       ("should I stop metformin and take calcium supplements", "metformin", True)):
+            v = search(s, query, log=False).verdict
+            assert word in v.missing_terms, (query, v.missing_terms)
+            for e in v.evidence:
+                expected = e.cosine + cfg.verdict_coverage_weight * e.coverage - (cfg.verdict_absent_penalty if penalised else 0)
+                assert e.score == pytest.approx(expected, abs=1e-3), (query, e)
+
+
 def test_no_chat_call_and_no_spend_for_an_out_of_archive_question(archive):
     from sqlalchemy import func, select
 

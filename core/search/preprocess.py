@@ -207,6 +207,34 @@ class Vocabulary:
 
 
 @lru_cache(maxsize=1)
+def _english_counts() -> tuple[dict[str, int], int]:
+    """pyspellchecker's English word counts (OpenSubtitles and SCOWL) and their total."""
+    from spellchecker import SpellChecker
+
+    freq = SpellChecker(language="en", distance=1).word_frequency
+    return dict(freq.dictionary), int(freq.total_words)
+
+
+RARE_PER_MILLION = 1.0  # a word said less than once per million words of everyday English is a term or a name
+
+
+def is_rare_term(word: str) -> bool:
+    """A name or technical term rather than an everyday word: said less than once per million words
+    in pyspellchecker's English counts (absent from them counts as rare), letters only ("parkinson's"
+    → "parkinson"; numbers are never terms). The verdict uses it: "metformin", "vitiligo" or "autism"
+    missing from the archive means the question is not answered there; "farmer" or "prepare"
+    missing does not (measured in bench/verdict.py)."""
+    w = word.lower()
+    for suffix in ("'s", "’s"):
+        if w.endswith(suffix):
+            w = w[: -len(suffix)]
+    if not w.isalpha():
+        return False
+    counts, total = _english_counts()
+    return counts.get(w, 0) < RARE_PER_MILLION * total / 1e6
+
+
+@lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
     """Real English words: a query word found here is never "corrected" into an archive word.
 
@@ -216,11 +244,9 @@ def english_words() -> frozenset[str]:
     (modern words such as "bitcoin"). "rigs" must not become "risk", nor "seed" "see", just because
     the archive never says them.
     """
-    from spellchecker import SpellChecker
-
     from core.packaged_models import bert_uncased_vocab
 
-    words: set[str] = set(SpellChecker(language="en", distance=1).word_frequency.keys())
+    words: set[str] = set(_english_counts()[0])
     words.update(w for w in bert_uncased_vocab().read_text(encoding="utf-8").split() if w.isalpha() and len(w) >= 3)
     return frozenset(words)
 
@@ -257,12 +283,16 @@ def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = froz
     """Replace unknown words by their closest frequent archive word; `known` words stay as typed."""
     corrections: list[tuple[str, str]] = []
     english = english_words()  # never united with `known`: copying 160k words would cost ms a query
+    letters = [c for c in query if c.isalpha()]
+    shouting = bool(letters) and all(c.isupper() for c in letters)  # an all-caps query: capitals mean nothing
 
     def fix(match: re.Match) -> str:
         word = match.group(0)
         low = word.lower()
         if (len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low
-                or low in english or low in known):
+                or low in english or low in known or (word.isupper() and not shouting)):
+            # An acronym typed in capitals ("ADHD", "CPAP") is a term, never a typo of an archive
+            # word ("ADHD" became "add" and the verdict then read the question as answered).
             return word
         better = vocab.correct(low)
         if better and better != low:

@@ -10,8 +10,8 @@ every search is judged from signals measured on its top moments (each moment's b
   however close in meaning the rest of the question is ("carnivore diet" is everywhere here);
 - the cross-encoder's probability, where the reranker ran.
 
-A moment *answers* when its answer score — cosine + w × coverage − p when a query word occurs
-in no passage at all — reaches a threshold (FusionConfig.verdict_*, fitted by bench/verdict.py
+A moment *answers* when its answer score — cosine + w × coverage − p when a term of the query (a
+name or technical word, rare in everyday English) occurs in no passage at all — reaches a threshold (FusionConfig.verdict_*, fitted by bench/verdict.py
 on labelled in-archive and out-of-archive questions; one threshold on one number was not
 enough, STACK-NOTES, and the bench prints that baseline beside it). Without an answering moment the verdict is *nothing* when the query's key (rarest)
 content word occurs in no searchable passage, else *related*; the response then keeps at most
@@ -20,13 +20,14 @@ a few moments, shown as related, never as an answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.search.fusion import FusionConfig
+from core.search.preprocess import is_rare_term
 from core.search.records import MomentEvidence, PreparedQuery, SearchFilters, SearchVerdict, Verdict, VideoGroup
 from core.search.retrieval import KeywordStats, filter_sql
 
@@ -204,6 +205,17 @@ def missing_lexemes(
     return gone
 
 
+def rare_term_missing(missing_words: Iterable[str]) -> bool:
+    """The answer score's penalty applies when a *term* of the question is nowhere in the archive:
+    a name or technical word (preprocess.is_rare_term: under one per million words of everyday
+    English), not an everyday word the speakers happened not to use. Among the labelled questions
+    (bench/verdict.py) the everyday missing words are incidental ("prepare", "farmer", "ugly": 0 of
+    the out-of-archive key terms), while every out-of-archive key term is rare ("metformin",
+    "vitiligo", "autism"); a penalty on any missing word had to stay small (0.04) to keep the
+    in-archive questions answered, and let most health questions through."""
+    return any(is_rare_term(w) for w in missing_words)
+
+
 # Keyword mode has no cosine: a moment answers when it holds this share of the query's words
 # and every word occurs somewhere (a diagnostic mode; the default hybrid uses the score).
 KEYWORD_MODE_COVERAGE = 0.5
@@ -219,7 +231,7 @@ def moment_answers(cosine: float | None, coverage: float, rerank: float | None, 
                    absent: bool = False) -> bool:
     """The rule, in one place (bench/verdict.py fits its thresholds with this same function).
 
-    `absent`: a content word of the query occurs in no searchable passage.
+    `absent`: a term of the query (rare_term_missing) occurs in no searchable passage.
     """
     if cosine is None:
         ok = coverage >= KEYWORD_MODE_COVERAGE and not absent
@@ -287,14 +299,15 @@ def judge(
     rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space, rescuers)
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
                                query=prepared.cleaned, synonyms=synonyms))
+    absent = rare_term_missing(terms.word[lx] for lx in gone)
     evidence: list[MomentEvidence] = []
     for _, _, m in top:
         cos, has = rows.get(m.chunk_id, (None, []))
         cov = terms.coverage(has)
         rr = (rerank_probs or {}).get(m.chunk_id)
-        ok = moment_answers(cos, cov, rr, cfg, absent=bool(gone))
+        ok = moment_answers(cos, cov, rr, cfg, absent=absent)
         m.answers = ok
-        score = None if cos is None else round(answer_score(cos, cov, cfg, absent=bool(gone)), 4)
+        score = None if cos is None else round(answer_score(cos, cov, cfg, absent=absent), 4)
         evidence.append(MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, score, ok))
 
     answered = any(e.answers for e in evidence)
