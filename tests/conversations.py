@@ -111,22 +111,25 @@ def build(audio_dir: Path, dest_dir: Path, name: str, clips: tuple[str, ...], *,
     missing = [c for c in clips if not clip_path(audio_dir, c).exists()]
     if missing:
         raise FileNotFoundError(f"needs {', '.join(missing)} under {audio_dir}")
+    pieces = [(voice_of(c), c, load_clip(audio_dir, c, gain_db=GAINS_DB[voice_of(c)])) for c in clips]
+    return join(dest_dir, f"{name}, {'pauses' if pauses else 'no pauses'}", pieces, pauses=pauses)
+
+
+def join(dest_dir: Path, label: str, pieces: list[tuple[str, str, np.ndarray]], *, pauses: bool) -> Conversation:
+    """(voice, clip name, audio) pieces back to back (or with PAUSES_S between) in one WAV."""
     lead = np.zeros(SAMPLE_RATE // 2, np.float32)
-    pieces, turns, t = [lead], [], len(lead) / SAMPLE_RATE
-    for i, clip in enumerate(clips):
-        voice = voice_of(clip)
-        audio = load_clip(audio_dir, clip, gain_db=GAINS_DB[voice])
+    out, turns, t = [lead], [], len(lead) / SAMPLE_RATE
+    for i, (voice, clip, audio) in enumerate(pieces):
         if i and pauses:
             gap = np.zeros(int(PAUSES_S[i % len(PAUSES_S)] * SAMPLE_RATE), np.float32)
-            pieces.append(gap)
+            out.append(gap)
             t += len(gap) / SAMPLE_RATE
-        pieces.append(audio)
+        out.append(audio)
         turns.append(Spoken(voice, clip, t, t + len(audio) / SAMPLE_RATE))
         t += len(audio) / SAMPLE_RATE
-    pieces.append(lead)
-    audio = np.concatenate(pieces)
-    label = f"{name}, {'pauses' if pauses else 'no pauses'}"
-    path = dest_dir / (label.replace(" ", "_").replace(",", "") + ".wav")
+    out.append(lead)
+    audio = np.concatenate(out)
+    path = dest_dir / (label.replace(" ", "_").replace(",", "").replace("/", "-") + ".wav")
     write_wav(path, audio)
     return Conversation(label, path, turns, len(audio) / SAMPLE_RATE)
 
