@@ -47,7 +47,12 @@ class Windows(NamedTuple):
 
 
 class OutOfTime(Exception):
-    """The time budget ran out before the recording was embedded (nothing was stored)."""
+    """The time budget ran out before the recording was embedded; `vectors` holds the windows
+    done so far (in order), for embed_windows(done=…) to continue from."""
+
+    def __init__(self, message: str, vectors: np.ndarray):
+        super().__init__(message)
+        self.vectors = vectors
 
 
 def load_audio(path: Path | str) -> np.ndarray:
@@ -158,10 +163,14 @@ def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
     return (power @ _mel_filters().T).astype(np.float32)
 
 
-def embed_windows(wav: np.ndarray, *, hop_s: float = HOP_S, deadline: float | None = None) -> Windows:
+def embed_windows(
+    wav: np.ndarray, *, hop_s: float = HOP_S, deadline: float | None = None, done: np.ndarray | None = None
+) -> Windows:
     """One voice vector per voiced 1.6 s window, windows `hop_s` apart.
 
     `deadline` (time.monotonic()) stops the work with OutOfTime: the stage's time budget.
+    `done`: the vectors of the first windows from an earlier, interrupted run (same audio,
+    same hop): the windows are the same, so only the rest is computed.
     """
     import torch
 
@@ -177,11 +186,12 @@ def embed_windows(wav: np.ndarray, *, hop_s: float = HOP_S, deadline: float | No
     if not firsts:
         return Windows(np.zeros(0), np.zeros((0, 256), np.float32), duration, speech)
     enc = encoder()
-    vectors = []
+    vectors = [done] if done is not None and 0 < len(done) <= len(firsts) else []
     with torch.no_grad():
-        for b in range(0, len(firsts), BATCH):
+        for b in range(len(vectors[0]) if vectors else 0, len(firsts), BATCH):
             if deadline is not None and time.monotonic() > deadline:
-                raise OutOfTime(f"embedded {b} of {len(firsts)} voice windows before the time budget ran out")
+                raise OutOfTime(f"embedded {b} of {len(firsts)} voice windows before the time budget ran out",
+                                np.concatenate(vectors) if vectors else np.zeros((0, 256), np.float32))
             batch = np.stack([_window(mel, s) for s in firsts[b:b + BATCH]])
             vectors.append(enc(torch.from_numpy(batch).to(enc.device)).cpu().numpy())
     return Windows(np.array(firsts) * FRAME_S, np.concatenate(vectors).astype(np.float32), duration, speech)
