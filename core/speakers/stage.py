@@ -33,6 +33,7 @@ from core.models import MediaItem
 from core.search import cache
 from core.sources.registry import source_for
 from core.speakers import ExtraMissing, available, naming, store, turns, voice
+from core.speakers.rechunk import rechunk
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "speaker-windows.npz"
@@ -133,10 +134,10 @@ def diarize_item(item_id: int, *, deadline: float | None = None, captioned_ok: b
         row = s.get_one(MediaItem, item.id)
         renamed = store.renames(row)
         names = [renamed.get(n, n) for n in named]
-        spans = store.segment_spans(s, row.id)
-        labels = naming.segment_speakers([sp for _, sp in spans], diarization.turns, names)
-        todo = [(idx, who) for (idx, sp), who in zip(spans, labels) if not (sp.speaker and sp.by is None)]
-        segments_named = store.write_voice_speakers(s, row.id, todo)
+        spans = naming.split_at_turns(store.segment_spans(s, row.id, lock=True), diarization.turns)
+        labels = naming.segment_speakers(spans, diarization.turns, names)
+        segments_named = store.replace_segments(s, row.id, spans, labels)
+        rechunk(s, row.id)  # no chunk joins two speakers (core/speakers/rechunk.py)
         said = list(dict.fromkeys(names[t.speaker] for t in diarization.turns))
         elapsed = time.monotonic() - t0
         store.record_pass(s, row, speakers=said, audio_s=round(windows.duration_s, 1), seconds=round(elapsed, 1),

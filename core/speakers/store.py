@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from core import settings_store
-from core.models import MediaItem, SpeakerProfile
+from core.models import MediaItem, SpeakerProfile, TranscriptSegment
 from core.speakers.naming import NamedProfile, SegmentSpan
 from core.speakers.voice import ENCODER
 
@@ -124,30 +124,36 @@ def set_captioned_audio(session: Session, allowed: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def segment_spans(session: Session, item_id: int) -> list[tuple[int, SegmentSpan]]:
+def segment_spans(session: Session, item_id: int, *, lock: bool = False) -> list[SegmentSpan]:
+    """The item's segments in order (`lock`: held until commit, so an import cannot interleave)."""
     rows = session.execute(
-        text("SELECT idx, start_s, end_s, speaker, speaker_by FROM transcript_segments "
-             "WHERE media_item_id = :i ORDER BY idx"), {"i": int(item_id)}
+        text("SELECT start_s, end_s, speaker, speaker_by, text FROM transcript_segments "
+             "WHERE media_item_id = :i ORDER BY idx" + (" FOR UPDATE" if lock else "")), {"i": int(item_id)}
     ).all()
-    return [(r.idx, SegmentSpan(r.start_s, r.end_s, r.speaker, r.speaker_by)) for r in rows]
+    return [SegmentSpan(r.start_s, r.end_s, r.speaker, r.speaker_by, r.text) for r in rows]
+
+
+def replace_segments(session: Session, item_id: int, segments: Sequence[SegmentSpan], speakers: Sequence[str | None]) -> int:
+    """Write the item's segments again, each with its speaker (a voice-split segment is two rows).
+
+    A transcript-named segment keeps its name and its NULL `speaker_by`; every other one is
+    the voice's. Returns how many segments the voice named.
+    """
+    engine = session.scalar(text("SELECT engine FROM transcript_segments WHERE media_item_id = :i LIMIT 1"),
+                            {"i": int(item_id)})
+    session.execute(delete(TranscriptSegment).where(TranscriptSegment.media_item_id == int(item_id)))
+    rows = []
+    for idx, (seg, who) in enumerate(zip(segments, speakers)):
+        by = None if seg.transcript_named else (VOICE if who else None)
+        rows.append({"media_item_id": int(item_id), "idx": idx, "start_s": float(seg.start), "end_s": float(seg.end),
+                     "text": seg.text, "speaker": who, "speaker_by": by, "engine": engine or "unknown"})
+    if rows:
+        session.execute(insert(TranscriptSegment), rows)
+    return sum(1 for r in rows if r["speaker_by"] == VOICE)
 
 
 def renames(item: MediaItem) -> dict[str, str]:
     return dict((item.extra or {}).get(RENAMES_KEY) or {})
-
-
-def write_voice_speakers(session: Session, item_id: int, labels: Sequence[tuple[int, str | None]]) -> int:
-    """Set the voice's speaker of the given segments (idx, name); transcript-named ones are skipped
-    in SQL too, so a concurrent import cannot lose a Zoom name. Returns the segments named."""
-    params = [{"i": int(item_id), "idx": idx, "who": who, "by": VOICE if who else None} for idx, who in labels]
-    if params:
-        session.execute(
-            text("UPDATE transcript_segments SET speaker = :who, speaker_by = :by "
-                 "WHERE media_item_id = :i AND idx = :idx AND (speaker_by IS NOT NULL OR speaker IS NULL)"),
-            params,
-        )
-    refresh_chunk_speakers(session, item_id)
-    return sum(1 for _, who in labels if who)
 
 
 def refresh_chunk_speakers(session: Session, item_id: int) -> None:
@@ -193,7 +199,7 @@ def rename(session: Session, item: MediaItem, old: str, new: str) -> int:
     mapping[original] = new
     extra[RENAMES_KEY] = mapping
     item.extra = extra
-    refresh_chunk_speakers(session, item.id)
+    refresh_chunk_speakers(session, item.id)  # chunks already follow the turns: only their names change
     return int(n)
 
 
