@@ -111,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (SHARED_AUDIO / "jfk.flac").exists():
         print(f"needs {SHARED_AUDIO}/jfk.flac and fleurs_en/*.ogg")
         return 2
-    import numpy as np
     import torch
 
     from core.speakers import naming, turns, voice

@@ -114,26 +114,3 @@ def test_an_enrolled_voice_is_named_and_transcript_names_and_renames_win(db, aud
     with session_scope() as s:
         renamed = s.execute(text("SELECT before, after FROM audit_log WHERE action = 'speaker.rename'")).one()
     assert renamed.before == {"speaker": guest} and renamed.after["speaker"] == "Richard Smith"
-
-
-def test_captioned_videos_wait_for_the_admin_before_their_audio_is_fetched(db):
-    from core.speakers import admin, store
-
-    with session_scope() as s:
-        src = s.execute(text("INSERT INTO sources (kind, name, url) VALUES ('youtube', 'channel', 'https://x') "
-                             "RETURNING id")).scalar_one()
-        ids = {}
-        for engine in ("captions", "local"):
-            ids[engine] = s.execute(text(
-                "INSERT INTO media_items (source_id, external_id, title, url, status, engine, indexed_at) "
-                "VALUES (:src, :ext, :t, 'https://youtu.be/x', 'indexed', :e, now()) RETURNING id"),
-                {"src": src, "ext": f"vid{engine}", "t": engine, "e": engine}).scalar_one()
-            s.execute(text("INSERT INTO transcript_segments (media_item_id, idx, start_s, end_s, text, engine) "
-                           "VALUES (:i, 0, 0, 5, 'hello there', :e)"), {"i": ids[engine], "e": engine})
-    with session_scope() as s:
-        assert store.pending_ids(s) == [ids["local"]]  # whisper's audio may be fetched again; captions' not yet
-        admin.set_captioned_audio(s, "admin", True)
-    with session_scope() as s:
-        assert sorted(store.pending_ids(s)) == sorted(ids.values())
-        row = s.execute(text("SELECT before, after FROM audit_log WHERE action = 'speaker.captioned_audio'")).one()
-    assert row.before == {"allowed": False} and row.after == {"allowed": True}

@@ -44,8 +44,8 @@ def interview(db, tmp_path):
     return conv
 
 
-def _moments(page) -> list[str]:
-    return page.locator("[data-testid=stMarkdownContainer]:has(a.moment-link)").all_inner_texts()
+def _moments(pg) -> list[str]:
+    return pg.locator("[data-testid=stMarkdownContainer]:has(a.moment-link)").all_inner_texts()
 
 
 def test_only_the_host_speaking_shows_only_his_moments(app_url, interview, page):  # noqa: F811

@@ -189,7 +189,7 @@ def rename(session: Session, item: MediaItem, old: str, new: str) -> int:
         text("UPDATE transcript_segments SET speaker = :new, speaker_by = :by "
              "WHERE media_item_id = :i AND speaker = :old"),
         {"i": item.id, "old": old, "new": new, "by": ADMIN},
-    ).rowcount
+    ).rowcount  # type: ignore[attr-defined]  # a CursorResult at runtime
     if not n:
         raise LookupError(f"No segment of item {item.id} is spoken by \u201c{old}\u201d.")
     extra = dict(item.extra or {})
