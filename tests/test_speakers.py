@@ -114,3 +114,30 @@ def test_an_enrolled_voice_is_named_and_transcript_names_and_renames_win(db, aud
     with session_scope() as s:
         renamed = s.execute(text("SELECT before, after FROM audit_log WHERE action = 'speaker.rename'")).one()
     assert renamed.before == {"speaker": guest} and renamed.after["speaker"] == "Richard Smith"
+
+
+def test_a_pass_stopped_by_its_time_budget_resumes_where_it_stopped(db, audio_dir, tmp_path):
+    import numpy as np
+
+    from core.speakers import stage, voice
+
+    conv = cv.build(audio_dir, tmp_path, "2 speakers", cv.SEQUENCES["2 speakers"], pauses=True)
+    item = _ingest(conv.path, "Budgeted pass")
+    wav = voice.load_audio(conv.path)
+    full = voice.embed_windows(wav)
+    # Continuing from the first windows gives exactly the vectors of one whole run.
+    resumed = voice.embed_windows(wav, done=full.vectors[:10])
+    assert np.allclose(resumed.vectors, full.vectors, atol=1e-5)
+
+    # A budget already spent: the pass stops, keeps what it has, writes no speaker …
+    with pytest.raises(voice.OutOfTime):
+        stage.diarize_item(item, deadline=0.0)
+    assert stage._checkpoint(item).exists()
+    assert all(s.speaker is None for s in _segments(item))
+    report = stage.diarize_pending(budget_s=1e-9)
+    assert report.out_of_time and report.left == 1 and not report.done
+    # … and the next pass finishes the item and drops the saved windows.
+    report = stage.diarize_pending()
+    assert [p.item_id for p in report.done] == [item] and report.left == 0
+    assert not stage._checkpoint(item).exists()
+    assert {s.speaker for s in _segments(item)} == {"Guest 1", "Guest 2"}

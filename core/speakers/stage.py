@@ -177,7 +177,8 @@ def diarize_pending(
         except Exception as exc:  # one bad item must not stop the others; it says why
             log.warning("speaker turns: item %s failed: %s", item_id, exc)
             failed.append((item_id, str(exc)))
-            _record_failure(item_id, str(exc))
+            if not getattr(exc, "retryable", False):  # a rate limit or a network error: try again next pass
+                _record_failure(item_id, str(exc))
             continue
         done.append(result)
         if progress:
