@@ -7,6 +7,7 @@ say so. The conversations are made of real, different speakers (tests/conversati
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from sqlalchemy import text
@@ -141,3 +142,24 @@ def test_a_pass_stopped_by_its_time_budget_resumes_where_it_stopped(db, audio_di
     assert [p.item_id for p in report.done] == [item] and report.left == 0
     assert not stage._checkpoint(item).exists()
     assert {s.speaker for s in _segments(item)} == {"Guest 1", "Guest 2"}
+
+
+def test_a_transcribed_videos_audio_waits_for_its_pass_and_is_not_fetched_again(db, audio_dir, tmp_path):
+    from core.speakers import stage
+
+    conv = cv.build(audio_dir, tmp_path, "2 speakers", cv.SEQUENCES["2 speakers"], pauses=True)
+    item = _ingest(conv.path, "A video transcribed here")
+    # Make it a YouTube video whose id no server knows: any fetch would fail, offline or not.
+    with session_scope() as s:
+        src = s.execute(text("INSERT INTO sources (kind, name, url) VALUES ('youtube', 'ch', 'https://yt.test') "
+                             "RETURNING id")).scalar_one()
+        s.execute(text("UPDATE media_items SET source_id = :s, external_id = 'zzzzzzzzzzz', media_path = NULL, "
+                       "engine = 'local' WHERE id = :i"), {"s": src, "i": item})
+    copy = tmp_path / "downloaded.wav"
+    shutil.copy(conv.path, copy)
+    assert stage.keep_audio(item, copy)  # what the pipeline does instead of deleting the download
+    assert not copy.exists() and stage._kept(item) is not None
+
+    done = stage.diarize_item(item)
+    assert done.speakers == ["Guest 1", "Guest 2"]
+    assert stage._kept(item) is None  # listened to once, then deleted

@@ -6,8 +6,9 @@ items indexed before the extra was installed, items re-transcribed since): the s
 money (no ledger row: the encoder runs on this machine) and never re-transcribes: it only
 writes the speakers of the existing timed segments.
 
-Audio: an upload's or Zoom recording's own file; for a YouTube video, its audio fetched again
-(YouTube audio is deleted after transcription) and deleted after the pass. Captioned videos
+Audio: an upload's or Zoom recording's own file; for a YouTube video transcribed here, the audio
+the pipeline kept for this pass (`keep_audio`, deleted once listened to; fetched again when it
+was not kept); fetched files are deleted after the pass. Captioned videos
 never had their audio fetched: they are included only when the admin allows it (Admin →
 Settings → Speakers).
 
@@ -37,6 +38,8 @@ from core.speakers.rechunk import rechunk
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "speaker-windows.npz"
+KEPT_AUDIO = "speaker-audio"  # <media_dir>/<id>/speaker-audio.<ext>: a transcribed video's audio, kept for one pass
+MAX_KEPT = 20  # past this many waiting files the pipeline deletes as before, and the pass fetches again
 TICK_BUDGET_S = 240.0  # the scheduler's pass: a few minutes every SCHEDULE_S
 SCHEDULE_S = 300.0
 
@@ -75,9 +78,30 @@ def _checkpoint(item_id: int) -> Path:
     return get_settings().media_dir / str(item_id) / CHECKPOINT
 
 
+def _kept(item_id: int) -> Path | None:
+    return next(iter(sorted((get_settings().media_dir / str(item_id)).glob(KEPT_AUDIO + ".*"))), None)
+
+
+def keep_audio(item_id: int, audio: Path) -> bool:
+    """Called by the pipeline instead of deleting a transcribed YouTube video's audio: keep it for
+    this item's speaker pass (which deletes it), so the audio is not fetched twice. False (the
+    caller deletes the file) without the extra, or when MAX_KEPT files already wait."""
+    if not available() or not audio.exists():
+        return False
+    waiting = list(get_settings().media_dir.glob(f"*/{KEPT_AUDIO}.*"))
+    if len(waiting) >= MAX_KEPT:
+        return False
+    dest = get_settings().media_dir / str(item_id) / f"{KEPT_AUDIO}{audio.suffix}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(audio), dest)
+    return True
+
+
 def _audio_for(item: MediaItem, workdir: Path, *, captioned_ok: bool) -> Path:
     if item.media_path and Path(item.media_path).exists():
         return Path(item.media_path)
+    if (kept := _kept(item.id)) is not None:
+        return kept
     if item.source.kind != "youtube":
         raise NoAudio(f"item {item.id} has no media file to listen to")
     if (item.engine or "") in ("captions", "imported") and not captioned_ok:
@@ -127,7 +151,9 @@ def diarize_item(item_id: int, *, deadline: float | None = None, captioned_ok: b
         wav = voice.load_audio(audio)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # a fetched YouTube file is only a means
-    windows = _embed(item.id, wav, deadline)
+    windows = _embed(item.id, wav, deadline)  # past this point the audio is no longer needed
+    if (kept := _kept(item.id)) is not None:
+        kept.unlink(missing_ok=True)
     diarization = turns.diarize(windows)
     named = [n.name for n in naming.name_speakers(diarization, profiles)]
     with session_scope() as s:
