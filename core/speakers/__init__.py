@@ -11,6 +11,7 @@ Modules, one job each, in the order the data flows:
 - naming.py: turns → names (an enrolled profile's name when the voice matches, else "Guest N")
   and → the item's timed segments (a segment with a speaker from its transcript keeps it);
 - store.py: profiles, segment speakers, the per-item pass record, renames (PostgreSQL);
+- rechunk.py: the item's chunks cut again at speaker changes (no chunk joins two speakers);
 - stage.py: the diarization stage over items (free, time-budgeted, resumable, re-runnable);
 - admin.py: the admin's actions (enrol, rename, delete a profile, allow audio for captioned videos).
 """
