@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # compiling every module of every package costs ≈ 150 MB and a good part of the install time.
 PIP_INSTALL := $(BIN)/pip install -q --no-compile
 
-.PHONY: run test lint install install-dev
+.PHONY: run test lint install install-dev install-speakers
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,8 +22,17 @@ $(VENV)/.installed-dev: requirements-dev.txt $(STAMP)
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
+# The optional speakers extra (core/speakers/: speaker turns, the host recognised by voice):
+# torch (pinned CPU build), scikit-learn, webrtcvad, librosa, then Resemblyzer --no-deps (its
+# metadata names an sdist webrtcvad that needs a compiler and the `typing` backport).
+$(VENV)/.installed-speakers: requirements-speakers.txt requirements-speakers-nodeps.txt $(STAMP)
+	$(PIP_INSTALL) -r requirements-speakers.txt
+	$(PIP_INSTALL) --no-deps -r requirements-speakers-nodeps.txt
+	touch $@
+
 install: $(STAMP)
 install-dev: $(VENV)/.installed-dev
+install-speakers: $(VENV)/.installed-speakers
 
 # UI + scheduler + webhook receiver on the embedded PostgreSQL (or DATABASE_URL).
 run: install

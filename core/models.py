@@ -125,12 +125,31 @@ class TranscriptSegment(Base):
     end_s: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
     speaker: Mapped[str | None] = mapped_column(Text)
+    # Who set `speaker`: NULL = the transcript (Zoom VTT, an inline "Name:" label); "voice" = the
+    # diarization stage (core/speakers/), replaced by each of its runs; "admin" = a rename.
+    speaker_by: Mapped[str | None] = mapped_column(String(16))
     engine: Mapped[str] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("media_item_id", "idx", name="uq_segments_item_idx"),
         Index("ix_segments_item_start", "media_item_id", "start_s"),  # a hit window's segments (search)
     )
+
+
+class SpeakerProfile(Base):
+    """An enrolled voice (core/speakers/): segments whose voice matches it get its name."""
+
+    __tablename__ = "speaker_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    embedding = mapped_column(Vector(), nullable=False)  # the voice encoder's unit vector
+    encoder: Mapped[str] = mapped_column(String(64))  # which encoder made it (vectors of two never mix)
+    seconds: Mapped[float] = mapped_column(Float)  # voiced audio the profile was made from
+    origin: Mapped[str | None] = mapped_column(Text)  # "item 12, 1:05–1:35" or "clip host.wav"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("name", name="uq_speaker_profiles_name"),)
 
 
 class EmbeddingSpace(Base):

@@ -218,11 +218,16 @@ def process_item(
         session.expunge_all()
 
     transcript, reason, downloaded = _transcribe(item, source_row, engines, beat, progress)
+    indexed_ok = False
     try:
         indexed = index_transcript(item_id, transcript, reason, heartbeat=beat)
+        indexed_ok = True
     finally:
         # YouTube audio is only a means to a transcript; uploads and Zoom files are kept for playback.
-        if downloaded is not None and source_row.kind == "youtube":
+        # With the speakers extra it waits for the item's speaker pass instead (core/speakers/stage.py).
+        if downloaded is not None and source_row.kind == "youtube" and not (
+            indexed_ok and _kept_for_speakers(item_id, downloaded)
+        ):
             downloaded.unlink(missing_ok=True)
 
     usage: list[Usage] = []
@@ -243,6 +248,15 @@ def process_item(
         usage=usage,
         review_reasons=indexed.review_reasons,
     )
+
+
+def _kept_for_speakers(item_id: int, audio: Path) -> bool:
+    from core.speakers.stage import keep_audio
+
+    try:
+        return keep_audio(item_id, audio)
+    except OSError:  # a full disk must not fail a transcription that succeeded
+        return False
 
 
 class Indexed(NamedTuple):

@@ -10,10 +10,12 @@ from core.db import session_scope
 from core.search.fusion import fusion_config
 from core.search.preprocess import get_synonyms
 from pages._auth import require_admin
+from pages._speakers_admin import render as render_speakers
 from pages._ui import page_header, run_action, show_flash
 
 actor = require_admin()
-page_header("Settings", "How search ranks, words that mean the same thing to this archive's viewers, and what each paid engine costs.")
+page_header("Settings", "How search ranks, words that mean the same thing to this archive's viewers, what each paid "
+            "engine costs, and who speaks.")
 show_flash()
 
 with session_scope() as s:
@@ -101,3 +103,5 @@ with st.form("prices"):
             st.info("Nothing to save: the prices are unchanged.")
         elif ok:
             st.rerun()
+
+render_speakers(actor)  # Speakers: enrolment, renames, captioned audio (pages/_speakers_admin.py)

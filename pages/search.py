@@ -224,10 +224,13 @@ with st.expander("Filters", expanded=any(p in st.query_params for p in ("from", 
         speaker_opts = _speakers(version, include_hidden)
         speaker_param = st.query_params.get("speaker") or None
         speaker = st.selectbox(
-            "Speaker (Zoom)", speaker_opts, placeholder="Anyone", key="f_speaker",
+            "Speaker", speaker_opts, placeholder="Anyone", key="f_speaker",
             index=speaker_opts.index(speaker_param) if speaker_param in speaker_opts else None,
             accept_new_options=True, disabled=not speaker_opts,
         )
+        # Speaker turns (#15): moments where that speaker alone speaks, not a question put to them.
+        speaker_only = st.checkbox("Only them speaking", value=st.query_params.get("only") == "1", key="f_only",
+                                   disabled=not speaker)
     want_answer = st.toggle("Cited answer above the results", value=st.query_params.get("answer") == "1", key="f_answer")
 
 # Keep the URL in step with the widgets: the URL is the search.
@@ -245,6 +248,7 @@ _set_param("to", d_to.isoformat() if isinstance(d_to, date) else None)
 _set_param("src", ",".join(sources))
 _set_param("len", None if length == "any" else length)
 _set_param("speaker", speaker)
+_set_param("only", "1" if speaker and speaker_only else None)
 _set_param("answer", "1" if want_answer else None)
 
 filters = SearchFilters(
@@ -254,6 +258,7 @@ filters = SearchFilters(
     min_duration_s=LENGTHS[length][1],
     max_duration_s=LENGTHS[length][2],
     speaker=speaker or None,
+    speaker_only=bool(speaker and speaker_only),
 )
 
 # ---- the player (a chosen moment, or a local file's deep link) ------------------------------

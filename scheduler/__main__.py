@@ -71,6 +71,13 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, sync: bool = True)
                        seconds=30 * 60, first_run=soon)
         add_shared_job(scheduler, "scheduler.jobs:sync_requests", job_id="sync-requests", name="sync on request",
                        seconds=10)
+    from core import speakers
+
+    if speakers.available():  # the optional extra: speaker turns for indexed items, a few minutes at a time
+        from core.speakers.stage import SCHEDULE_S
+
+        add_shared_job(scheduler, "scheduler.jobs:speaker_turns", job_id="speaker-turns", name="speaker turns",
+                       seconds=SCHEDULE_S, first_run=soon)
     # Per-process jobs: every scheduler process runs its own.
     local = dict(replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,

@@ -9,7 +9,9 @@ each firing, and each is safe to run twice anyway):
 - lease_reaper: take back jobs of workers that stopped answering, close their reservations;
 - sync_requests: the admin's "sync now", picked up within seconds;
 - zoom_sync: list recent Zoom cloud recordings, catching what webhooks missed (a no-op
-  while Zoom is not configured).
+  while Zoom is not configured);
+- speaker_turns: a time-budgeted diarization pass over indexed items (core/speakers/stage.py;
+  only where the speakers extra is installed).
 
 Per-process jobs (every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
@@ -139,3 +141,17 @@ def lease_reaper() -> ReapReport:
 def progress_snapshot() -> str:
     with session_scope() as s:
         return save_snapshot(s).line()
+
+
+def speaker_turns() -> str | None:
+    """A few minutes of speaker turns over indexed items (resumed at the next firing)."""
+    from core import speakers
+
+    if not speakers.available() or (_worker is not None and _worker.stopping):
+        return None
+    from core.speakers.stage import TICK_BUDGET_S, diarize_pending
+
+    report = diarize_pending(budget_s=TICK_BUDGET_S)
+    if report.done or report.failed:
+        log.warning("%s", report.line())
+    return report.line()

@@ -295,7 +295,8 @@ def player_item(session: Session, item_id: int, *, include_hidden: bool = False)
 
 
 def speakers_list(session: Session, *, include_hidden: bool = False, limit: int = 500) -> list[str]:
-    """Distinct speaker names of (Zoom) chunks, for the speaker filter."""
+    """Distinct speaker names of chunks, for the speaker filter; per-item "Guest N" labels of
+    the speaker turns are left out (the same label is a different person in every video)."""
     visible = "" if include_hidden else "AND m.visible"
     rows = session.execute(
         text(
@@ -304,6 +305,7 @@ def speakers_list(session: Session, *, include_hidden: bool = False, limit: int 
             FROM chunks c JOIN media_items m ON m.id = c.media_item_id,
                  unnest(string_to_array(c.speakers, ',')) AS name
             WHERE c.speakers IS NOT NULL AND c.speakers <> '' {visible}
+              AND trim(name) !~ '^Guest [0-9]+$'
             ORDER BY name LIMIT :lim
             """
         ),

@@ -30,7 +30,8 @@ class SearchFilters:
     sources: tuple[str, ...] = ()  # any of "youtube", "zoom", "upload"
     min_duration_s: float | None = None
     max_duration_s: float | None = None
-    speaker: str | None = None  # substring of chunks.speakers (Zoom), case-insensitive
+    speaker: str | None = None  # substring of chunks.speakers (Zoom, inline labels, voice), case-insensitive
+    speaker_only: bool = False  # and no other speaker in the chunk (speaker turns: "only the host speaking")
 
     def is_empty(self) -> bool:
         return self == SearchFilters()
@@ -39,6 +40,7 @@ class SearchFilters:
         return (
             self.date_from, self.date_to, tuple(sorted(self.sources)),
             self.min_duration_s, self.max_duration_s, (self.speaker or "").strip().lower() or None,
+            self.speaker_only,
         )
 
 

@@ -51,6 +51,8 @@ def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str
         needle = f.speaker.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("c.speakers ILIKE :f_speaker")
         params["f_speaker"] = f"%{needle}%"
+        if f.speaker_only:  # names are comma-separated (speaker names never hold a comma)
+            clauses.append("c.speakers NOT LIKE '%,%'")
     return (" AND ".join(clauses) or "TRUE"), params
 
 
