@@ -376,19 +376,20 @@ def main() -> int:
     times = sorted(total_s * 0.1 + span * (i + rng.uniform(0.1, 0.9)) / len(events) for i in range(len(events)))
     schedule = list(zip(times, events))
 
-    ready_by = time.monotonic() + 180
-    while not ui_health(f"http://127.0.0.1:{ui_port}/_stcore/health"):  # the clock starts once serve is up
-        if serve.poll() is not None or time.monotonic() > ready_by:
-            print(f"serve did not start; see {log_dir / 'serve.log'}")
-            return 1
-        time.sleep(0.5)
-    began = time.monotonic()
-    probe.start()
-    restart_at: dict[int, float] = {}  # worker slot → when to start it again
-    outage_end: dict[str, float] = {}
-    last_sample = 0.0
-    print(f"faults: {n_db} database kill(s), {n_wk} worker kill(s), {n_out} source outage(s) of {args.outage_s:g} s")
+    # A loaded machine can take minutes to bring serve up; the clock starts once it answers.
+    ready_by = time.monotonic() + 600
     try:
+        while not ui_health(f"http://127.0.0.1:{ui_port}/_stcore/health"):
+            if serve.poll() is not None or time.monotonic() > ready_by:
+                print(f"serve did not start; see {log_dir / 'serve.log'}")
+                return 1
+            time.sleep(0.5)
+        began = time.monotonic()
+        probe.start()
+        restart_at: dict[int, float] = {}  # worker slot → when to start it again
+        outage_end: dict[str, float] = {}
+        last_sample = 0.0
+        print(f"faults: {n_db} database kill(s), {n_wk} worker kill(s), {n_out} source outage(s) of {args.outage_s:g} s")
         while (elapsed := time.monotonic() - began) < total_s:
             time.sleep(0.5)
             now = time.monotonic()
@@ -470,7 +471,8 @@ def main() -> int:
                 p.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 p.kill()
-        probe.join(timeout=10)
+        if probe.is_alive():
+            probe.join(timeout=10)
     serve_log.close()
     for fh in worker_logs:
         fh.close()
