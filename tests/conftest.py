@@ -25,7 +25,7 @@ from core.config import get_settings  # noqa: E402
 APP_TABLES = (
     "feedback, query_log, audit_log, login_attempts, webhook_events, ledger, reservations, jobs, "
     "workers, rate_buckets, app_settings, chunks, transcript_segments, media_items, sources, embedding_spaces, "
-    "periodic_runs"
+    "periodic_runs, trending_hidden"
 )
 
 

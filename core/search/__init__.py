@@ -30,7 +30,8 @@ from core.search.records import (
     VideoGroup,
     format_timestamp,
 )
-from core.search.suggest import Suggestion, Trend, autocomplete, log_query, popular_queries, trending
+from core.search.suggest import Suggestion, autocomplete, log_query, popular_queries
+from core.search.trending import Trend, trending
 
 __all__ = [
     "Answer", "AnswerSentence", "Clip", "FusionConfig", "MAX_QUERY_CHARS", "Moment", "QueryError",

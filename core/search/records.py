@@ -31,6 +31,7 @@ class SearchFilters:
     min_duration_s: float | None = None
     max_duration_s: float | None = None
     speaker: str | None = None  # substring of chunks.speakers (Zoom), case-insensitive
+    media_item_id: int | None = None  # one video only ("Search in this video" on the page)
 
     def is_empty(self) -> bool:
         return self == SearchFilters()
@@ -39,6 +40,7 @@ class SearchFilters:
         return (
             self.date_from, self.date_to, tuple(sorted(self.sources)),
             self.min_duration_s, self.max_duration_s, (self.speaker or "").strip().lower() or None,
+            self.media_item_id,
         )
 
 

@@ -51,6 +51,9 @@ def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str
         needle = f.speaker.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append("c.speakers ILIKE :f_speaker")
         params["f_speaker"] = f"%{needle}%"
+    if f.media_item_id is not None:
+        clauses.append("m.id = :f_item")
+        params["f_item"] = int(f.media_item_id)
     return (" AND ".join(clauses) or "TRUE"), params
 
 
