@@ -24,10 +24,17 @@ class Submitted(NamedTuple):
     session: str | None  # this browser tab's token (sessionStorage)
 
 
+SEARCH_BOX_KEY = "search_box"
+
+
 def search_box(value: str, suggestions: list[tuple[str, str]], *, session: str | None, placeholder: str,
-               key: str = "search_box") -> Submitted | None:
-    raw: Any = _viewer(kind="search", value=value, suggestions=suggestions, session=session,
-                       placeholder=placeholder, key=key, default=None)
+               key: str = SEARCH_BOX_KEY) -> Submitted | None:
+    """The box showing `value`; returns its last submission (also in st.session_state[key])."""
+    return parse_submission(_viewer(kind="search", value=value, suggestions=suggestions, session=session,
+                                    placeholder=placeholder, key=key, default=None))
+
+
+def parse_submission(raw: Any) -> Submitted | None:
     if not isinstance(raw, dict):
         return None
     q = raw.get("q")

@@ -41,7 +41,7 @@ from core.search.viewer import (
     count_line,
     thumbnail_url,
 )
-from pages._components import local_media_url, player, search_box
+from pages._components import SEARCH_BOX_KEY, local_media_url, parse_submission, player, search_box
 
 log = logging.getLogger(__name__)
 MOMENTS_PER_VIDEO = 3
@@ -167,7 +167,7 @@ STYLE = """<style>
 mark{background:#ffd54f;color:#1b1b1b;padding:0 .1em}mark.syn{background:#fff6d0;color:inherit}
 @media (prefers-color-scheme: dark){mark.syn{background:#5c5325}}
 .title-status{opacity:.75}
-[data-testid=stMainBlockContainer]{padding-top:2.2rem}
+[data-testid=stMainBlockContainer]{padding-top:3.6rem}
 h1.page-title{font-size:1.6rem;margin:0;padding:0}
 .video-head{display:flex;gap:.75rem;align-items:flex-start}
 .video-head img.thumb{width:120px;aspect-ratio:16/9;object-fit:cover;border-radius:.35rem;flex:none;background:#8883}
@@ -181,7 +181,7 @@ a.copy-link.copied{font-weight:600}
 [data-testid=stColumn]:has(.st-key-player-panel){position:sticky;top:3.5rem;align-self:flex-start;z-index:5}
 @media (max-width: 640px){
   h1.page-title{font-size:1.25rem}
-  [data-testid=stMainBlockContainer]{padding:1rem .75rem 3rem}
+  [data-testid=stMainBlockContainer]{padding:3.2rem .75rem 3rem}
   .video-head img.thumb{width:88px}
   /* 3 lines of a moment's text on a phone: a moment stays ≤ 250 px. */
   .moment-text{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
@@ -411,17 +411,17 @@ with head_theme:
     with st.container(horizontal=True, horizontal_alignment="right"):
         _theme_switch()
 
-submitted = search_box(
-    view.q, _suggestions(version, include_hidden), session=_viewer_session(),
-    placeholder="Ask a question or type words, e.g. seed oils, LDL cholesterol, plant toxins…",
-)
+# The box's last submission is applied before the box is drawn again, so it shows the new query.
+submitted = parse_submission(st.session_state.get(SEARCH_BOX_KEY))
 if submitted and submitted.session:
     st.session_state["viewer_session"] = submitted.session
 if submitted and submitted.nonce and submitted.query is not None \
         and submitted.nonce != st.session_state.get("_applied_search"):
-    st.session_state["_applied_search"] = submitted.nonce
+    st.session_state["_applied_search"] = submitted.nonce  # each submission once: Back/Forward win after it
     if submitted.query != view.q or view.exact or view.play:
         view = view.new_search(submitted.query)
+search_box(view.q, _suggestions(version, include_hidden), session=_viewer_session(),
+           placeholder="Ask a question or type words, e.g. seed oils, LDL cholesterol, plant toxins…")
 
 with st.container(horizontal=True, vertical_alignment="center", gap="small"):
     view = _filters(view, include_hidden, version)
