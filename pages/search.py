@@ -181,7 +181,7 @@ a.copy-link.copied{font-weight:600}
 [data-testid=stColumn]:has(.st-key-player-panel){position:sticky;top:3.5rem;align-self:flex-start;z-index:5}
 @media (max-width: 640px){
   h1.page-title{font-size:1.25rem}
-  [data-testid=stMainBlockContainer]{padding:3.2rem .75rem 3rem}
+  [data-testid=stMainBlockContainer]{padding:3.6rem .75rem 3rem}
   .video-head img.thumb{width:88px}
   /* 3 lines of a moment's text on a phone: a moment stays ≤ 250 px. */
   .moment-text{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
@@ -220,22 +220,26 @@ SCRIPT = """<script>
   }
   const playing = __PLAYING__;
   if (playing) {
-    // After ▶ the page must not move away from the moment: once the player is laid out, the
-    // moment sits just below it (phone, player pinned on top) or stays where it was (wide).
-    let tries = 0;
+    // After ▶ the page must not move away from the moment: while the player is laid out (its
+    // frame grows when it loads), keep the moment just below it (phone: player pinned on top)
+    // or on screen (wide: player beside the results).
+    const scroller = () => {
+      const main = doc.querySelector("[data-testid=stMain]");
+      return main && main.scrollHeight > main.clientHeight + 1 ? main : doc.scrollingElement;
+    };
+    const started = Date.now();
     const place = () => {
       const m = doc.querySelector(".st-key-" + playing);
       const panel = doc.querySelector(".st-key-player-panel");
-      if (!m || !panel) { if (tries++ < 40) setTimeout(place, 100); return; }
-      const pinnedTop = getComputedStyle(panel.closest("[data-testid=stColumn]")).order === "-1";
-      const below = pinnedTop ? panel.getBoundingClientRect().bottom : 0;
-      const r = m.getBoundingClientRect();
-      if (r.top < below + 4 || r.bottom > window.innerHeight) {
-        const scroller = doc.querySelector("[data-testid=stMain]") || doc.scrollingElement;
-        scroller.scrollBy({ top: r.top - below - 8 });
+      if (m && panel) {
+        const pinnedTop = getComputedStyle(panel.closest("[data-testid=stColumn]")).order === "-1";
+        const below = pinnedTop ? panel.getBoundingClientRect().bottom : 0;
+        const r = m.getBoundingClientRect();
+        if (r.top < below + 4 || r.bottom > window.innerHeight) scroller().scrollBy({ top: r.top - below - 8 });
       }
+      if (Date.now() - started < 2500) setTimeout(place, 120);
     };
-    setTimeout(place, 150);
+    place();
   }
 })();
 </script>"""
@@ -405,11 +409,9 @@ except Exception:  # noqa: BLE001 - the database is away: a sentence for the vie
 view = ViewState.from_params(st.query_params.to_dict())
 
 st.html(STYLE)
-head_title, head_theme = st.columns([4, 1], vertical_alignment="center")
-head_title.markdown('<h1 class="page-title">Chaffee Search</h1>', unsafe_allow_html=True)
-with head_theme:
-    with st.container(horizontal=True, horizontal_alignment="right"):
-        _theme_switch()
+with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
+    st.markdown('<h1 class="page-title">Chaffee Search</h1>', unsafe_allow_html=True, width="content")
+    _theme_switch()
 
 # The box's last submission is applied before the box is drawn again, so it shows the new query.
 submitted = parse_submission(st.session_state.get(SEARCH_BOX_KEY))

@@ -8,6 +8,14 @@ function Player(root) {
   const mediaBox = root.querySelector("#media"), linesBox = root.querySelector("#lines");
   let lines = [], current = -1, seekTo = () => {}, built = null, timer = null;
   new ResizeObserver(() => ST.fitHeight()).observe(document.body);  // the video's 16:9 box sizes with the width
+  // This frame is only as wide as its column: whether the page is a phone's is the page's width.
+  const compact = () => {
+    let w = window.innerWidth;
+    try { w = window.parent.innerWidth; } catch (e) { /* another origin: keep the frame's width */ }
+    document.documentElement.classList.toggle("compact", w <= 640);
+  };
+  compact();
+  window.addEventListener("resize", compact);
 
   const clock = (s) => {
     s = Math.max(0, Math.floor(s));
