@@ -181,7 +181,10 @@ a.copy-link.copied{font-weight:600}
 [data-testid=stColumn]:has(.st-key-player-panel){position:sticky;top:3.5rem;align-self:flex-start;z-index:5}
 @media (max-width: 640px){
   h1.page-title{font-size:1.25rem}
-  [data-testid=stMainBlockContainer]{padding:3.6rem .75rem 3rem}
+  /* A phone's first screen is for results: Streamlit's empty top bar goes (the theme has its own control). */
+  [data-testid=stHeader]{display:none}
+  [data-testid=stMainBlockContainer]{padding:.75rem .75rem 3rem}
+  .player-title{font-size:.85rem}
   .video-head img.thumb{width:88px}
   /* 3 lines of a moment's text on a phone: a moment stays ≤ 250 px. */
   .moment-text{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
@@ -352,7 +355,7 @@ def _player_panel(view: ViewState, include_hidden: bool) -> None:
         return
     lines = lines or []
     near = around(lines, view.t)
-    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", wrap=False):
         st.markdown(f'<div class="video-title player-title">{html.escape(item.title)} · from '
                     f'{format_timestamp(view.t)}</div>', unsafe_allow_html=True, width="stretch")
         st.button("Close", icon=":material/close:", key="close-player", on_click=_go, args=(view.closed(),),
@@ -545,7 +548,7 @@ with col_results:
                 if view.play == group.media_item_id and view.t == int(moment.start_s):
                     playing_key = f"moment-{moment.chunk_id}"
                 _moment(view, group, moment, votes, view.q, answered)
-            if answered and not view.item and len(group.moments) >= MOMENTS_PER_VIDEO:
+            if answered and not view.item:
                 st.button("More from this video", icon=":material/expand_more:", key=f"more-{group.media_item_id}",
                           on_click=_go, args=(view.in_video(group.media_item_id),), type="tertiary")
     if answered and len(response.groups) >= view.videos and view.videos < 100:

@@ -255,8 +255,10 @@ def test_play_keeps_the_player_and_the_moment_in_view_and_a_transcript_line_seek
 
 def test_transcript_download_search_in_this_video_and_more_from_this_video(app_url, seeded, desktop):  # noqa: F811
     page = desktop
-    _open(page, f"{app_url}/?q={quote('Steven Bowen lectins')}")
+    # The Zoom call: its transcript names the speakers (its recording file is not on this server).
+    _open(page, f"{app_url}/?q={quote('lectins and autoimmunity')}&src=zoom")
     _play(page, 0)
+    assert "cannot play here" in page.inner_text(".st-key-player-panel")
     page.get_by_role("button", name="Transcript").click()
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download SRT").click()
@@ -270,12 +272,13 @@ def test_transcript_download_search_in_this_video_and_more_from_this_video(app_u
     _open(page, f"{app_url}/?q={quote('diet and autoimmune disease')}")
     before = _titles(page)
     more = page.get_by_role("button", name="More from this video").first
-    owner = more.locator("xpath=ancestor::*[contains(@class,'st-key-video-')][1]").locator(".video-title").inner_text()
+    group = more.locator("xpath=ancestor::*[contains(@class,'st-key-video-')][1]")
+    owner, shown = group.locator(".video-title").inner_text(), group.locator("[class*=st-key-moment-]").count()
     more.click()
     page.wait_for_function("new URLSearchParams(location.search).has('item')")
     _settle(page)
     assert set(_titles(page)) == {owner} and len(before) > 1
-    assert _moments(page).count() >= 3
+    assert _moments(page).count() >= shown  # every moment of it the search finds (up to 10)
     assert page.get_by_role("button", name=re.compile("^Only in:")).count() == 1
     _shot(page, "desktop_more_from_this_video.png")
     page.go_back()
@@ -301,8 +304,8 @@ def test_copy_link_a_vote_toggled_and_show_more(app_url, seeded, browser):  # no
             return list(s.execute(text("SELECT vote FROM feedback WHERE query = :q"), {"q": query}).scalars())
 
     moment = _moments(page).first
-    up = moment.locator("[class*=st-key-up-] button")
-    down = moment.locator("[class*=st-key-down-] button")
+    up = moment.locator("[class*=st-key-up-] button").first
+    down = moment.locator("[class*=st-key-down-] button").first
     up.click()
     _settle(page)
     assert votes() == [1] and "primary" in up.get_attribute("data-testid")
@@ -343,8 +346,8 @@ def test_dark_mode_follows_the_device_and_the_viewer_can_switch_it(app_url, seed
     page.get_by_role("button", name="Light").click()
     page.wait_for_selector(".video-title")
     _settle(page)
-    page.wait_for_function("() => { const c = getComputedStyle(document.querySelector('[data-testid=stApp]'))"
-                           ".backgroundColor; return c.startsWith('rgb(255') }")
+    page.wait_for_function("() => { const e = document.querySelector('[data-testid=stApp]');"
+                           " return e && getComputedStyle(e).backgroundColor.startsWith('rgb(255') }")
     assert _background_luminance(page) > 0.8 and _q(page) == "calcium supplements"  # same search, light
     _shot(page, "desktop_light_theme_chosen.png")
     ctx.close()

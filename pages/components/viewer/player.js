@@ -78,6 +78,12 @@ function Player(root) {
   const embedUrl = (id, t) => `https://www.youtube.com/embed/${encodeURIComponent(id)}?start=${Math.floor(t)}&autoplay=1&playsinline=1&rel=0`;
 
   function element(a) {
+    if (!a.src) {  // the file is not on the server: the transcript alone (the page says why)
+      mediaBox.className = "media";
+      mediaBox.replaceChildren();
+      seekTo = follow;
+      return;
+    }
     const el = document.createElement(a.player);  // "audio" | "video"
     el.controls = true; el.preload = "auto"; el.src = a.src;
     mediaBox.className = "media" + (a.player === "video" ? " video" : "");
