@@ -175,3 +175,26 @@ def test_one_video_narrowing_and_a_hidden_items_transcript(db):
         assert load_transcript(s, items["hidden"].id, include_hidden=True)
         lines = load_transcript(s, items["lectins"].id)
         assert lines and {ln.speaker for ln in lines} == {"Anthony Chaffee", "Steven Bowen"}
+
+
+def test_the_admin_hides_a_trending_term_in_audit_and_feedback(db):
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import PROJECT_ROOT
+
+    with session_scope() as s:
+        _ask(s, "seed oils and acne", sessions=3)
+        _ask(s, "salt and blood pressure", sessions=3)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages" / "admin_audit.py"), default_timeout=60)
+    at.session_state["admin_user"] = "admin"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("seed oils and acne" in str(m.value) for m in at.markdown)
+    at.text_input[-1].input("Seed oils")
+    next(b for b in at.button if b.label == "Hide").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with session_scope() as s:
+        assert [t.query for t in trending(s)] == ["salt and blood pressure"]
+        action, actor = s.execute(text("SELECT action, actor FROM audit_log ORDER BY id DESC LIMIT 1")).one()
+    assert (action, actor) == ("trending.hide", "admin")
+    assert any("Hidden: **seed oils**" in str(m.value) for m in at.markdown)
