@@ -23,7 +23,7 @@ from core.search.transcript import (
     file_name,
     load_transcript,
 )
-from core.search.trending import hide_term, hidden_terms, unhide_term
+from core.search.trending import hidden_terms, hide_term, unhide_term
 from core.search.viewer import ViewState, count_line, thumbnail_url
 from core.transcribe.captions import parse_captions
 

@@ -50,7 +50,8 @@ def hide_term(session: Session, term: str, actor: str) -> str:
 
 
 def unhide_term(session: Session, term: str) -> bool:
-    return bool(session.execute(delete(TrendingHidden).where(TrendingHidden.term == term)).rowcount)
+    removed = session.execute(delete(TrendingHidden).where(TrendingHidden.term == term).returning(TrendingHidden.term))
+    return removed.first() is not None
 
 
 def trending(

@@ -98,14 +98,15 @@ class ViewState:
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ViewState:
         src = tuple(s for s in (params.get("src") or "").split(",") if s in SOURCES)
+        sort, length = params.get("sort") or "relevance", params.get("len") or "any"
         return cls(
             q=(params.get("q") or "").strip(),
             exact=params.get("exact") == "1",
-            sort=params.get("sort") if params.get("sort") in ("relevance", "date") else "relevance",
+            sort=sort if sort in ("relevance", "date") else "relevance",
             date_from=_date(params.get("from")),
             date_to=_date(params.get("to")),
             sources=src,
-            length=params.get("len") if params.get("len") in LENGTHS else "any",
+            length=length if length in LENGTHS else "any",
             speaker=(params.get("speaker") or "").strip() or None,
             answer=params.get("answer") == "1",
             item=_int(params.get("item"), 1, 2**62),
