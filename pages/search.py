@@ -484,6 +484,10 @@ elif view.exact:
 verdict = response.verdict
 answered = verdict is None or verdict.answered
 verdict_text = _md_text(verdict.message) if verdict else ""  # quotes the query: plain text, never markup
+# The count line also marks which search the results below belong to (data-q: browser tests and
+# bench/page_latency.py wait for it).
+count = html.escape(count_line(response.groups)) if answered and response.groups else ""
+st.markdown(f'<div class="count-line" data-q="{html.escape(view.q)}">{count}</div>', unsafe_allow_html=True)
 if not response.groups:
     with session_scope() as s:
         empty = archive_is_empty(s, include_hidden=include_hidden)
@@ -500,8 +504,6 @@ if not response.groups:
 if not answered:
     st.warning(verdict_text)
     _title_matches(response.titles)
-else:
-    st.markdown(f'<div class="count-line">{html.escape(count_line(response.groups))}</div>', unsafe_allow_html=True)
 
 col_results, col_player = st.columns([3, 2], gap="medium")
 with col_player:
