@@ -88,8 +88,18 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / name))
 
 
+SHOWS_URL_SEARCH = """() => {
+  const q = new URLSearchParams(location.search).get('q');
+  if (!q) return true;
+  const marker = [...document.querySelectorAll('.count-line')].find(e => e.dataset.q === q);
+  return marker && !marker.closest('[data-stale=true]');
+}"""
+
+
 def _settle(page) -> None:
+    """The page shows the search its URL holds, and its script run has finished."""
     page.wait_for_timeout(250)
+    page.wait_for_function(SHOWS_URL_SEARCH)
     page.wait_for_selector("[data-testid=stStatusWidget]", state="detached")
     page.wait_for_selector("[data-stale=true]", state="detached")
 
@@ -167,6 +177,9 @@ def test_refining_a_query_suggestions_and_back_forward(app_url, seeded, desktop)
     page.wait_for_function("new URLSearchParams(location.search).get('q') === \"crohn's disease remission\"")
     _settle(page)
     assert _titles(page)[0] == "Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"
+    # YouTube's own still beside each YouTube video (i.ytimg.com; answered empty here, offline).
+    thumb = page.locator("[class*=st-key-video-]").first.locator("img.thumb").get_attribute("src")
+    assert re.fullmatch(r"https://i\.ytimg\.com/vi/[\w-]{11}/mqdefault\.jpg", thumb)
 
     crohn_titles = _titles(page)
     page.go_back()  # the previous search, in the box and in the results
@@ -267,6 +280,10 @@ def test_transcript_download_search_in_this_video_and_more_from_this_video(app_u
     assert {s.speaker for s in segments} >= {"Anthony Chaffee", "Steven Bowen"}  # speakers where known
     _shot(page, "desktop_transcript_download.png")
     page.keyboard.press("Escape")
+    page.get_by_role("button", name="Search in this video").click()  # the same question, this call only
+    page.wait_for_function(f"new URLSearchParams(location.search).get('item') === '{seeded['lectins']}'")
+    _settle(page)
+    assert set(_titles(page)) == {"Members Zoom call: lectins and autoimmunity"}
 
     _open(page, f"{app_url}/?q={quote('diet and autoimmune disease')}")
     before = _titles(page)
