@@ -173,7 +173,9 @@ h1.page-title{font-size:1.6rem;margin:0;padding:0}
 .video-head img.thumb{width:120px;aspect-ratio:16/9;object-fit:cover;border-radius:.35rem;flex:none;background:#8883}
 .video-title{font-weight:600;line-height:1.3}
 .video-meta{opacity:.7;font-size:.85em}
-.moment-text{font-size:.95rem;line-height:1.45}
+.moment-text{font-size:.95rem;line-height:1.45;margin-top:-.35rem}
+/* One moment = its controls and its text; a rule between moments keeps them apart. */
+[class*=st-key-moment-]{padding-bottom:.35rem;border-bottom:1px solid rgba(128,128,128,.18)}
 a.copy-link{font-size:.85rem;text-decoration:none;white-space:nowrap}
 a.copy-link.copied{font-weight:600}
 .count-line{opacity:.8}
