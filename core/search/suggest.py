@@ -1,4 +1,4 @@
-"""The query log and what is built from it: autocomplete and trending topics.
+"""The query log and what is built from it: autocomplete (trending: core/search/trending.py).
 
 Privacy: the log keeps the normalised query text, its result count and latency — no user,
 no IP; a random browser-session token for counting distinct askers — and strips anything that looks like an e-mail address, a URL or a
