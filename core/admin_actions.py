@@ -28,6 +28,8 @@ from core.backfill import budget, priorities, queue
 from core.backfill.failures import label
 from core.config import ENGINES, get_settings
 from core.models import Chunk, Job, MediaItem, Source
+from core.search.trending import hidden_terms as trending_hidden_terms
+from core.search.trending import hide_term, unhide_term
 from core.states import JobStatus
 
 log = logging.getLogger(__name__)
@@ -406,3 +408,26 @@ def import_transcript(
     audit.record(session, actor, "item.import_transcript", f"item {result.item_id}: {result.title[:80]}", None,
                  {"file": name, "video": result.video_id, "chunks": result.chunk_count, "status": result.status})
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Trending (the viewers' search page)
+# ---------------------------------------------------------------------------------------------
+
+
+def hide_trending_term(session: Session, actor: str, term: str) -> str:
+    """Hide every trending question containing `term` from viewers; returns the stored form."""
+    before = trending_hidden_terms(session)
+    try:
+        stored = hide_term(session, term, actor)
+    except ValueError as exc:
+        raise AdminActionError(str(exc)) from None
+    audit.record(session, actor, "trending.hide", f"trending term “{stored}”", before, trending_hidden_terms(session))
+    return stored
+
+
+def unhide_trending_term(session: Session, actor: str, term: str) -> None:
+    before = trending_hidden_terms(session)
+    if not unhide_term(session, term):
+        raise AdminActionError(f"“{term}” is not hidden from Trending.")
+    audit.record(session, actor, "trending.unhide", f"trending term “{term}”", before, trending_hidden_terms(session))

@@ -404,6 +404,9 @@ class QueryLogEntry(Base):
     # The search's verdict: 'answered' | 'related' | 'nothing'; NULL when logged without one.
     # Trending and autocomplete count only 'answered' queries.
     verdict: Mapped[str | None] = mapped_column(String(16))
+    # A random token the viewer's browser tab keeps (sessionStorage): trending counts distinct
+    # sessions. NULL for searches made outside the page (the CLI, benchmarks).
+    session_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_query_log_at", "at"),
@@ -421,6 +424,23 @@ class Feedback(Base):
     media_item_id: Mapped[int | None] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))
     start_s: Mapped[float | None] = mapped_column(Float)
     vote: Mapped[int] = mapped_column(SmallInteger)  # +1 / -1
+    # The viewer's browser-tab token: one vote per (session, query, moment), toggled in place.
+    session_key: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("uq_feedback_session_vote", "session_key", "query", "chunk_id", unique=True,
+              postgresql_where=text("session_key IS NOT NULL")),
+    )
+
+
+class TrendingHidden(Base):
+    """A term the admin hid from viewers' "Trending" list."""
+
+    __tablename__ = "trending_hidden"
+
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    hidden_by: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class WebhookEvent(Base):

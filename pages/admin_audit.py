@@ -4,13 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import audit, auth
+from core import admin_actions, audit, auth
 from core.db import session_scope
 from core.search.feedback import feedback_summary
+from core.search.trending import hidden_terms, trending
 from pages._auth import require_admin
-from pages._ui import color_column, page_header, when
+from pages._ui import color_column, md_escape, page_header, run_action, show_flash, when
 
-require_admin()
+actor = require_admin()
 page_header("Audit & feedback", "Every change made in the console, newest first, and what viewers think of the results.")
 
 PAGE_SIZE = 50
@@ -24,8 +25,10 @@ def _clock(seconds: float | None) -> str:
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 st.subheader("Audit log")
+show_flash()
 log_box = st.container()
 feedback_box = st.container()
+trending_box = st.container()
 signin_box = st.container()
 
 with log_box:
@@ -92,6 +95,26 @@ with feedback_box:
                            "Video": st.column_config.TextColumn(width="large"),
                            "Net": st.column_config.NumberColumn(format="%+d", help="Helpful minus not helpful")},
         )
+
+with trending_box:
+    st.subheader("Trending searches")
+    st.caption("What viewers see under “Trending”: answered questions that at least 3 browser sessions asked this "
+               "week. Hide a word or question and every trending question containing it disappears for viewers.")
+    with session_scope() as s:
+        shown, hidden = trending(s, limit=10), hidden_terms(s)
+    st.markdown(" · ".join(f"**{md_escape(t.query)}** ({t.count})" for t in shown) if shown else "Nothing trends yet.")
+    with st.form("hide_trending", clear_on_submit=True, border=False):
+        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+        term = c1.text_input("Hide from Trending", placeholder="a word or a whole question")
+        if c2.form_submit_button("Hide") and run_action(admin_actions.hide_trending_term, actor, term,
+                                                        success="Hidden from Trending."):
+            st.rerun()
+    for h in hidden:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(f"Hidden: **{md_escape(h)}**")
+        if c2.button("Show again", key=f"unhide-{h}") and run_action(admin_actions.unhide_trending_term, actor, h,
+                                                                    success="Shown in Trending again."):
+            st.rerun()
 
 with signin_box:
     st.subheader("Sign-ins")

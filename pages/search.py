@@ -1,14 +1,16 @@
-"""Search page: read the widgets and the URL, call core.search, render.
+"""Search page: read the URL (core.search.viewer.ViewState), call core.search, render.
 
-The URL holds the whole search (?q=…&exact=1&sort=…&from=…&to=…&src=…&len=…&speaker=…&answer=1
-&play=<item>&t=<second>), so a search — or a moment playing — is a shareable link. exact=1 is
-the "Search instead for …" choice: the words as typed, without spelling correction.
+The URL is the whole view, so every search is a browser history entry (Back and Forward move
+between searches) and any view — a moment playing included — is a shareable link. Logic lives
+in core/search (viewer, transcript, feedback, trending); the search box and the player are the
+one custom component (pages/_components.py).
 """
 from __future__ import annotations
 
 import html
+import json
+import logging
 import re
-from datetime import date
 
 import streamlit as st
 
@@ -22,19 +24,27 @@ from core.search import (
     format_timestamp,
     log_query,
     popular_queries,
-    record_feedback,
     search,
     trending,
 )
 from core.search.engine import player_item, speakers_list
+from core.search.feedback import Vote, session_votes, set_vote, toggled
+from core.search.links import youtube_id
+from core.search.transcript import ExportFormat, answer_index, around, export, file_name, load_transcript
+from core.search.viewer import (
+    ITEM_MOMENTS,
+    LENGTHS,
+    SOURCES,
+    PlayerKind,
+    Theme,
+    ViewState,
+    count_line,
+    thumbnail_url,
+)
+from pages._components import SEARCH_BOX_KEY, local_media_url, parse_submission, player, search_box
 
-SOURCES = {"youtube": "YouTube", "zoom": "Zoom", "upload": "Upload"}
-LENGTHS = {
-    "any": ("Any length", None, None),
-    "short": ("Under 20 min", None, 20 * 60),
-    "medium": ("20–60 min", 20 * 60, 60 * 60),
-    "long": ("Over 1 hour", 60 * 60, None),
-}
+log = logging.getLogger(__name__)
+MOMENTS_PER_VIDEO = 3
 HELP_EMPTY = """**The archive is empty — nothing has been indexed yet.** Add content in any of these ways:
 
 ```
@@ -44,6 +54,7 @@ python -m core sync-channel                                       # queue the wh
 ```
 
 …or sign in and use the **admin** page. Search works as soon as the first item is indexed."""
+UNAVAILABLE = "Search is not available right now. Please try again in a minute."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,30 +75,33 @@ def _content_version() -> tuple:
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
+def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True,
+            k: int = 10, moments: int = MOMENTS_PER_VIDEO):
     # `version` is part of the cache key: new content or a visibility change drops old results.
     with session_scope() as s:
-        return search(s, query, k=10, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(),
-                      log=False, correct=correct)
+        return search(s, query, k=k, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(),
+                      log=False, correct=correct, moments_per_video=moments)
 
 
 @st.cache_data(ttl=600, max_entries=128, show_spinner=False)
-def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
+def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool,
+            k: int, moments: int):
     # Cached like the results: a rerun (a vote, a play click) must not ask — and pay — the model again.
-    response = _search(version, query, filters, sort, include_hidden, correct)
+    response = _search(version, query, filters, sort, include_hidden, correct, k, moments)
     with session_scope() as s:
         return answer(s, response, embedder=_embedder())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _suggestions(version: tuple, include_hidden: bool) -> list[str]:
-    with session_scope() as s:
-        out = [x.text for x in popular_queries(s, limit=40, include_hidden=include_hidden)]
-        from sqlalchemy import text
+def _suggestions(version: tuple, include_hidden: bool) -> list[tuple[str, str]]:
+    from sqlalchemy import text
 
+    with session_scope() as s:
+        out = [(x.text, "asked before") for x in popular_queries(s, limit=40, include_hidden=include_hidden)]
         hidden = "" if include_hidden else "WHERE visible"
-        out += list(s.execute(text(f"SELECT title FROM media_items {hidden} ORDER BY published_at DESC NULLS LAST LIMIT 2000")).scalars())
-    return list(dict.fromkeys(out))
+        out += [(t, "video") for t in s.execute(text(
+            f"SELECT title FROM media_items {hidden} ORDER BY published_at DESC NULLS LAST LIMIT 1000")).scalars()]
+    return list(dict(reversed(out)).items())[::-1]  # one entry per text, the first kind wins
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -113,34 +127,31 @@ def _is_admin() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# URL ↔ widgets
+# State: the URL, and this browser tab's session token
 # ---------------------------------------------------------------------------------------------
 
 
-def _param_date(name: str) -> date | None:
-    try:
-        return date.fromisoformat(st.query_params.get(name, ""))
-    except ValueError:
-        return None
+def _go(view: ViewState) -> None:
+    """Show another view: the URL changes (a browser history entry) and the page follows it."""
+    st.query_params.from_dict(view.to_params())
 
 
-def _set_param(name: str, value) -> None:
-    if value in (None, "", [], ()):
-        st.query_params.pop(name, None)
-    else:
-        st.query_params[name] = str(value)
+def _viewer_session() -> str | None:
+    return st.session_state.get("viewer_session")
 
 
-def _play(item_id: int, second: float) -> None:
-    st.query_params["play"] = str(item_id)
-    st.query_params["t"] = str(int(second))
+def _vote(query: str, chunk_id: int, pressed: Vote) -> None:
+    session_key = _viewer_session()
+    if not session_key:
+        st.toast("Your vote could not be saved. Please reload the page and try again.")
+        return
+    with session_scope() as s:
+        mine = session_votes(s, session_key, query).get(chunk_id, Vote.NONE)
+        set_vote(s, query, chunk_id, session_key, toggled(mine, pressed))
 
 
-def _search_exactly() -> None:
-    """The "Search instead for …" button: the same query, spelling correction off (in the URL)."""
-    st.query_params["exact"] = "1"
-    st.query_params.pop("play", None)
-    st.query_params.pop("t", None)
+def _set_theme(theme: Theme) -> None:
+    st.session_state["_theme_request"] = theme.value
 
 
 def _md_text(value: str) -> str:
@@ -148,9 +159,150 @@ def _md_text(value: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|>~<])", r"\\\1", value)
 
 
+# ---------------------------------------------------------------------------------------------
+# Look: one style sheet, and the few scripts Streamlit has no API for
+# ---------------------------------------------------------------------------------------------
+
+STYLE = """<style>
+mark{background:#ffd54f;color:#1b1b1b;padding:0 .1em}mark.syn{background:#fff6d0;color:inherit}
+@media (prefers-color-scheme: dark){mark.syn{background:#5c5325}}
+.title-status{opacity:.75}
+[data-testid=stMainBlockContainer]{padding-top:3.6rem}
+h1.page-title{font-size:1.6rem;margin:0;padding:0}
+.video-head{display:flex;gap:.75rem;align-items:flex-start}
+.video-head img.thumb{width:120px;aspect-ratio:16/9;object-fit:cover;border-radius:.35rem;flex:none;background:#8883}
+.video-title{font-weight:600;line-height:1.3}
+.video-meta{opacity:.7;font-size:.85em}
+.moment-text{font-size:.95rem;line-height:1.45;margin-top:-.35rem}
+/* One moment = its controls and its text; a rule between moments keeps them apart. */
+[class*=st-key-moment-]{padding-bottom:.35rem;border-bottom:1px solid rgba(128,128,128,.18)}
+a.copy-link{font-size:.85rem;text-decoration:none;white-space:nowrap}
+a.copy-link.copied{font-weight:600}
+.count-line{opacity:.8}
+/* The player column: beside the results and pinned while they scroll on a wide screen. */
+[data-testid=stColumn]:has(.st-key-player-panel){position:sticky;top:3.5rem;align-self:flex-start;z-index:5}
+@media (max-width: 640px){
+  h1.page-title{font-size:1.25rem}
+  /* A phone's first screen is for results: Streamlit's empty top bar goes (the theme has its own control). */
+  [data-testid=stHeader]{display:none}
+  [data-testid=stMainBlockContainer]{padding:.75rem .75rem 3rem}
+  .player-title{font-size:.85rem}
+  .video-head img.thumb{width:88px}
+  /* 3 lines of a moment's text on a phone: a moment stays ≤ 250 px. */
+  .moment-text{display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
+  /* On a phone the player comes first and stays pinned at the top while the results scroll. */
+  [data-testid=stColumn]:has(.st-key-player-panel){order:-1;top:0;background:var(--chaffee-bg, inherit)}
+  [data-testid=stColumn]:has(.st-key-player-hint){display:none}
+}
+</style>"""
+
+# Copy a moment's link (clipboard access needs the page's own document: no Streamlit API),
+# keep the played moment in view below a pinned player, and apply a theme choice.
+SCRIPT = """<script>
+(() => {
+  const doc = window.document;
+  if (!window.chaffeeCopyInstalled) {
+    window.chaffeeCopyInstalled = true;
+    doc.addEventListener("click", (e) => {
+      const a = e.target.closest && e.target.closest("a.copy-link");
+      if (!a) return;
+      e.preventDefault();
+      const url = new URL(a.getAttribute("href"), window.location.origin).href;
+      const done = () => { a.classList.add("copied"); a.dataset.label = a.textContent; a.textContent = "Link copied";
+                           setTimeout(() => { a.textContent = a.dataset.label; a.classList.remove("copied"); }, 2000); };
+      (navigator.clipboard ? navigator.clipboard.writeText(url) : Promise.reject()).then(done, () => {
+        window.prompt("Copy this link:", url);
+      });
+    });
+  }
+  const bg = getComputedStyle(doc.querySelector("[data-testid=stApp]") || doc.body).backgroundColor;
+  doc.documentElement.style.setProperty("--chaffee-bg", bg);
+  const theme = __THEME__;
+  if (theme) {
+    localStorage.setItem("stActiveTheme-" + window.location.pathname + "-v2", JSON.stringify(theme));
+    window.location.reload();
+    return;
+  }
+  const playing = __PLAYING__;
+  if (playing) {
+    // After ▶ the page must not move away from the moment: while the player is laid out (its
+    // frame grows when it loads), keep the moment just below it (phone: player pinned on top)
+    // or on screen (wide: player beside the results).
+    const scroller = () => {
+      const main = doc.querySelector("[data-testid=stMain]");
+      return main && main.scrollHeight > main.clientHeight + 1 ? main : doc.scrollingElement;
+    };
+    const started = Date.now();
+    const place = () => {
+      const m = doc.querySelector(".st-key-" + playing);
+      const panel = doc.querySelector(".st-key-player-panel");
+      if (m && panel) {
+        const pinnedTop = getComputedStyle(panel.closest("[data-testid=stColumn]")).order === "-1";
+        const below = pinnedTop ? panel.getBoundingClientRect().bottom : 0;
+        const r = m.getBoundingClientRect();
+        if (r.top < below + 4 || r.bottom > window.innerHeight) scroller().scrollBy({ top: r.top - below - 8 });
+      }
+      if (Date.now() - started < 2500) setTimeout(place, 120);
+    };
+    place();
+  }
+})();
+</script>"""
+
+
+def _page_script(playing_key: str | None) -> None:
+    theme = st.session_state.pop("_theme_request", None)
+    body = SCRIPT.replace("__THEME__", json.dumps(theme)).replace("__PLAYING__", json.dumps(playing_key))
+    st.html(body, unsafe_allow_javascript=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces of the page
+# ---------------------------------------------------------------------------------------------
+
+
+def _filters(view: ViewState, include_hidden: bool, version: tuple) -> ViewState:
+    """Sort and filters, in one place (a popover, so a phone keeps its first screen for results).
+
+    Widgets have no keys: their identity includes the URL's value, so Back/Forward and shared
+    links always show what the URL says."""
+    with st.popover("Filters & sort", icon=":material/tune:"):
+        sort = st.segmented_control("Sort by", ["relevance", "date"], default=view.sort, format_func=str.capitalize)
+        c1, c2 = st.columns(2)
+        d_from = c1.date_input("From", value=view.date_from, format="YYYY-MM-DD")
+        d_to = c2.date_input("To", value=view.date_to, format="YYYY-MM-DD")
+        sources = st.multiselect("Source", list(SOURCES), default=list(view.sources), format_func=SOURCES.get)
+        length = st.radio("Length", list(LENGTHS), index=list(LENGTHS).index(view.length),
+                          format_func=lambda k: LENGTHS[k][0], horizontal=True)
+        # ---- speaker filter: named speakers (Zoom, inline labels, enrolled voices) ----------------
+        speaker_opts = _speakers(version, include_hidden)
+        speaker = st.selectbox(
+            "Speaker", speaker_opts, placeholder="Anyone", accept_new_options=True, disabled=not speaker_opts,
+            index=speaker_opts.index(view.speaker) if view.speaker in speaker_opts else None,
+        )
+        # Speaker turns (#15): moments where that speaker alone speaks, not a question put to them.
+        speaker_only = st.checkbox("Only them speaking", value=view.speaker_only, disabled=not speaker)
+        want_answer = st.toggle("Cited answer above the results", value=view.answer)
+    from datetime import date
+
+    return ViewState(
+        q=view.q, exact=view.exact, sort=sort or "relevance",
+        date_from=d_from if isinstance(d_from, date) else None, date_to=d_to if isinstance(d_to, date) else None,
+        sources=tuple(sources), length=length, speaker=speaker or None,
+        speaker_only=bool(speaker and speaker_only), answer=want_answer, item=view.item,
+        videos=view.videos, play=view.play, t=view.t,
+    )
+
+
+def _theme_switch() -> None:
+    with st.popover("Theme", icon=":material/contrast:"):
+        for theme in Theme:
+            st.button(theme.label, key=f"theme-{theme.value}", on_click=_set_theme, args=(theme,), type="tertiary")
+
+
 def _title_matches(titles) -> None:
-    """The short "Videos whose title matches" list: videos the moments do not already show, a
-    not-yet-transcribed one with its status in words ("queued for transcription")."""
+    """Videos whose title matches that the moments do not already show; one not transcribed yet
+    says so in words ("queued for transcription")."""
     extra = [t for t in titles if not t.has_moments]
     if not extra:
         return
@@ -163,13 +315,92 @@ def _title_matches(titles) -> None:
     st.markdown("<ul>" + "".join(lines) + "</ul>", unsafe_allow_html=True)
 
 
-def _vote(query: str, chunk_id: int, key: str) -> None:
-    value = st.session_state.get(key)  # st.feedback thumbs: 1 = up, 0 = down
-    if value is None:
-        return
+def _video_head(group, answered: bool) -> str:
+    meta = [group.published_at.date().isoformat() if group.published_at else "date unknown",
+            SOURCES.get(group.source_kind, group.source_kind)]
+    if group.duration_s:
+        meta.append(format_timestamp(group.duration_s))
+    if not group.visible:
+        meta.append("hidden")
+    if not answered:
+        meta.append("related, not an answer")
+    thumb = thumbnail_url(group.url)
+    img = f'<img class="thumb" src="{html.escape(thumb)}" alt="" loading="lazy">' if thumb else ""
+    return (f'<div class="video-head">{img}<div><div class="video-title">{html.escape(group.title)}</div>'
+            f'<div class="video-meta">{" · ".join(html.escape(m) for m in meta)}</div></div></div>')
+
+
+def _moment(view: ViewState, group, moment, votes: dict[int, Vote], query: str, answered: bool) -> None:
+    cid = moment.chunk_id
+    with st.container(key=f"moment-{cid}", gap="small"):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            playing = view.play == group.media_item_id and view.t == int(moment.start_s)
+            st.button(f"▶ {moment.timestamp}", key=f"play-{cid}", on_click=_go,
+                      args=(view.playing(group.media_item_id, moment.start_s),),
+                      type="primary" if playing else "secondary", help="Play here, with the transcript beside it")
+            kind = "copy-link moment-link" + ("" if answered else " related")
+            st.markdown(f'<a class="{kind}" href="{html.escape(moment.link)}" title="Copy a link that opens at '
+                        f'{moment.timestamp}">🔗 Copy link</a>', unsafe_allow_html=True, width="content")
+            mine = votes.get(cid, Vote.NONE)
+            st.button("", icon=":material/thumb_up:", key=f"up-{cid}", on_click=_vote, args=(query, cid, Vote.UP),
+                      type="primary" if mine is Vote.UP else "tertiary", help="This answers my question")
+            st.button("", icon=":material/thumb_down:", key=f"down-{cid}", on_click=_vote,
+                      args=(query, cid, Vote.DOWN), type="primary" if mine is Vote.DOWN else "tertiary",
+                      help="This does not answer my question")
+        who = f"<b>{html.escape(', '.join(moment.speakers))}:</b> " if moment.speakers else ""
+        st.markdown(f'<div class="moment-text">{who}{moment.snippet_html}</div>', unsafe_allow_html=True)
+
+
+def _player_panel(view: ViewState, include_hidden: bool) -> None:
     with session_scope() as s:
-        record_feedback(s, query, chunk_id, 1 if value == 1 else -1)
-    st.toast("Thanks — your vote helps tune the search.")
+        item = player_item(s, view.play, include_hidden=include_hidden) if view.play else None
+        lines = load_transcript(s, view.play, include_hidden=include_hidden) if item else None
+    if item is None:
+        st.warning("That recording is not available.")
+        return
+    lines = lines or []
+    near = around(lines, view.t)
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", wrap=False):
+        st.markdown(f'<div class="video-title player-title">{html.escape(item.title)} · from '
+                    f'{format_timestamp(view.t)}</div>', unsafe_allow_html=True, width="stretch")
+        st.button("Close", icon=":material/close:", key="close-player", on_click=_go, args=(view.closed(),),
+                  type="tertiary", help="Close the player")
+    vid = youtube_id(item.url)
+    if vid:
+        player(PlayerKind.YOUTUBE, video_id=vid, start=view.t, lines=near, answer=answer_index(near, view.t),
+               title=item.title)
+    else:
+        src = local_media_url(item.media_path, item.id) if item.media_path else None
+        if src is None:
+            st.info("This recording's file is not on the server, so it cannot play here. The transcript is below.")
+        kind = PlayerKind.AUDIO if item.is_audio or not src else PlayerKind.VIDEO
+        player(kind, src=src, start=view.t, lines=near, answer=answer_index(near, view.t), title=item.title)
+    with st.container(horizontal=True, gap="small"):
+        if view.q and view.item != item.id:
+            st.button("Search in this video", icon=":material/manage_search:", key="search-in-video", on_click=_go,
+                      args=(view.in_video(item.id),), type="secondary")
+        if lines:
+            with st.popover("Transcript", icon=":material/download:"):
+                for fmt in ExportFormat:
+                    st.download_button(f"Download {fmt.value.upper()}", export(lines, fmt, item.title),
+                                       file_name=file_name(item.title, fmt), mime=fmt.mime, key=f"dl-{fmt.value}",
+                                       on_click="ignore", type="tertiary")
+
+
+def _home(include_hidden: bool, version: tuple) -> None:
+    with session_scope() as s:
+        empty = archive_is_empty(s, include_hidden=include_hidden)
+    if empty:
+        st.info(HELP_EMPTY)
+        return
+    trends = _trending(version, include_hidden)
+    if trends:
+        st.subheader("Trending searches")
+        picked = st.pills("Trending", [t.query for t in trends], label_visibility="collapsed", key="trend_pick")
+        if picked:
+            st.session_state.pop("trend_pick", None)
+            _go(ViewState().new_search(picked))
+            st.rerun()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,157 +408,91 @@ def _vote(query: str, chunk_id: int, key: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 include_hidden = _is_admin()
-version = _content_version()
+try:
+    version = _content_version()
+except Exception:  # noqa: BLE001 - the database is away: a sentence for the viewer, the log gets the rest
+    log.exception("search page: database unavailable")
+    st.error(UNAVAILABLE)
+    st.stop()
+view = ViewState.from_params(st.query_params.to_dict())
 
-# Typed words marked strongly, words only a synonym brought in marked lighter (shaping.highlight).
-st.html("<style>mark{background:#ffd54f;padding:0 .1em}mark.syn{background:#fff6d0;color:inherit}"
-        ".title-status{opacity:.75}</style>")
-st.title("Chaffee Search")
-st.caption("Search every talk and call by meaning or by word; each hit opens the video at the second it was said.")
+st.html(STYLE)
+with st.container(horizontal=True, vertical_alignment="center", horizontal_alignment="distribute"):
+    st.markdown('<h1 class="page-title">Chaffee Search</h1>', unsafe_allow_html=True, width="content")
+    _theme_switch()
 
-query_in_url = st.query_params.get("q", "")
-options = _suggestions(version, include_hidden)
-if query_in_url and query_in_url not in options:
-    options = [query_in_url, *options]
-col_q, col_sort = st.columns([5, 1], vertical_alignment="bottom")
-with col_q:
-    typed = st.selectbox(
-        "Search",
-        options,
-        index=options.index(query_in_url) if query_in_url in options else None,
-        placeholder="Ask a question or type words, e.g. seed oils, LDL cholesterol, plant toxins…",
-        accept_new_options=True,
-        key="query_box",
-        help="Suggestions come from video titles and popular searches; type anything and press Enter.",
-    )
-with col_sort:
-    sort = st.segmented_control(
-        "Sort", ["relevance", "date"], default=st.query_params.get("sort", "relevance")
-        if st.query_params.get("sort") in ("relevance", "date") else "relevance", key="sort_box",
-        format_func=str.capitalize,
-    ) or "relevance"
+# The box's last submission is applied before the box is drawn again, so it shows the new query.
+submitted = parse_submission(st.session_state.get(SEARCH_BOX_KEY))
+if submitted and submitted.session:
+    st.session_state["viewer_session"] = submitted.session
+if submitted and submitted.nonce and submitted.query is not None \
+        and submitted.nonce != st.session_state.get("_applied_search"):
+    st.session_state["_applied_search"] = submitted.nonce  # each submission once: Back/Forward win after it
+    if submitted.query != view.q or view.exact or view.play:
+        view = view.new_search(submitted.query)
+search_box(view.q, _suggestions(version, include_hidden), session=_viewer_session(),
+           placeholder="Ask a question or type words, e.g. seed oils, LDL cholesterol, plant toxins…")
 
-with st.expander("Filters", expanded=any(p in st.query_params for p in ("from", "to", "src", "len", "speaker"))):
-    c1, c2, c3, c4 = st.columns(4)
-    with c1:
-        d_from = st.date_input("From", value=_param_date("from"), format="YYYY-MM-DD", key="f_from")
-        d_to = st.date_input("To", value=_param_date("to"), format="YYYY-MM-DD", key="f_to")
-    with c2:
-        src_param = [s for s in st.query_params.get("src", "").split(",") if s in SOURCES]
-        sources = st.multiselect("Source", list(SOURCES), default=src_param, format_func=SOURCES.get, key="f_src")
-    with c3:
-        length = st.radio(
-            "Length", list(LENGTHS), format_func=lambda k: LENGTHS[k][0], key="f_len",
-            index=list(LENGTHS).index(st.query_params.get("len", "any")) if st.query_params.get("len") in LENGTHS else 0,
-        )
-    with c4:
-        speaker_opts = _speakers(version, include_hidden)
-        speaker_param = st.query_params.get("speaker") or None
-        speaker = st.selectbox(
-            "Speaker", speaker_opts, placeholder="Anyone", key="f_speaker",
-            index=speaker_opts.index(speaker_param) if speaker_param in speaker_opts else None,
-            accept_new_options=True, disabled=not speaker_opts,
-        )
-        # Speaker turns (#15): moments where that speaker alone speaks, not a question put to them.
-        speaker_only = st.checkbox("Only them speaking", value=st.query_params.get("only") == "1", key="f_only",
-                                   disabled=not speaker)
-    want_answer = st.toggle("Cited answer above the results", value=st.query_params.get("answer") == "1", key="f_answer")
+with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+    view = _filters(view, include_hidden, version)
+    if view.item:
+        with session_scope() as s:
+            only = player_item(s, view.item, include_hidden=include_hidden)
+        st.button(f"Only in: {only.title if only else 'one video'}", icon=":material/close:", key="clear-item",
+                  on_click=_go, args=(view.in_video(None),), type="tertiary", help="Search every video again")
+if view.to_params() != st.query_params.to_dict():
+    _go(view)  # the URL follows the box and the filters: one history entry per change
 
-# Keep the URL in step with the widgets: the URL is the search.
-query = (typed or "").strip()
-if query != query_in_url:
-    # A new search: whatever was playing belongs to the old one.
-    st.query_params.pop("play", None)
-    st.query_params.pop("t", None)
-    st.query_params.pop("exact", None)  # "search exactly as typed" was a choice for the old query
-exact = st.query_params.get("exact") == "1"
-_set_param("q", query)
-_set_param("sort", None if sort == "relevance" else sort)
-_set_param("from", d_from.isoformat() if isinstance(d_from, date) else None)
-_set_param("to", d_to.isoformat() if isinstance(d_to, date) else None)
-_set_param("src", ",".join(sources))
-_set_param("len", None if length == "any" else length)
-_set_param("speaker", speaker)
-_set_param("only", "1" if speaker and speaker_only else None)
-_set_param("answer", "1" if want_answer else None)
-
-filters = SearchFilters(
-    date_from=d_from if isinstance(d_from, date) else None,
-    date_to=d_to if isinstance(d_to, date) else None,
-    sources=tuple(sources),
-    min_duration_s=LENGTHS[length][1],
-    max_duration_s=LENGTHS[length][2],
-    speaker=speaker or None,
-    speaker_only=bool(speaker and speaker_only),
-)
-
-# ---- the player (a chosen moment, or a local file's deep link) ------------------------------
-play_id = st.query_params.get("play")
-if play_id and play_id.isdigit():
-    with session_scope() as s:
-        item = player_item(s, int(play_id), include_hidden=include_hidden)
-    start = int(float(st.query_params.get("t", "0") or 0))
-    if item is None:
-        st.warning("That recording is not available.")
-    else:
-        with st.container(border=True):
-            st.markdown(f"**▶ {html.escape(item.title)}** · from {format_timestamp(start)}")
-            if item.media_path and item.is_audio:
-                st.audio(item.media_path, start_time=start)
-            elif item.media_path and not item.youtube:
-                st.video(item.media_path, start_time=start)
-            else:
-                st.video(item.url, start_time=start)
-
-# ---- no query: help for a new archive, or what people search -------------------------------
-if not query:
-    with session_scope() as s:
-        empty = archive_is_empty(s, include_hidden=include_hidden)
-    if empty:
-        st.info(HELP_EMPTY)
-    else:
-        trends = _trending(version, include_hidden)
-        if trends:
-            st.subheader("Trending searches")
-            picked = st.pills("Trending", [t.query for t in trends], label_visibility="collapsed", key="trend_pick")
-            if picked:
-                st.query_params["q"] = picked
-                st.session_state.pop("query_box", None)
-                st.session_state.pop("trend_pick", None)
-                st.rerun()
+playing_key = None
+if not view.q:
+    if view.play:
+        _player_panel(view, include_hidden)
+    _home(include_hidden, version)
+    _page_script(None)
     st.stop()
 
 # ---- results ---------------------------------------------------------------------------------
+moments_per_video = ITEM_MOMENTS if view.item else MOMENTS_PER_VIDEO
 try:
-    response = _search(version, query, filters, sort, include_hidden, not exact)
+    response = _search(version, view.q, view.filters(), view.sort, include_hidden, not view.exact, view.videos,
+                       moments_per_video)
 except QueryError as exc:
     st.error(str(exc))
+    _page_script(None)
+    st.stop()
+except Exception:  # noqa: BLE001
+    log.exception("search failed for %r", view.q)
+    st.error(UNAVAILABLE)
     st.stop()
 
+session_key = _viewer_session()
 logged = st.session_state.setdefault("_logged_queries", set())
-if not include_hidden and query.lower() not in logged:
-    # Once per browser session and query: reruns (votes, filters) do not inflate trending.
-    logged.add(query.lower())
+if not include_hidden and session_key and view.q.lower() not in logged:
+    # Once per browser session and query: reruns (votes, filters, play) never count again, and
+    # trending counts distinct sessions.
+    logged.add(view.q.lower())
     with session_scope() as s:
         log_query(s, response.prepared.cleaned, len(response.groups), response.total_ms,
-                  verdict=response.verdict.verdict.value if response.verdict else None)
+                  verdict=response.verdict.verdict.value if response.verdict else None, session_key=session_key)
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
     st.markdown(f'<span class="searched-for">Searched for <b>{html.escape(response.corrected_query)}</b> ({fixes})</span>',
                 unsafe_allow_html=True)
-    # A button, not a link: it keeps this browser session (votes, logged queries); the URL it
-    # leaves (?q=…&exact=1) is the shareable form.
-    st.button(f"Search instead for “{_md_text(response.search_instead or query)}”", key="search_instead", type="tertiary",
-              icon=":material/undo:", on_click=_search_exactly,
+    st.button(f"Search instead for “{_md_text(response.search_instead or view.q)}”", key="search_instead",
+              type="tertiary", icon=":material/undo:", on_click=_go,
+              args=(ViewState.from_params({**view.to_params(), "exact": "1", "play": "", "t": ""}),),
               help="Search the words exactly as you typed them, without spelling correction")
-elif exact:
-    st.caption(f"Searched exactly as typed: {_md_text(query)} (no spelling correction)")
+elif view.exact:
+    st.caption(f"Searched exactly as typed: {_md_text(view.q)} (no spelling correction)")
 
 verdict = response.verdict
 answered = verdict is None or verdict.answered
-# The message quotes the query: shown as plain text (markdown characters escaped), never as markup.
-verdict_text = _md_text(verdict.message) if verdict else ""
+verdict_text = _md_text(verdict.message) if verdict else ""  # quotes the query: plain text, never markup
+# The count line also marks which search the results below belong to (data-q: browser tests and
+# bench/page_latency.py wait for it).
+count = html.escape(count_line(response.groups)) if answered and response.groups else ""
+st.markdown(f'<div class="count-line" data-q="{html.escape(view.q)}">{count}</div>', unsafe_allow_html=True)
 if not response.groups:
     with session_scope() as s:
         empty = archive_is_empty(s, include_hidden=include_hidden)
@@ -336,74 +501,66 @@ if not response.groups:
     else:
         st.warning(verdict_text or "Nothing matches this query. Try other words, or fewer filters.")
         _title_matches(response.titles)
+    if view.play:
+        _player_panel(view, include_hidden)
+    _page_script(None)
     st.stop()
 
 if not answered:
-    # The archive does not answer this: say so first, then videos whose title matches (one may
-    # be queued for transcription), then at most a few related moments.
     st.warning(verdict_text)
     _title_matches(response.titles)
-else:
-    moments_n = sum(len(g.moments) for g in response.groups)
-    st.caption(f"{len(response.groups)} videos · {moments_n} moments · {response.total_ms:.0f} ms server-side")
 
-if want_answer and answered:
-    with st.container(border=True):
-        with st.spinner("Writing a cited answer…"):
-            ans = _answer(version, query, filters, sort, include_hidden, not exact)
-        if ans.sentences:
-            label = "Answer" if ans.engine == "chat" else "From the clips"
-            parts = [
-                (f"<b>{html.escape(sent.speaker)}:</b> " if sent.speaker else "")
-                + f'{html.escape(sent.text)} <a class="cite" href="{html.escape(sent.link)}" target="_blank" '
-                f'title="{html.escape(ans.clips[sent.clip - 1].title)} at {format_timestamp(sent.start_s)}">[{sent.clip}]</a>'
-                for sent in ans.sentences
-            ]
-            st.markdown(f"**{label}** — " + " ".join(parts), unsafe_allow_html=True)
-            sources_md = " · ".join(
-                f'<a href="{html.escape(c.link)}" target="_blank">[{c.number}] {html.escape(c.title)} {c.timestamp}'
-                + (f" · {html.escape(c.speaker)}" if c.speaker else "") + "</a>"
-                for c in ans.clips
-            )
-            st.caption(sources_md, unsafe_allow_html=True)
-        for note in ans.notes:
-            st.caption(note)
+col_results, col_player = st.columns([3, 2], gap="medium")
+with col_player:
+    if view.play:
+        with st.container(key="player-panel"):
+            _player_panel(view, include_hidden)
+    else:
+        with st.container(key="player-hint", border=True):
+            st.caption("Press ▶ on a moment to play it here, with the transcript beside it.")
 
-if not answered:
-    st.subheader("Related, but not an answer")
-
-for g_n, group in enumerate(response.groups):
-    with st.container(border=True):
-        meta = [group.published_at.date().isoformat() if group.published_at else "date unknown", SOURCES.get(group.source_kind, group.source_kind)]
-        if group.duration_s:
-            meta.append(format_timestamp(group.duration_s))
-        if not group.visible:
-            meta.append("hidden")
-        if not answered:
-            meta.append("related, not an answer")
-        st.markdown(
-            f'<div class="video-title"><b>{html.escape(group.title)}</b></div>'
-            f'<div style="opacity:.7;font-size:.9em">{" · ".join(html.escape(m) for m in meta)}</div>',
-            unsafe_allow_html=True,
-        )
-        for m_n, moment in enumerate(group.moments):
-            c_play, c_text, c_vote = st.columns([1, 9, 1.4], vertical_alignment="top")
-            with c_play:
-                st.button(
-                    f"▶ {moment.timestamp}", key=f"play-{moment.chunk_id}", on_click=_play,
-                    args=(group.media_item_id, moment.start_s), help="Play here, from this second",
+with col_results:
+    if view.answer and answered:
+        with st.container(border=True):
+            with st.spinner("Writing a cited answer…"):
+                ans = _answer(version, view.q, view.filters(), view.sort, include_hidden, not view.exact, view.videos,
+                              moments_per_video)
+            if ans.sentences:
+                label = "Answer" if ans.engine == "chat" else "From the clips"
+                parts = [
+                    (f"<b>{html.escape(sent.speaker)}:</b> " if sent.speaker else "")
+                    + f'{html.escape(sent.text)} <a class="cite" href="{html.escape(sent.link)}" target="_blank" '
+                    f'title="{html.escape(ans.clips[sent.clip - 1].title)} at {format_timestamp(sent.start_s)}">'
+                    f"[{sent.clip}]</a>"
+                    for sent in ans.sentences
+                ]
+                st.markdown(f"**{label}** — " + " ".join(parts), unsafe_allow_html=True)
+                sources_md = " · ".join(
+                    f'<a href="{html.escape(c.link)}" target="_blank">[{c.number}] {html.escape(c.title)} {c.timestamp}'
+                    + (f" · {html.escape(c.speaker)}" if c.speaker else "") + "</a>"
+                    for c in ans.clips
                 )
-            with c_text:
-                who = f" · {html.escape(', '.join(moment.speakers))}" if moment.speakers else ""
-                kind = "moment-link" if answered else "moment-link related"
-                st.markdown(
-                    f'<a class="{kind}" href="{html.escape(moment.link)}" target="_blank">{moment.timestamp}</a>'
-                    f'{who} — {moment.snippet_html}',
-                    unsafe_allow_html=True,
-                )
-            with c_vote:
-                key = f"vote-{moment.chunk_id}"
-                st.feedback("thumbs", key=key, on_change=_vote, args=(query, moment.chunk_id, key))
+                st.caption(sources_md, unsafe_allow_html=True)
+            for note in ans.notes:
+                st.caption(note)
 
-if answered:
-    _title_matches(response.titles)
+    if not answered:
+        st.subheader("Related, but not an answer")
+    with session_scope() as s:
+        votes = session_votes(s, session_key, view.q)
+    for group in response.groups:
+        with st.container(border=True, key=f"video-{group.media_item_id}"):
+            st.markdown(_video_head(group, answered), unsafe_allow_html=True)
+            for moment in group.moments:
+                if view.play == group.media_item_id and view.t == int(moment.start_s):
+                    playing_key = f"moment-{moment.chunk_id}"
+                _moment(view, group, moment, votes, view.q, answered)
+            if answered and not view.item:
+                st.button("More from this video", icon=":material/expand_more:", key=f"more-{group.media_item_id}",
+                          on_click=_go, args=(view.in_video(group.media_item_id),), type="tertiary")
+    if answered and len(response.groups) >= view.videos and view.videos < 100:
+        st.button("Show more results", key="show-more", on_click=_go, args=(view.more(),), width="stretch")
+    if answered:
+        _title_matches(response.titles)
+
+_page_script(playing_key)

@@ -122,45 +122,51 @@ def _results(page, url: str):
     _settle(page)
 
 
+def _moment_seconds(page) -> list[tuple[int, int]]:
+    """(second on the ▶ label, second the moment's link opens at) for every moment shown."""
+    out = []
+    for moment in page.locator("[class*=st-key-moment-]").all():
+        label = moment.get_by_role("button", name=re.compile(r"^▶ \d")).inner_text().split("▶")[-1].strip()
+        shown = sum(int(p) * 60 ** i for i, p in enumerate(reversed(label.split(":"))))
+        href = moment.locator("a.moment-link").get_attribute("href")
+        # YouTube opens at the second; a Zoom recording (a local file) opens in the app's player.
+        m = re.fullmatch(r"https://www\.youtube\.com/watch\?v=[\w-]{11}&t=(\d+)s", href) or re.fullmatch(
+            r"/\?play=\d+&t=(\d+)", href)
+        assert m, href
+        out.append((shown, int(m.group(1))))
+    return out
+
+
 def test_results_are_grouped_with_working_timestamp_links_and_play_in_the_page(app_url, archive, page):
     _results(page, f"{app_url}/?q=" + quote("Crohn's disease remission on a meat diet"))
     titles = page.locator(".video-title").all_inner_texts()
     assert titles[0] == "Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"
     assert "Private coaching call (unpublished)" not in titles
-    links = page.locator("a.moment-link")
-    assert links.count() >= 3
-    for i in range(links.count()):
-        href, label = links.nth(i).get_attribute("href"), links.nth(i).inner_text()
-        # YouTube opens at the second; a Zoom recording (a local file) opens in the app's player.
-        m = re.fullmatch(r"https://www\.youtube\.com/watch\?v=[\w-]{11}&t=(\d+)s", href) or re.fullmatch(
-            r"/\?play=\d+&t=(\d+)", href)
-        assert m, href
-        mm, ss = label.split(":")[-2:]
-        assert int(m.group(1)) % 3600 == int(mm) * 60 + int(ss)  # the link opens at the second shown
-    first_label = links.first.inner_text()
+    seconds = _moment_seconds(page)
+    assert len(seconds) >= 3 and all(shown == link for shown, link in seconds)  # one time per moment, in full
     _shot(page, "search_results.png")
 
-    page.get_by_role("button", name=f"▶ {first_label}").first.click()
-    frame = page.wait_for_selector("iframe[src*='youtube']")
-    second = int(re.search(r"&t=(\d+)s", links.first.get_attribute("href")).group(1))
-    assert f"start={second}" in frame.get_attribute("src")
-    page.wait_for_function(f"window.location.search.includes('t={second}')")
+    first = page.locator("[class*=st-key-moment-]").first
+    first.get_by_role("button", name=re.compile(r"^▶ \d")).click()
+    page.wait_for_function(f"window.location.search.includes('t={seconds[0][0]}')")
+    page.wait_for_selector(".st-key-player-panel iframe")
     assert "play=" in page.evaluate("window.location.search")  # the playing moment is in the shareable URL
     _shot(page, "search_playing.png")
 
 
 def test_suggestions_appear_while_typing(app_url, archive, page):
     page.goto(app_url)
-    box = page.locator("[data-testid=stSelectbox]").first
-    box.wait_for()
+    box = page.frame_locator("iframe[title*=chaffee_viewer]").first.locator("form.sb input")
     box.click()
-    page.keyboard.type("calc", delay=60)
-    page.wait_for_selector("[role=option]:has-text('calcium supplements')")
-    page.keyboard.press("Backspace")
-    for _ in range(3):
-        page.keyboard.press("Backspace")
-    page.keyboard.type("athl", delay=60)
-    option = page.wait_for_selector("[role=option]:has-text('Carnivore for athletes and youth')")
+    box.type("calc", delay=60)
+    frame = page.frame_locator("iframe[title*=chaffee_viewer]").first
+    frame.locator("li.suggestion", has_text="calcium supplements").wait_for()
+    for _ in range(4):
+        box.press("Backspace")
+    box.type("athl", delay=60)
+    option = frame.locator("li.suggestion", has_text="Carnivore for athletes and youth")
+    option.wait_for()
+    assert box.input_value() == "athl"  # a suggestion never replaces what was typed
     _shot(page, "search_autocomplete.png")
     option.click()
     page.wait_for_selector(".video-title")
@@ -174,7 +180,7 @@ def test_filters_change_the_results(app_url, archive, page):
     before = page.locator(".video-title").all_inner_texts()
     zoom_call = "Members Zoom call: lectins and autoimmunity"  # 30 minutes long
     assert zoom_call in before and len(before) >= 2
-    page.get_by_text("Filters").click()
+    page.get_by_role("button", name="Filters & sort").click()
     page.get_by_text("Over 1 hour").click()
     page.wait_for_function("window.location.search.includes('len=long')")
     _settle(page)
@@ -239,7 +245,7 @@ def _shown_html(at) -> str:
 
 
 def _moment_snippets(at) -> list[str]:
-    return [str(m.value) for m in at.markdown if 'class="moment-link' in str(m.value)]
+    return [str(m.value) for m in at.markdown if 'class="moment-text' in str(m.value)]
 
 
 def test_search_instead_reruns_with_what_was_typed_and_the_choice_is_in_the_url(archive):

@@ -6,12 +6,11 @@ Screenshots go to artifacts/screenshots/search/ (git-ignored): verdict_nothing.p
 """
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 import pytest
 
-from tests.test_search_page import _settle, _shot, app_url, archive, browser, page  # noqa: F401 (fixtures)
+from tests.test_search_page import _moment_seconds, _settle, _shot, app_url, archive, browser, page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +34,6 @@ def test_an_answered_question_shows_results_with_moment_links(app_url, archive, 
     _settle(page)
     body = page.inner_text("body")
     assert "No passage in the archive" not in body and "Related, but not an answer" not in body
-    links = page.locator("a.moment-link")
-    assert links.count() >= 1
-    href, label = links.first.get_attribute("href"), links.first.inner_text()
-    m = re.fullmatch(r"https://www\.youtube\.com/watch\?v=[\w-]{11}&t=(\d+)s", href) or re.fullmatch(r"/\?play=\d+&t=(\d+)", href)
-    assert m, href
-    mm, ss = label.split(":")[-2:]
-    assert int(m.group(1)) % 3600 == int(mm) * 60 + int(ss)  # the link opens at the second it shows
+    seconds = _moment_seconds(page)
+    assert seconds and all(shown == link for shown, link in seconds)  # the link opens at the second it shows
     _shot(page, "verdict_answered.png")

@@ -8,9 +8,11 @@
 One module per stage: preprocess (validate, filler, spelling, synonyms) → retrieval (HNSW
 vector, websearch full text) → fusion (weighted RRF) → rerank (optional cross-encoder) →
 shaping (group per video, merge, highlight, sort) → verdict (answered, related only or
-nothing); around them: cache (content-versioned results), suggest (query log, autocomplete,
-trending), feedback (thumbs), answers (cited answers from answering moments only), links
-(deep links).
+nothing); around them: cache (content-versioned results), suggest (query log, autocomplete),
+trending (what ≥ 3 sessions asked and the archive answered), feedback (votes that toggle once per
+browser session), answers (cited answers from answering moments only), links (deep links); for
+the viewer's page: viewer (the URL's view state, the count line, thumbnails) and transcript (the
+panel beside the player, TXT/SRT/VTT files).
 """
 from core.search import cache
 from core.search.answers import Answer, AnswerSentence, Clip, answer
@@ -30,7 +32,8 @@ from core.search.records import (
     VideoGroup,
     format_timestamp,
 )
-from core.search.suggest import Suggestion, Trend, autocomplete, log_query, popular_queries, trending
+from core.search.suggest import Suggestion, autocomplete, log_query, popular_queries
+from core.search.trending import Trend, trending
 
 __all__ = [
     "Answer", "AnswerSentence", "Clip", "FusionConfig", "MAX_QUERY_CHARS", "Moment", "QueryError",

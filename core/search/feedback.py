@@ -1,10 +1,18 @@
 """Thumbs up / down per hit: stored anonymously, summarised for the admin, and read back by
-bench/relevance.py as extra relevance judgments."""
+bench/relevance.py as extra relevance judgments.
+
+On the page a vote toggles (up, down, none) and counts once per browser session: `set_vote`
+keeps one row per (session token, query, moment) and changes it in place; pressing the same
+thumb again takes the vote back (`toggled`). `record_feedback` (one row per call, no session)
+stays for callers outside the page.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from core.models import Chunk, Feedback
@@ -46,6 +54,51 @@ def record_feedback(session: Session, query: str, chunk_id: int, vote: int) -> F
     session.add(row)
     session.flush()
     return row
+
+
+class Vote(IntEnum):
+    DOWN = -1
+    NONE = 0
+    UP = 1
+
+
+def toggled(current: Vote, pressed: Vote) -> Vote:
+    """The vote after pressing a thumb: the same thumb again takes the vote back."""
+    return Vote.NONE if pressed == current else pressed
+
+
+def set_vote(session: Session, query: str, chunk_id: int, session_key: str, vote: Vote) -> Vote:
+    """This browser session's vote on one moment for one query: up, down, or none (row removed)."""
+    if not session_key:
+        raise ValueError("a vote needs the browser session it belongs to")
+    q = normalise_query(query)
+    key = str(session_key)[:64]
+    mine = (Feedback.session_key == key) & (Feedback.query == q) & (Feedback.chunk_id == int(chunk_id))
+    if vote == Vote.NONE:
+        session.execute(delete(Feedback).where(mine))
+        return Vote.NONE
+    chunk = session.get(Chunk, int(chunk_id))
+    if chunk is None:
+        raise ValueError(f"no chunk {chunk_id}")
+    stmt = pg_insert(Feedback).values(query=q, chunk_id=chunk.id, media_item_id=chunk.media_item_id,
+                                      start_s=chunk.start_s, vote=int(vote), session_key=key)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[Feedback.session_key, Feedback.query, Feedback.chunk_id],
+        index_where=Feedback.session_key.isnot(None),
+        set_={"vote": int(vote), "at": func.now()},
+    ))
+    return Vote(int(vote))
+
+
+def session_votes(session: Session, session_key: str | None, query: str) -> dict[int, Vote]:
+    """This browser session's votes for `query`, by moment (chunk id): what its thumbs show."""
+    if not session_key:
+        return {}
+    rows = session.execute(
+        select(Feedback.chunk_id, Feedback.vote).where(
+            Feedback.session_key == str(session_key)[:64], Feedback.query == normalise_query(query))
+    ).all()
+    return {int(c): Vote(int(v)) for c, v in rows if c is not None}
 
 
 def feedback_summary(session: Session, *, limit: int = 200) -> list[FeedbackRow]:

@@ -32,6 +32,7 @@ class SearchFilters:
     max_duration_s: float | None = None
     speaker: str | None = None  # substring of chunks.speakers (Zoom, inline labels, voice), case-insensitive
     speaker_only: bool = False  # and no other speaker in the chunk (speaker turns: "only the host speaking")
+    media_item_id: int | None = None  # one video only ("Search in this video" on the page)
 
     def is_empty(self) -> bool:
         return self == SearchFilters()
@@ -41,6 +42,7 @@ class SearchFilters:
             self.date_from, self.date_to, tuple(sorted(self.sources)),
             self.min_duration_s, self.max_duration_s, (self.speaker or "").strip().lower() or None,
             self.speaker_only,
+            self.media_item_id,
         )
 
 

@@ -53,6 +53,9 @@ def filter_sql(filters: SearchFilters | None, include_hidden: bool) -> tuple[str
         params["f_speaker"] = f"%{needle}%"
         if f.speaker_only:  # names are comma-separated (speaker names never hold a comma)
             clauses.append("c.speakers NOT LIKE '%,%'")
+    if f.media_item_id is not None:
+        clauses.append("m.id = :f_item")
+        params["f_item"] = int(f.media_item_id)
     return (" AND ".join(clauses) or "TRUE"), params
 
 

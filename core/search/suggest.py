@@ -1,7 +1,7 @@
-"""The query log and what is built from it: autocomplete and trending topics.
+"""The query log and what is built from it: autocomplete (trending: core/search/trending.py).
 
 Privacy: the log keeps the normalised query text, its result count and latency — no user,
-no session, no IP — and strips anything that looks like an e-mail address, a URL or a
+no IP; a random browser-session token for counting distinct askers — and strips anything that looks like an e-mail address, a URL or a
 phone number before storing. Admin searches that include hidden items are not logged, and
 a logged query that names a hidden item is never suggested or shown as trending to viewers.
 A past query is suggested only once at least MIN_QUERY_COUNT searches asked it, so a single
@@ -42,13 +42,6 @@ class Suggestion:
     count: int = 0
 
 
-@dataclass(frozen=True)
-class Trend:
-    query: str
-    count: int  # searches in the window
-    previous: int  # searches in the window before it (rising topics have count > previous)
-
-
 def normalise_query(query: str) -> str:
     """What the log keeps: lower-case, single spaces, personal details and control characters
     (NUL cannot be stored) removed, ≤ 200 chars."""
@@ -70,30 +63,50 @@ def _verdict_value(verdict: object) -> str | None:
 
 
 def log_query(
-    session: Session, query: str, result_count: int, latency_ms: float, verdict: object = None
+    session: Session, query: str, result_count: int, latency_ms: float, verdict: object = None,
+    session_key: str | None = None,
 ) -> None:
     """Log one search (normalised text, counts, the verdict). Only verdict="answered" rows feed
-    autocomplete and trending; a row logged without a verdict is kept but never suggested."""
+    autocomplete and trending; a row logged without a verdict is kept but never suggested.
+    `session_key`: the viewer's browser-session token (trending counts distinct sessions)."""
     q = normalise_query(query)
     if q:
         session.add(
             QueryLogEntry(
-                query=q, result_count=int(result_count), latency_ms=float(latency_ms), verdict=_verdict_value(verdict)
+                query=q, result_count=int(result_count), latency_ms=float(latency_ms), verdict=_verdict_value(verdict),
+                session_key=(session_key or None) and str(session_key)[:64],
             )
         )
         session.flush()
 
 
-def _hidden_titles(session: Session) -> list[str]:
+def hidden_titles(session: Session) -> list[str]:
     return [t.lower() for t in session.execute(text("SELECT title FROM media_items WHERE NOT visible")).scalars()]
 
 
-def _names_hidden(query: str, hidden: list[str]) -> bool:
+def names_hidden(query: str, hidden: list[str]) -> bool:
     return any(len(query) >= 4 and (query in t or fuzz.partial_ratio(query, t) >= 90) for t in hidden)
 
 
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Markup: tags, entities, script URLs, markdown links/code. SQL: comments, statement
+# separators, quote-then-OR/AND tautologies, statement shapes (SELECT … FROM, DROP TABLE …).
+_MARKUP = re.compile(r"[<>{}`]|&#?\w+;|javascript:|\]\(", re.IGNORECASE)
+_SQL = re.compile(
+    r";|--|/\*|\*/|\b(?:or|and)\s+['\"]?\d+['\"]?\s*=\s*['\"]?\d+|['\"]\s*(?:or|and)\s+['\"\d]"
+    r"|\bselect\s+(?:\*|\w+(?:\s*,\s*\w+)*)\s+from\b|\bunion\s+(?:all\s+)?select\b"
+    r"|\b(?:drop|truncate|alter)\s+table\b|\binsert\s+into\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b"
+    r"|\b(?:sleep|benchmark|pg_sleep|char|concat)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def looks_like_code(query: str) -> bool:
+    """Markup- or SQL-looking text: never offered to other viewers (suggestions, trending)."""
+    return bool(_MARKUP.search(query) or _SQL.search(query))
 
 
 def autocomplete(
@@ -103,7 +116,7 @@ def autocomplete(
     words, titles (all findable by search)."""
     p = _SPACES.sub(" ", strip_control(prefix or "").lower()).lstrip()
     out: dict[str, Suggestion] = {}
-    hidden = [] if include_hidden else _hidden_titles(session)
+    hidden = [] if include_hidden else hidden_titles(session)
 
     rows = session.execute(
         text(
@@ -117,7 +130,7 @@ def autocomplete(
         {"p": _like_escape(p) + "%", "min_n": MIN_QUERY_COUNT, "lim": limit * 2, "answered": ANSWERED},
     ).all()
     for q, n in rows:
-        if q != p and not _names_hidden(q, hidden):
+        if q != p and not names_hidden(q, hidden) and not looks_like_code(q):
             out.setdefault(q, Suggestion(q, "query", int(n)))
 
     last = p.split(" ")[-1] if p else ""
@@ -149,29 +162,3 @@ def autocomplete(
 
 def popular_queries(session: Session, *, limit: int = 50, include_hidden: bool = False) -> list[Suggestion]:
     return [s for s in autocomplete(session, "", limit=limit, include_hidden=include_hidden) if s.kind == "query"]
-
-
-def trending(
-    session: Session, *, days: int = 7, limit: int = 10, include_hidden: bool = False
-) -> list[Trend]:
-    """Most-asked answered queries of the last `days` days, and their count the period before."""
-    rows = session.execute(
-        text(
-            """
-            SELECT query,
-                   count(*) FILTER (WHERE at >= now() - make_interval(days => :days)) AS now_n,
-                   count(*) FILTER (WHERE at < now() - make_interval(days => :days)) AS before_n
-            FROM query_log
-            WHERE at >= now() - make_interval(days => :days * 2) AND verdict = :answered
-            GROUP BY query
-            HAVING count(*) FILTER (WHERE at >= now() - make_interval(days => :days)) >= :min_n
-            ORDER BY now_n DESC, (count(*) FILTER (WHERE at >= now() - make_interval(days => :days))
-                                  - count(*) FILTER (WHERE at < now() - make_interval(days => :days))) DESC,
-                     query
-            LIMIT :lim
-            """
-        ),
-        {"days": int(days), "min_n": MIN_QUERY_COUNT, "lim": limit * 2, "answered": ANSWERED},
-    ).all()
-    hidden = [] if include_hidden else _hidden_titles(session)
-    return [Trend(q, int(n), int(b)) for q, n, b in rows if not _names_hidden(q, hidden)][:limit]
