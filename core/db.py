@@ -212,3 +212,26 @@ def migrate(engine: Engine) -> None:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+def wait_for_database(what: str, *, give_up_s: float | None = None, stop=None) -> bool:
+    """Block until the database answers (True), `stop()` is true or `give_up_s` passed (False)."""
+    from sqlalchemy import text
+
+    from core.outage import Backoff, OutageLog, is_connection_lost
+
+    backoff, outage = Backoff(), OutageLog(what)
+    began = time.monotonic()
+    while True:
+        try:
+            with get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+            outage.back()
+            return True
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            outage.lost(exc)
+        if (stop is not None and stop()) or (give_up_s is not None and time.monotonic() - began > give_up_s):
+            return False
+        time.sleep(backoff.delay())

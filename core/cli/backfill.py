@@ -160,7 +160,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _start_through_outage(worker) -> bool:
     """Register the worker, waiting with backoff while the database is away; False if stopped first."""
-    from core.outage import is_connection_lost, wait_for_database
+    from core.db import wait_for_database
+    from core.outage import is_connection_lost
 
     while not worker.stopping:
         if not wait_for_database(f"worker {worker.id}", stop=lambda: worker.stopping):

@@ -113,7 +113,7 @@ class DatabaseWatch:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from core.outage import wait_for_database
+    from core.db import wait_for_database
 
     settings = get_settings()
     wait_for_database("serve")  # start/join the embedded server and migrate before any child needs it
