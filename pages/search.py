@@ -12,20 +12,8 @@ from datetime import date
 
 import streamlit as st
 
-from core.db import session_scope
-from core.search import (
-    QueryError,
-    SearchFilters,
-    answer,
-    archive_is_empty,
-    cache,
-    format_timestamp,
-    log_query,
-    popular_queries,
-    record_feedback,
-    search,
-    trending,
-)
+from core import search_db
+from core.search import QueryError, SearchFilters, answer, archive_is_empty, format_timestamp, popular_queries
 from core.search.engine import player_item, speakers_list
 
 SOURCES = {"youtube": "YouTube", "zoom": "Zoom", "upload": "Upload"}
@@ -47,7 +35,9 @@ python -m core sync-channel                                       # queue the wh
 
 
 # ---------------------------------------------------------------------------------------------
-# Cached calls (expensive objects once per process; results per content version with a TTL)
+# Cached calls (expensive objects once per process). Reads go to the search replicas
+# (core/search_db.py: SEARCH_DATABASE_URL, else the primary); results are cached there under the
+# content version of the snapshot they were read in, never under a version read separately.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -58,48 +48,40 @@ def _embedder():
     return get_embedder()
 
 
-def _content_version() -> tuple:
-    with session_scope() as s:
-        return cache.content_version(s)
-
-
-@st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
-    # `version` is part of the cache key: new content or a visibility change drops old results.
-    with session_scope() as s:
-        return search(s, query, k=10, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(),
-                      log=False, correct=correct)
+def _search(query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
+    # search()'s own result cache is keyed by the content version of the snapshot it reads.
+    return search_db.search(query, k=10, filters=filters, sort=sort, include_hidden=include_hidden,
+                            embedder=_embedder(), log=False, correct=correct)
 
 
 @st.cache_data(ttl=600, max_entries=128, show_spinner=False)
 def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True):
     # Cached like the results: a rerun (a vote, a play click) must not ask — and pay — the model again.
-    response = _search(version, query, filters, sort, include_hidden, correct)
-    with session_scope() as s:
-        return answer(s, response, embedder=_embedder())
+    # `version` (the response's own snapshot's) is the cache key. The clips are read on a replica;
+    # the chat call's budget lock and ledger are writes that core.search.answers makes on the primary.
+    response = _search(query, filters, sort, include_hidden, correct)
+    return search_db.read(lambda s: answer(s, response, embedder=_embedder()))
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _suggestions(version: tuple, include_hidden: bool) -> list[str]:
-    with session_scope() as s:
+def _suggestions(include_hidden: bool) -> list[str]:
+    def build(s) -> list[str]:
         out = [x.text for x in popular_queries(s, limit=40, include_hidden=include_hidden)]
         from sqlalchemy import text
 
         hidden = "" if include_hidden else "WHERE visible"
         out += list(s.execute(text(f"SELECT title FROM media_items {hidden} ORDER BY published_at DESC NULLS LAST LIMIT 2000")).scalars())
-    return list(dict.fromkeys(out))
+        return list(dict.fromkeys(out))
+
+    return search_db.read_cached(("page-suggestions", include_hidden), build, ttl_s=60)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _trending(version: tuple, include_hidden: bool):
-    with session_scope() as s:
-        return trending(s, limit=8, include_hidden=include_hidden)
+def _trending(include_hidden: bool):
+    return search_db.trending(limit=8, include_hidden=include_hidden)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def _speakers(version: tuple, include_hidden: bool) -> list[str]:
-    with session_scope() as s:
-        return speakers_list(s, include_hidden=include_hidden)
+def _speakers(include_hidden: bool) -> list[str]:
+    return search_db.read_cached(("page-speakers", include_hidden),
+                                 lambda s: speakers_list(s, include_hidden=include_hidden), ttl_s=300)
 
 
 def _is_admin() -> bool:
@@ -167,8 +149,7 @@ def _vote(query: str, chunk_id: int, key: str) -> None:
     value = st.session_state.get(key)  # st.feedback thumbs: 1 = up, 0 = down
     if value is None:
         return
-    with session_scope() as s:
-        record_feedback(s, query, chunk_id, 1 if value == 1 else -1)
+    search_db.record_vote(query, chunk_id, 1 if value == 1 else -1)  # to the primary, queued if it is away
     st.toast("Thanks — your vote helps tune the search.")
 
 
@@ -177,7 +158,6 @@ def _vote(query: str, chunk_id: int, key: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 include_hidden = _is_admin()
-version = _content_version()
 
 # Typed words marked strongly, words only a synonym brought in marked lighter (shaping.highlight).
 st.html("<style>mark{background:#ffd54f;padding:0 .1em}mark.syn{background:#fff6d0;color:inherit}"
@@ -186,7 +166,7 @@ st.title("Chaffee Search")
 st.caption("Search every talk and call by meaning or by word; each hit opens the video at the second it was said.")
 
 query_in_url = st.query_params.get("q", "")
-options = _suggestions(version, include_hidden)
+options = _suggestions(include_hidden)
 if query_in_url and query_in_url not in options:
     options = [query_in_url, *options]
 col_q, col_sort = st.columns([5, 1], vertical_alignment="bottom")
@@ -221,7 +201,7 @@ with st.expander("Filters", expanded=any(p in st.query_params for p in ("from", 
             index=list(LENGTHS).index(st.query_params.get("len", "any")) if st.query_params.get("len") in LENGTHS else 0,
         )
     with c4:
-        speaker_opts = _speakers(version, include_hidden)
+        speaker_opts = _speakers(include_hidden)
         speaker_param = st.query_params.get("speaker") or None
         speaker = st.selectbox(
             "Speaker (Zoom)", speaker_opts, placeholder="Anyone", key="f_speaker",
@@ -259,8 +239,7 @@ filters = SearchFilters(
 # ---- the player (a chosen moment, or a local file's deep link) ------------------------------
 play_id = st.query_params.get("play")
 if play_id and play_id.isdigit():
-    with session_scope() as s:
-        item = player_item(s, int(play_id), include_hidden=include_hidden)
+    item = search_db.read(lambda s: player_item(s, int(play_id), include_hidden=include_hidden))
     start = int(float(st.query_params.get("t", "0") or 0))
     if item is None:
         st.warning("That recording is not available.")
@@ -276,12 +255,11 @@ if play_id and play_id.isdigit():
 
 # ---- no query: help for a new archive, or what people search -------------------------------
 if not query:
-    with session_scope() as s:
-        empty = archive_is_empty(s, include_hidden=include_hidden)
+    empty = search_db.read(lambda s: archive_is_empty(s, include_hidden=include_hidden))
     if empty:
         st.info(HELP_EMPTY)
     else:
-        trends = _trending(version, include_hidden)
+        trends = _trending(include_hidden)
         if trends:
             st.subheader("Trending searches")
             picked = st.pills("Trending", [t.query for t in trends], label_visibility="collapsed", key="trend_pick")
@@ -294,7 +272,7 @@ if not query:
 
 # ---- results ---------------------------------------------------------------------------------
 try:
-    response = _search(version, query, filters, sort, include_hidden, not exact)
+    response = _search(query, filters, sort, include_hidden, not exact)
 except QueryError as exc:
     st.error(str(exc))
     st.stop()
@@ -303,9 +281,7 @@ logged = st.session_state.setdefault("_logged_queries", set())
 if not include_hidden and query.lower() not in logged:
     # Once per browser session and query: reruns (votes, filters) do not inflate trending.
     logged.add(query.lower())
-    with session_scope() as s:
-        log_query(s, response.prepared.cleaned, len(response.groups), response.total_ms,
-                  verdict=response.verdict.verdict.value if response.verdict else None)
+    search_db.log_search(response)  # to the primary, queued while it is briefly away
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
@@ -324,8 +300,7 @@ answered = verdict is None or verdict.answered
 # The message quotes the query: shown as plain text (markdown characters escaped), never as markup.
 verdict_text = _md_text(verdict.message) if verdict else ""
 if not response.groups:
-    with session_scope() as s:
-        empty = archive_is_empty(s, include_hidden=include_hidden)
+    empty = search_db.read(lambda s: archive_is_empty(s, include_hidden=include_hidden))
     if empty and not response.titles:
         st.info(HELP_EMPTY)
     else:
@@ -345,7 +320,7 @@ else:
 if want_answer and answered:
     with st.container(border=True):
         with st.spinner("Writing a cited answer…"):
-            ans = _answer(version, query, filters, sort, include_hidden, not exact)
+            ans = _answer(response.content_version, query, filters, sort, include_hidden, not exact)
         if ans.sentences:
             label = "Answer" if ans.engine == "chat" else "From the clips"
             parts = [

@@ -71,6 +71,9 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, sync: bool = True)
                        seconds=30 * 60, first_run=soon)
         add_shared_job(scheduler, "scheduler.jobs:sync_requests", job_id="sync-requests", name="sync on request",
                        seconds=10)
+    if settings.backup_interval_h > 0:
+        add_shared_job(scheduler, "scheduler.jobs:backup", job_id="backup", name="database backup",
+                       seconds=settings.backup_interval_h * 3600)
     # Per-process jobs: every scheduler process runs its own.
     local = dict(replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,

@@ -9,7 +9,9 @@ each firing, and each is safe to run twice anyway):
 - lease_reaper: take back jobs of workers that stopped answering, close their reservations;
 - sync_requests: the admin's "sync now", picked up within seconds;
 - zoom_sync: list recent Zoom cloud recordings, catching what webhooks missed (a no-op
-  while Zoom is not configured).
+  while Zoom is not configured);
+- backup: a pg_dump of the embedded database with retention (core/backup.py; a no-op that says
+  so on a managed PostgreSQL, which keeps its own backups).
 
 Per-process jobs (every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
@@ -103,6 +105,14 @@ def lease_reaper() -> ReapReport:
     if report.jobs or report.reservations:
         log.warning("reaper: %s", report)
     return report
+
+
+def backup() -> str:
+    from core.backup import scheduled_backup
+
+    line = scheduled_backup()
+    log.info("%s", line)
+    return line
 
 
 def progress_snapshot() -> str:

@@ -12,4 +12,5 @@ COMMAND_MODULES = (
     "core.cli.zoom",  # zoom-check, zoom-sync
     "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker
     "core.cli.reembed",  # reembed: chunks of another model into the configured one
+    "core.cli.backup",  # backup, restore FILE
 )
