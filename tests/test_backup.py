@@ -13,6 +13,7 @@ import pytest
 
 from core.config import PROJECT_ROOT
 from tests.conftest import shared_path
+from tests.pgtcp import scratch_dir
 from tests.test_search_replicas import _srt_slice
 
 QUERIES = ("control trials and interventional trials in humans", "crohn's disease", "what about fibre")
@@ -49,7 +50,7 @@ def test_restore_into_an_empty_data_directory_gives_identical_search_results(db,
     assert dump.parent == tmp_path / "backups" and dump.stat().st_size > 0
     assert not list((tmp_path / "backups").glob("*.partial"))
 
-    fresh = tmp_path / "new-machine"
+    fresh = scratch_dir("chaffee-restore-") / "new-machine"  # outside tmp_path: see tests/pgtcp.scratch_dir
     done = cli("restore", str(dump), data_dir=fresh)
     assert done.returncode == 0, done.stderr
     assert (fresh / "pgdata" / "PG_VERSION").exists()

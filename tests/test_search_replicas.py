@@ -10,6 +10,7 @@ reach the primary once it is back.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ from core.config import PROJECT_ROOT, get_settings
 from core.search import cache
 from core.transcribe.captions import parse_caption_file
 from tests.conftest import shared_path
-from tests.pgtcp import TcpCluster, wait_until
+from tests.pgtcp import TcpCluster, scratch_dir, wait_until
 
 QUERY = "control trials and interventional trials in humans"
 
@@ -38,12 +39,13 @@ def _srt_slice(src, dest, lo: float, hi: float) -> None:
 
 
 @pytest.fixture()
-def cluster(tmp_path, monkeypatch):
+def cluster(monkeypatch):
     """(primary, standby), with this process's primary and search replicas pointed at them."""
-    primary = TcpCluster.create(tmp_path / "primary").start()
+    root = scratch_dir()
+    primary = TcpCluster.create(root / "primary").start()
     standby = None
     try:
-        standby = primary.replica(tmp_path / "standby")
+        standby = primary.replica(root / "standby")
         monkeypatch.setenv("DATABASE_URL", primary.url)
         monkeypatch.setenv("SEARCH_DATABASE_URL", standby.url)
         get_settings.cache_clear()
@@ -61,6 +63,7 @@ def cluster(tmp_path, monkeypatch):
                 c.stop("immediate")
         monkeypatch.undo()
         get_settings.cache_clear()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _ingest(primary: TcpCluster, tmp_path) -> None:
