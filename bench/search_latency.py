@@ -1,4 +1,5 @@
-"""Search latency at 10k and 100k chunks, and HNSW recall@10 against exact search — one run.
+"""Search latency at 10k, 100k and 1M chunks, HNSW recall@10 against exact search, sizes and the
+server's memory, halfvec beside vector — one run.
 
 Real text, real vectors: NFCorpus abstracts cut into 50-word windows (100,000 of them, spread
 over all 3,633 abstracts, one media item per abstract), embedded by the configured embedder
@@ -17,7 +18,18 @@ Measured per query, server-side (this process, the embedded Postgres on the same
   vector / keyword   one retriever's SQL alone
   recall@10 HNSW top-10 (ef_search as configured) against an exact sequential scan
 
+  sizes     chunks table, HNSW and GIN index sizes; HNSW build time and the server's memory
+            (PSS of the postmaster and its children) at its peak during the build and after the queries
+  halfvec   (--halfvec) the same vectors in a halfvec HNSW index: size, build, recall@10, SQL latency
+  projected the plan's six-month archive (1,500 videos + 100 Zoom recordings) at the measured bytes
+
+A million real embedded chunks would take ≈ 6 h to embed here; `--synthetic` builds sizes past the
+real ones from them (bench/_million.py: real texts re-windowed, vectors moved along real directions
+to real nearest-neighbour cosines) and prints the calibration.
+
     python bench/search_latency.py [--queries 200] [--sizes 10000,100000]
+    nice -n 10 python bench/search_latency.py --synthetic --halfvec --sizes 100000,1000000 \
+        --queries 100 --maintenance-work-mem 3GB
 """
 from __future__ import annotations
 

@@ -150,3 +150,23 @@ def test_a_lagging_replica_caches_only_under_its_own_content_version(cluster, tm
         assert "Crohn's Q&A" not in _titles(fresh) and fresh.content_version == hidden_version
     finally:
         replica.dispose()
+
+
+def test_an_unreachable_replica_fails_over_to_the_next_and_then_the_primary(db, monkeypatch):
+    from tests.pgtcp import free_port
+
+    dead = [f"postgresql://app:pw@127.0.0.1:{free_port()}/postgres" for _ in range(2)]  # nothing listens there
+    monkeypatch.setenv("SEARCH_DATABASE_URL", ",".join(dead))
+    get_settings.cache_clear()
+    search_db.reset()
+    try:
+        assert search_db.content_version() == search_db.read(cache.content_version)
+        router = search_db.router()
+        assert router.last_served_by == "primary"
+        assert all(t.down_until > 0 for t in router.replicas)  # both tried, both resting now
+        # Resting replicas go last: the next read asks the primary first and does not wait on them.
+        assert router._order()[0].name == "primary"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        search_db.reset()
