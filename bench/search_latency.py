@@ -208,14 +208,13 @@ def relation_sizes(session, space_id: int) -> dict[str, int]:
             "segment_rows": row[5], "items": row[6], "shared_buffers": row[7]}
 
 
-def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory) -> dict:
+def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory, truths: list[set[int]]) -> dict:
     """The same vectors as halfvec (16-bit floats) in an HNSW index of their own: its build time,
     size, recall@10 against the exact float32 top 10, and the vector SQL latency."""
     from sqlalchemy import text
 
     from core.search import cache
     from core.search.engine import _ef_search
-    from core.search.retrieval import vector_candidates
 
     sid, d = int(space[0]), int(space[1])
     version = cache.content_version(session)
@@ -240,13 +239,12 @@ def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory) ->
     plain = text(f"""SELECT id FROM chunks WHERE embedding_space_id = {sid}
                      ORDER BY embedding::vector({d}) <=> CAST(:q AS vector({d})) LIMIT 10""")
     lat, recall, recall_plain = [], [], []
-    for qv in qvecs:
+    for qv, truth in zip(qvecs, truths):
         session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
                         {"ef": str(ef)})
         t = time.perf_counter()
         got = {int(r[0]) for r in session.execute(sql, {"q": np.asarray(qv, dtype=np.float32)})}
         lat.append((time.perf_counter() - t) * 1000)
-        truth = {c.chunk_id for c in vector_candidates(session, qv, space_id=sid, dim=d, limit=10, exact=True)}
         recall.append(len(truth & got) / max(len(truth), 1))
         session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
         got_plain = {int(r[0]) for r in session.execute(plain, {"q": np.asarray(qv, dtype=np.float32)})}
@@ -390,6 +388,7 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         out["keyword"].append((time.perf_counter() - t) * 1000)
         exact = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, exact=True)
         truth = {c.chunk_id for c in exact}
+        out.setdefault("truth", []).append(truth)  # reused by measure_halfvec: one exact scan per query
         out["recall"].append(len(truth & {c.chunk_id for c in approx}) / max(len(truth), 1))
         # Ties: the windows overlap (stride 6 words) and some texts repeat, so several chunks can sit
         # at the same distance as the 10th true neighbour; any of them is an equally right answer.
@@ -508,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             extra[size]["server_mb"] = memory.now_mb()
             if args.halfvec:
                 extra[size]["halfvec"] = measure_halfvec(session, qvecs, (space.id, space.dim), cfg,
-                                                         args.maintenance_work_mem, memory)
+                                                         args.maintenance_work_mem, memory, results[size]["truth"])
                 session.commit()
 
     load = os.getloadavg()
