@@ -505,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
             extra[size] = {"hnsw_s": hnsw_s, "build_peak_mb": memory.peak_mb, "sizes": relation_sizes(session, space.id)}
             results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg)
             extra[size]["server_mb"] = memory.now_mb()
+            r, sz = results[size], extra[size]["sizes"]
+            print(f"  → {size:,}: hybrid p50 {statistics.median(r['hybrid']):.1f} / p95 {pct(r['hybrid'], 0.95):.1f} ms · "
+                  f"date-filtered p95 {pct(r['filtered'], 0.95):.1f} ms · vector SQL p95 {pct(r['vector'], 0.95):.1f} ms · "
+                  f"recall@10 {statistics.fmean(r['recall']):.3f} · table {sz['table'] / 2**20:,.0f} MB + indexes "
+                  f"{sz['indexes'] / 2**20:,.0f} MB (HNSW {sz['hnsw'] / 2**20:,.0f} MB) · server {extra[size]['server_mb']:,.0f} MB · "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
             if args.halfvec:
                 extra[size]["halfvec"] = measure_halfvec(session, qvecs, (space.id, space.dim), cfg,
                                                          args.maintenance_work_mem, memory, results[size]["truth"])
