@@ -515,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
                 extra[size]["halfvec"] = measure_halfvec(session, qvecs, (space.id, space.dim), cfg,
                                                          args.maintenance_work_mem, memory, results[size]["truth"])
                 session.commit()
+                h = extra[size]["halfvec"]
+                print(f"  → {size:,} halfvec: build {h['build_s']:.0f} s (peak {h['build_peak_mb']:,.0f} MB) · index "
+                      f"{h['index_bytes'] / 2**20:,.0f} MB · recall@10 {h['recall']:.3f} (vector, same query: {h['recall_plain']:.3f}) · "
+                      f"SQL p50 {statistics.median(h['lat']):.1f} / p95 {pct(h['lat'], 0.95):.1f} ms", flush=True)
 
     load = os.getloadavg()
     print(f"\nembedder {embedder.provider}/{embedder.model} ({embedder.dim}-d) · {len(queries)} NFCorpus dev queries · "
