@@ -539,9 +539,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'  counting distance ties':28}" + "".join(f"{statistics.fmean(results[s]['recall_ties']):22.3f}" for s in sizes))
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
     print_scale(sizes, results, extra, args.halfvec)
-    print(f"\ntarget: p95 ≤ 50 ms at 100k (server-side, query vector cached), recall@10 ≥ 0.95 → "
-          f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f} "
-          f"({statistics.fmean(results[sizes[-1]]['recall_ties']):.3f} counting ties)")
+    if sizes[-1] <= 100_000:  # the 1M target line comes from print_scale
+        print(f"\ntarget: p95 ≤ 50 ms at 100k (server-side, query vector cached), recall@10 ≥ 0.95 → "
+              f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f} "
+              f"({statistics.fmean(results[sizes[-1]]['recall_ties']):.3f} counting ties)")
     return 0
 
 
