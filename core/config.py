@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         description="Embedded database, downloaded media and model caches live here.",
     )
     storage_limit_gb: float = Field(50.0, gt=0)
+    # NoDecode: the environment gives "postgresql://r1/db,postgresql://r2/db", not JSON.
+    search_database_url: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Read replicas for viewer search (comma-separated, used in turn, failover to the next and "
+        "then to the primary); empty = search reads the primary.",
+    )
+    # --- backups (the embedded database; a managed PostgreSQL keeps its own) -------------------
+    backup_dir: Path | None = Field(None, description="Where `pg_dump -Fc` backups go; unset = <data_dir>/backups.")
+    backup_interval_h: float = Field(24.0, ge=0, description="Hours between scheduled backups; 0 = none.")
+    backup_keep: int = Field(7, ge=1, description="Backups kept; older ones are deleted after a new one succeeds.")
 
     # --- the archive -----------------------------------------------------------------
     channel_url: str = "https://www.youtube.com/@anthonychaffeemd"
@@ -193,6 +203,12 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("name at least one engine")
         return value
+
+    @field_validator("search_database_url", mode="before")
+    @classmethod
+    def _replica_list(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [cls._postgres_only(v.strip()) for v in items if v and v.strip()]  # type: ignore[misc]
 
     @field_validator("database_url")
     @classmethod

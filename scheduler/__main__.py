@@ -78,6 +78,9 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, sync: bool = True)
 
         add_shared_job(scheduler, "scheduler.jobs:speaker_turns", job_id="speaker-turns", name="speaker turns",
                        seconds=SCHEDULE_S, first_run=soon)
+    if settings.backup_interval_h > 0:
+        add_shared_job(scheduler, "scheduler.jobs:backup", job_id="backup", name="database backup",
+                       seconds=settings.backup_interval_h * 3600)
     # Per-process jobs: every scheduler process runs its own.
     local = dict(replace_existing=True)
     scheduler.add_job("scheduler.jobs:backfill_tick", "interval", seconds=settings.backfill_tick_s,

@@ -12,6 +12,8 @@ each firing, and each is safe to run twice anyway):
   while Zoom is not configured);
 - speaker_turns: a time-budgeted diarization pass over indexed items (core/speakers/stage.py;
   only where the speakers extra is installed).
+- backup: a pg_dump of the embedded database with retention (core/backup.py; a no-op that says
+  so on a managed PostgreSQL, which keeps its own backups).
 
 Per-process jobs (every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
@@ -138,11 +140,21 @@ def lease_reaper() -> ReapReport:
 
 
 @through_outages
+def backup() -> str:
+    from core.backup import scheduled_backup
+
+    line = scheduled_backup()
+    log.info("%s", line)
+    return line
+
+
+@through_outages
 def progress_snapshot() -> str:
     with session_scope() as s:
         return save_snapshot(s).line()
 
 
+@through_outages
 def speaker_turns() -> str | None:
     """A few minutes of speaker turns over indexed items (resumed at the next firing)."""
     from core import speakers

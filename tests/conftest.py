@@ -17,7 +17,12 @@ _TEST_HOME = Path(tempfile.mkdtemp(prefix="chaffee-tests-"))
 # Settings are read from the environment: point everything at throw-away folders before import.
 os.environ["DATA_DIR"] = str(_TEST_HOME / "data")
 os.environ["CHAFFEE_SECRETS_FILE"] = str(_TEST_HOME / "no-secrets.toml")
-os.environ.pop("DATABASE_URL", None) if os.environ.get("CHAFFEE_TEST_USE_DATABASE_URL") != "1" else None
+# Tests TRUNCATE every table: DATABASE_URL is used only when the caller says the database is the tests'
+# own (`make test-managed` sets CHAFFEE_TEST_USE_DATABASE_URL=1 for its throw-away TCP server);
+# otherwise a developer's DATABASE_URL is dropped and the embedded server under _TEST_HOME is used.
+if os.environ.get("CHAFFEE_TEST_USE_DATABASE_URL") != "1":
+    os.environ.pop("DATABASE_URL", None)
+os.environ.pop("SEARCH_DATABASE_URL", None)  # replicas only where a test sets them (tests/test_search_replicas.py)
 
 from core import db as core_db  # noqa: E402
 from core.config import get_settings  # noqa: E402

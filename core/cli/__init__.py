@@ -13,4 +13,5 @@ COMMAND_MODULES = (
     "core.cli.backfill",  # backfill status|pause|resume|retry-dead, worker
     "core.cli.reembed",  # reembed: chunks of another model into the configured one
     "core.cli.diarize",  # diarize: speaker turns (the optional speakers extra)
+    "core.cli.backup",  # backup, restore FILE
 )

@@ -6,6 +6,9 @@ heading "Related, but not an answer". When spelling correction changed the query
 says what was searched and how to search what was typed (`--exact`). Videos whose title matches
 are listed with their transcription status ("queued for transcription"), so a video that is
 listed but not transcribed yet is shown instead of nothing.
+
+Like the page it reads from the search replicas when SEARCH_DATABASE_URL is set (core/search_db.py);
+the query-log row goes to the primary.
 """
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import textwrap
 
 from sqlalchemy import exists, select
 
-from core.db import session_scope
 from core.models import Chunk
 
 EMPTY_ARCHIVE_HELP = """The archive is empty: nothing has been indexed yet. Add content with
@@ -36,17 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from core.search import QueryError, search
+    from core import search_db
+    from core.search import QueryError
 
-    with session_scope() as session:
-        try:
-            response = search(session, args.query, k=args.k, mode=args.mode, correct=not args.exact)
-        except QueryError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if not response.groups and not response.titles and not session.scalar(select(exists().where(Chunk.id.isnot(None)))):
-            print(EMPTY_ARCHIVE_HELP)
-            return 0
+    try:
+        response = search_db.search(args.query, k=args.k, mode=args.mode, correct=not args.exact)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except search_db.SearchUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not response.groups and not response.titles and not search_db.read(
+        lambda session: session.scalar(select(exists().where(Chunk.id.isnot(None))))
+    ):
+        print(EMPTY_ARCHIVE_HELP)
+        return 0
     verdict = response.verdict
     answered = verdict is None or verdict.answered
     print(verdict.message if verdict is not None else f"{len(response.groups)} videos.")

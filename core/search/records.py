@@ -179,6 +179,9 @@ class SearchResponse:
     # transcription status: a listed video not transcribed yet shows as "queued for
     # transcription"; has_moments marks those also listed in `groups`.
     titles: list[TitleMatch] = field(default_factory=list)
+    # The content version (core/search/cache.py) of the snapshot this response was read in; set
+    # by core/search_db.py so that values derived from it (answers) are cached under it.
+    content_version: tuple | None = None
 
     @property
     def corrected_query(self) -> str | None:
