@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +115,19 @@ class OutageLog:
         if self.since is not None:
             self.logger.warning("%s: the database is back after %.1f s", self.what, time.monotonic() - self.since)
             self.since = None
+
+
+def ride_out(outage: OutageLog, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """fn(*args, **kwargs); a lost connection is logged on `outage` (one line per outage) and gives None.
+
+    Any other error propagates: only the database being away is weather.
+    """
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        if not is_connection_lost(exc):
+            raise
+        outage.lost(exc)
+        return None
+    outage.back()
+    return result

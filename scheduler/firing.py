@@ -28,7 +28,7 @@ from apscheduler.util import ref_to_obj
 from sqlalchemy import text
 
 from core.db import get_engine
-from core.outage import OutageLog, is_connection_lost
+from core.outage import OutageLog, ride_out
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,7 @@ def run_once(job: str, period_s: float, ref: str | Callable[..., Any], *args: An
     None when the database is away: one log line per outage, and the next firing tries again.
     """
     outage = _outages.setdefault(job, OutageLog(f"scheduler {job}", log))
-    try:
-        firing = _run_once(job, period_s, ref, *args)
-    except Exception as exc:
-        if not is_connection_lost(exc):
-            raise
-        outage.lost(exc)
-        return None
-    outage.back()
-    return firing
+    return ride_out(outage, _run_once, job, period_s, ref, *args)
 
 
 def _run_once(job: str, period_s: float, ref: str | Callable[..., Any], *args: Any) -> Firing:

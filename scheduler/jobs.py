@@ -33,7 +33,7 @@ from core.backfill.progress import save_snapshot
 from core.backfill.reaper import ReapReport, reap
 from core.backfill.worker import Worker
 from core.db import session_scope
-from core.outage import OutageLog, is_connection_lost
+from core.outage import OutageLog, ride_out
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,15 +49,7 @@ def through_outages(fn: F) -> F:
     @functools.wraps(fn)
     def tick(*args: Any, **kwargs: Any) -> Any:
         outage = _outages.setdefault(fn.__name__, OutageLog(f"scheduler {fn.__name__}", log))
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:
-            if not is_connection_lost(exc):
-                raise
-            outage.lost(exc)
-            return None
-        outage.back()
-        return result
+        return ride_out(outage, fn, *args, **kwargs)
 
     return tick  # type: ignore[return-value]
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,7 @@ from core import audit
 from core.backfill import budget, queue
 from core.db import session_scope
 from tests.conftest import require_binary, shared_path
+from tests.ui_process import ui_server
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +43,7 @@ def _free_port() -> int:
 @pytest.fixture()
 def demo_app(db):
     """A freshly started server for the seeded demo, started as users start it (`python -m core.ui_server
-    run streamlit_app.py`, see core/cli/serve.py) on a free port (same embedded database)."""
+    run ui_app.py`, see core/cli/serve.py) on a free port (same embedded database)."""
     pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev.txt)")
     require_binary("chromium")
     listing = shared_path("youtube", "anthonychaffeemd_flat_playlist.jsonl")
@@ -56,33 +53,8 @@ def demo_app(db):
         seed_demo(s, listing=listing)
     port = _free_port()
     env = {**os.environ, "ADMIN_PASSWORD": PASSWORD, "ADMIN_PASSWORD_HASH": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.ui_server", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"streamlit did not start:\n{out[-3000:]}")
-            time.sleep(0.3)
+    with ui_server("ui_app.py", port, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _settle(page, text: str | None) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from core.config import load_settings
 from core.db import session_scope
 from core.models import AdminSession
 from tests.conftest import require_binary
+from tests.ui_process import ui_server
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,33 +76,8 @@ def ui(db):
     require_binary("chromium")
     port = _free_port()
     env = {**os.environ, "ADMIN_PASSWORD": PASSWORD, "ADMIN_PASSWORD_HASH": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.ui_server", "run", "ui_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.runOnSave", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"the UI server did not start:\n{out[-3000:]}")
-            time.sleep(0.3)
+    with ui_server("ui_app.py", port, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _nav(page) -> str:
