@@ -258,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        # Record before answering: a client that has its answer must find its request recorded
+        # (recording after the write raced with tests that count requests right after a call).
+        self._record_pending(status)
         if isinstance(payload, (dict, list)):
             body, ctype = json.dumps(payload).encode(), "application/json"
         else:
@@ -277,6 +280,13 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "server_error"
         self._send(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
+    _pending: FakeRequest | None = None
+
+    def _record_pending(self, status: int) -> None:
+        if self._pending is not None:
+            self.fake._record(self._pending._replace(status=status))
+            self._pending = None
+
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         path = self.path.split("?")[0]
         self.fake._record(FakeRequest("GET", path, {k.lower(): v for k, v in self.headers.items()}, None, {}, {}, 404))
@@ -290,6 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         form: dict[str, str | list[str]] = {}
         files: dict[str, tuple[str, bytes]] = {}
         status = 200
+        self._pending = FakeRequest("POST", path, headers, None, form, files, status)
         try:
             if headers.get("content-type", "").startswith("multipart/form-data"):
                 form, files = _parse_multipart(headers["content-type"], raw)
@@ -298,6 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
                     body_json = json.loads(raw)
                 except json.JSONDecodeError:
                     raise _HTTPError(400, "We could not parse the JSON body of your request.") from None
+            self._pending = FakeRequest("POST", path, headers, body_json, form, files, status)
             if self.fake.api_key is not None and headers.get("authorization") != f"Bearer {self.fake.api_key}":
                 raise _HTTPError(401, "Incorrect API key provided.", "invalid_api_key")
             failure = self.fake._take_failure(path)
@@ -325,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             self._error(500, f"fake OpenAI crashed: {exc!r}")
         finally:
-            self.fake._record(FakeRequest("POST", path, headers, body_json, form, files, status))
+            self._record_pending(status)  # when nothing was sent (the answer streamed, or no answer)
 
     # --- endpoints -------------------------------------------------------------------------
 
