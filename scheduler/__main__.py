@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in args.plugin:
         importlib.import_module(name)
+    # The jobs' modules, imported now in this one thread: APScheduler runs jobs in a thread pool,
+    # and concurrent first imports of the same package can see a partly initialised module.
+    for name in ("core.pipeline", "core.admin_actions", "core.search"):
+        importlib.import_module(name)
     try:
         settings = get_settings()
         from core.backfill.worker import Worker, install_signal_handlers

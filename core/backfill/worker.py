@@ -135,6 +135,10 @@ class Worker:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Import the pipeline here, in one thread, before job threads exist: two threads making
+        # the first import of core.search at once can meet a partly initialised module (Python's
+        # import-deadlock escape), which failed a job with an ImportError in the soak bench.
+        self._processor()
         now = clock.now()
         with session_scope() as s:
             s.add(WorkerRow(
