@@ -48,7 +48,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _interrupt_on_signals() -> None:
-    """SIGTERM/SIGHUP stop `ingest` at once, like Ctrl-C: the job is released, no attempt counted.
+    """Ctrl-C, SIGTERM and SIGHUP stop `ingest` at once: the job is released, no attempt counted.
 
     Raising from the handler interrupts the main thread (where the transcription runs)
     between two Python steps: within about a second, even inside a long transcription.
@@ -56,7 +56,9 @@ def _interrupt_on_signals() -> None:
     def handler(signum, _frame) -> None:
         raise Interrupted(f"signal {signal.Signals(signum).name}")
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too, with the same handler: a library loaded later may install its own Ctrl-C
+    # handling, and one rule for the three signals is easier to trust.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
 
 
