@@ -1,4 +1,4 @@
-"""The admin's knobs in `app_settings`: one JSON row per key, one typed loader per key.
+"""The admin's knobs in `app_settings`: one JSON row per key, each read and written in its typed shape.
 
 Every module that keeps state in app_settings reads and writes it here, so the keys, their
 shapes and the row lock live in one place. Domain rules (what a valid budget is, how a
@@ -12,8 +12,9 @@ other keys uses it so two admins or workers never lose each other's change.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypedDict, cast
+from typing import Any, Generic, TypedDict, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -70,28 +71,28 @@ def _dict(session: Session, key: Key, lock: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Typed loaders, one per key
+# Typed slots: keys whose value is one JSON object of a known shape
 # ---------------------------------------------------------------------------------------------
 
-
-class ControlsValue(TypedDict, total=False):
-    paused: bool
-    pause_reason: str | None
-    max_concurrency: int
-    max_attempts: int
-    paid_calls_per_minute: int
-    job_timeout_s: float
-    storage_limit_gb: float
-    paid_routing: str
-    urgent_days: float
+ShapeT = TypeVar("ShapeT", bound=Mapping[str, Any])
 
 
-def load_controls(session: Session, *, lock: bool = False) -> ControlsValue:
-    return cast(ControlsValue, _dict(session, Key.CONTROLS, lock))
+@dataclass(frozen=True)
+class Slot(Generic[ShapeT]):
+    """One key's JSON object, read as its typed shape ({} when never written)."""
+
+    key: Key
+
+    def load(self, session: Session, *, lock: bool = False) -> ShapeT:
+        return cast(ShapeT, _dict(session, self.key, lock))
+
+    def save(self, session: Session, value: ShapeT) -> None:
+        write_json(session, self.key, dict(value))
 
 
-def save_controls(session: Session, value: ControlsValue) -> None:
-    write_json(session, Key.CONTROLS, dict(value))
+# The admin's changes to core.backfill.queue.Controls, by field name: that NamedTuple is the one
+# typed record (with the types queue validates against); what is stored is only its overrides.
+ControlOverrides = dict[str, Any]
 
 
 class BudgetValue(TypedDict, total=False):
@@ -100,12 +101,33 @@ class BudgetValue(TypedDict, total=False):
     timezone: str  # (the safety limits are configuration, never stored)
 
 
-def load_budget(session: Session, *, lock: bool = False) -> BudgetValue:
-    return cast(BudgetValue, _dict(session, Key.BUDGET, lock))
+class PrioritiesValue(TypedDict, total=False):
+    order: list[str]
+    topics: list[str]
 
 
-def save_budget(session: Session, value: BudgetValue) -> None:
-    write_json(session, Key.BUDGET, dict(value))
+class StoppedValue(TypedDict, total=False):
+    reason: str
+    at: str
+
+
+class RunValue(TypedDict, total=False):
+    started_at: str
+    label: str
+
+
+CONTROLS: Slot[ControlOverrides] = Slot(Key.CONTROLS)
+BUDGET: Slot[BudgetValue] = Slot(Key.BUDGET)
+PRIORITIES: Slot[PrioritiesValue] = Slot(Key.PRIORITIES)
+BACKFILL_STOPPED: Slot[StoppedValue] = Slot(Key.BACKFILL_STOPPED)
+BACKFILL_RUN: Slot[RunValue] = Slot(Key.BACKFILL_RUN)
+# The last progress snapshot (core.backfill.progress.Progress as JSON, plus percent/remaining/at).
+PROGRESS: Slot[dict[str, Any]] = Slot(Key.PROGRESS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys with a shape of their own
+# ---------------------------------------------------------------------------------------------
 
 
 class PriceValue(TypedDict, total=False):
@@ -121,54 +143,6 @@ def load_prices(session: Session, *, lock: bool = False) -> dict[str, PriceValue
 
 def save_prices(session: Session, value: Mapping[str, PriceValue]) -> None:
     write_json(session, Key.PRICES, {name: dict(p) for name, p in value.items()})
-
-
-class PrioritiesValue(TypedDict, total=False):
-    order: list[str]
-    topics: list[str]
-
-
-def load_priorities(session: Session, *, lock: bool = False) -> PrioritiesValue:
-    return cast(PrioritiesValue, _dict(session, Key.PRIORITIES, lock))
-
-
-def save_priorities(session: Session, value: PrioritiesValue) -> None:
-    write_json(session, Key.PRIORITIES, dict(value))
-
-
-class StoppedValue(TypedDict, total=False):
-    reason: str
-    at: str
-
-
-def load_backfill_stopped(session: Session) -> StoppedValue:
-    return cast(StoppedValue, _dict(session, Key.BACKFILL_STOPPED, False))
-
-
-def save_backfill_stopped(session: Session, value: StoppedValue) -> None:
-    write_json(session, Key.BACKFILL_STOPPED, dict(value))
-
-
-class RunValue(TypedDict, total=False):
-    started_at: str
-    label: str
-
-
-def load_backfill_run(session: Session) -> RunValue:
-    return cast(RunValue, _dict(session, Key.BACKFILL_RUN, False))
-
-
-def save_backfill_run(session: Session, value: RunValue) -> None:
-    write_json(session, Key.BACKFILL_RUN, dict(value))
-
-
-def load_progress(session: Session) -> dict[str, Any]:
-    """The last progress snapshot (core.backfill.progress.Progress as JSON, plus percent/remaining/at)."""
-    return _dict(session, Key.PROGRESS, False)
-
-
-def save_progress(session: Session, value: Mapping[str, Any]) -> None:
-    write_json(session, Key.PROGRESS, dict(value))
 
 
 class SyncRequest(TypedDict):

@@ -235,12 +235,12 @@ def test_past_the_storage_limit_nothing_new_starts_and_the_admin_is_told_why(db)
     try:
         assert worker.claim() is None
         with session_scope() as s:
-            stopped = settings_store.load_backfill_stopped(s)
+            stopped = settings_store.BACKFILL_STOPPED.load(s)
             assert "storage limit reached" in stopped["reason"] and "GB used of" in stopped["reason"]
             queue.set_controls(s, storage_limit_gb=50)
         worker._storage_checked = -1e9  # the next claim looks again (normally once a minute)
         assert worker.claim() is not None
         with session_scope() as s:
-            assert not settings_store.load_backfill_stopped(s)
+            assert not settings_store.BACKFILL_STOPPED.load(s)
     finally:
         worker.close()

@@ -150,7 +150,7 @@ def _limits_from(raw: BudgetValue) -> BudgetLimits:
 
 
 def get_budget(session: Session) -> BudgetLimits:
-    return _limits_from(settings_store.load_budget(session))
+    return _limits_from(settings_store.BUDGET.load(session))
 
 
 def set_budget(session: Session, daily: float, monthly: float, *, timezone: str | None = None) -> BudgetLimits:
@@ -159,12 +159,12 @@ def set_budget(session: Session, daily: float, monthly: float, *, timezone: str 
     The safety limits are not a parameter: they come from configuration only. Raising a
     budget wakes jobs that were waiting for money.
     """
-    current = _limits_from(settings_store.load_budget(session, lock=True))
+    current = _limits_from(settings_store.BUDGET.load(session, lock=True))
     limits = BudgetLimits(
         float(daily), float(monthly), current.daily_safety_usd, current.monthly_safety_usd, timezone or current.timezone
     )
     validate_limits(limits)
-    settings_store.save_budget(
+    settings_store.BUDGET.save(
         session, {"daily_usd": limits.daily_usd, "monthly_usd": limits.monthly_usd, "timezone": limits.timezone}
     )
     wake(session, why=WaitReason.BUDGET)
@@ -360,7 +360,7 @@ class ReserveResult(NamedTuple):
 
 def lock(session: Session) -> BudgetLimits:
     """Take the budget lock for this transaction (the `budget` app_settings row) and return the limits."""
-    return _limits_from(settings_store.load_budget(session, lock=True))
+    return _limits_from(settings_store.BUDGET.load(session, lock=True))
 
 
 def reserve(

@@ -47,7 +47,7 @@ _EPOCH = datetime(2005, 4, 23, tzinfo=timezone.utc)  # the first YouTube upload:
 
 
 def _raw(session: Session, *, lock: bool = False) -> PrioritiesValue:
-    return settings_store.load_priorities(session, lock=lock)
+    return settings_store.PRIORITIES.load(session, lock=lock)
 
 
 def get_strategy_order(session: Session) -> list[str]:
@@ -65,7 +65,7 @@ def set_strategy_order(session: Session, order: Sequence[str]) -> list[str]:
         raise ValueError("name at least one strategy")
     raw = _raw(session, lock=True)
     raw["order"] = clean
-    settings_store.save_priorities(session, raw)
+    settings_store.PRIORITIES.save(session, raw)
     reprioritize(session)
     return clean
 
@@ -83,7 +83,7 @@ def set_topics(session: Session, keywords: Iterable[str]) -> list[str]:
             seen[word.lower()] = word
     raw = _raw(session, lock=True)
     raw["topics"] = list(seen.values())
-    settings_store.save_priorities(session, raw)
+    settings_store.PRIORITIES.save(session, raw)
     reprioritize(session)
     return raw["topics"]
 

@@ -130,12 +130,12 @@ class Projection(NamedTuple):
 
 def start_run(session: Session, label: str = "backfill", *, now: datetime | None = None) -> datetime:
     started = now or clock.now()
-    settings_store.save_backfill_run(session, {"started_at": started.isoformat(), "label": label})
+    settings_store.BACKFILL_RUN.save(session, {"started_at": started.isoformat(), "label": label})
     return started
 
 
 def current_run(session: Session) -> tuple[str, datetime | None]:
-    run = settings_store.load_backfill_run(session)
+    run = settings_store.BACKFILL_RUN.load(session)
     started = run.get("started_at")
     return run.get("label", "all jobs"), datetime.fromisoformat(started) if started else None
 
@@ -261,13 +261,13 @@ def save_snapshot(session: Session, *, now: datetime | None = None) -> Projectio
         percent=p.percent, remaining=p.remaining, finish=p.finish(), at=(now or clock.now()).isoformat(),
         paused_sources=[s.line() for s in p.paused_sources],
     )
-    settings_store.save_progress(session, payload)
+    settings_store.PROGRESS.save(session, payload)
     return p
 
 
 def last_snapshot(session: Session) -> dict:
     """The stored snapshot (what the dashboards read): {} before the scheduler's first minute."""
-    return settings_store.load_progress(session)
+    return settings_store.PROGRESS.load(session)
 
 
 class Freshness(NamedTuple):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_type_hints
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -83,20 +83,16 @@ class Controls(NamedTuple):
     urgent_days: float
 
 
+# The fields an admin can set, with the type each stored value is coerced to (the NamedTuple's own
+# annotations: app_settings keeps only the overrides, settings_store.CONTROLS).
 _CONTROL_TYPES: dict[str, type] = {
-    "max_concurrency": int,
-    "max_attempts": int,
-    "paid_calls_per_minute": int,
-    "job_timeout_s": float,
-    "storage_limit_gb": float,
-    "paid_routing": str,
-    "urgent_days": float,
+    name: kind for name, kind in get_type_hints(Controls).items() if name not in ("paused", "pause_reason")
 }
 
 
 def get_controls(session: Session) -> Controls:
     s = get_settings()
-    raw = settings_store.load_controls(session)
+    raw = settings_store.CONTROLS.load(session)
     defaults = {name: getattr(s, name) for name in _CONTROL_TYPES}
     values = {name: kind(raw.get(name, defaults[name])) for name, kind in _CONTROL_TYPES.items()}
     return Controls(paused=bool(raw.get("paused", False)), pause_reason=raw.get("pause_reason"), **values)
@@ -104,7 +100,7 @@ def get_controls(session: Session) -> Controls:
 
 def set_controls(session: Session, **changes: Any) -> Controls:
     """Change admin controls (unknown names or bad values raise ValueError, nothing is written)."""
-    raw = settings_store.load_controls(session, lock=True)
+    raw = settings_store.CONTROLS.load(session, lock=True)
     for name, value in changes.items():
         if name not in _CONTROL_TYPES:
             raise ValueError(f"unknown control {name!r}; known: {', '.join(_CONTROL_TYPES)}")
@@ -115,17 +111,17 @@ def set_controls(session: Session, **changes: Any) -> Controls:
             raise ValueError(f"{name} must be at least 1")
         if name != "paid_routing" and value < 0:
             raise ValueError(f"{name} must not be negative")
-        raw[name] = value  # type: ignore[literal-required]
-    settings_store.save_controls(session, raw)
+        raw[name] = value
+    settings_store.CONTROLS.save(session, raw)
     return get_controls(session)
 
 
 def set_paused(session: Session, paused: bool, reason: str | None = None) -> None:
     """Stop (or resume) claiming new work everywhere; running jobs finish."""
-    raw = settings_store.load_controls(session, lock=True)
+    raw = settings_store.CONTROLS.load(session, lock=True)
     raw["paused"] = bool(paused)
     raw["pause_reason"] = (reason or "paused by the admin") if paused else None
-    settings_store.save_controls(session, raw)
+    settings_store.CONTROLS.save(session, raw)
 
 
 def is_paused(session: Session) -> bool:

@@ -53,8 +53,8 @@ def storage_block(session: Session, settings: Settings, limit_gb: float) -> str 
             f"Backfill stopped: storage limit reached — {used / 1e9:.1f} GB used of {limit_gb:.0f} GB "
             f"(database + {settings.data_dir}). Free space or raise the storage limit to continue."
         )
-        settings_store.save_backfill_stopped(session, {"reason": message, "at": clock.now().isoformat()})
+        settings_store.BACKFILL_STOPPED.save(session, {"reason": message, "at": clock.now().isoformat()})
         return message
-    if settings_store.load_backfill_stopped(session):
-        settings_store.save_backfill_stopped(session, {})
+    if settings_store.BACKFILL_STOPPED.load(session):
+        settings_store.BACKFILL_STOPPED.save(session, {})
     return None
