@@ -173,7 +173,9 @@ def reset() -> None:
         if _router is not None:
             _router.dispose()
         _router = None
-    clear_cached()
+    from core.search import cache
+
+    cache.clear()
 
 
 def read(fn: Callable[[Session], T]) -> T:
@@ -184,25 +186,24 @@ def read(fn: Callable[[Session], T]) -> T:
 # Values cached per content version — the version read in the value's own snapshot
 # ---------------------------------------------------------------------------------------------
 
-_cached: dict[Hashable, tuple[tuple, float, object]] = {}
-_cached_lock = threading.Lock()
-MAX_CACHED = 1024
+# In core.search.cache's LRU beside the search results, so that what clears those (cache.clear(),
+# cache.invalidate()) clears these too; the version is part of the key.
 _MISS = object()
 
 
 def _cache_get(key: Hashable, version: tuple | None, ttl_s: float) -> object:
-    with _cached_lock:
-        hit = _cached.get(key)
-    if hit is not None and version is not None and hit[0] == version and time.monotonic() - hit[1] < ttl_s:
-        return hit[2]
+    from core.search import cache
+
+    hit = cache.get(("search_db", key, version)) if version is not None else None
+    if hit is not None and time.monotonic() - hit[0] < ttl_s:
+        return hit[1]
     return _MISS
 
 
 def _cache_put(key: Hashable, version: tuple, value: object) -> None:
-    with _cached_lock:
-        _cached[key] = (version, time.monotonic(), value)
-        if len(_cached) > MAX_CACHED:
-            _cached.pop(next(iter(_cached)))
+    from core.search import cache
+
+    cache.put(("search_db", key, version), (time.monotonic(), value))
 
 
 def read_cached(key: Hashable, fn: Callable[[Session], T], *, ttl_s: float = 60.0) -> T:
@@ -219,12 +220,6 @@ def read_cached(key: Hashable, fn: Callable[[Session], T], *, ttl_s: float = 60.
         return value
 
     return read(run)
-
-
-def clear_cached() -> None:
-    """Forget every cached value (tests)."""
-    with _cached_lock:
-        _cached.clear()
 
 
 # ---------------------------------------------------------------------------------------------
