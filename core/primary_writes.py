@@ -47,7 +47,7 @@ class _Write:
 
 class PrimaryWrites:
     MAX_PENDING = 10_000
-    SYNC_WAIT_S = 1.5  # how long a caller waits for its write before the page goes on without it
+    SYNC_WAIT_S = 2.0  # how long a caller waits for its write before the page goes on without it
     RETRY_FIRST_S = 0.5
     RETRY_MAX_S = 30.0
 

@@ -222,3 +222,18 @@ def test_the_page_logs_a_search_once_per_browser_session_even_when_the_write_is_
             assert log_query(s, "calcium supplements", 3, 10.0, verdict="answered")
         rows = s.execute(text("SELECT session_key FROM query_log ORDER BY id")).scalars().all()
     assert rows == ["tab-a", "tab-b", None, None]
+
+
+def test_a_term_the_admin_hides_leaves_the_pages_cached_trending_at_once(db):
+    from core import search_db
+
+    search_db.reset()
+    with session_scope() as s:
+        _ask(s, "seed oils and acne", sessions=3)
+    assert [t.query for t in search_db.trending()] == ["seed oils and acne"]  # read, and cached for 60 s
+    with session_scope() as s:
+        hide_term(s, "acne", actor="admin")
+    assert search_db.trending() == []  # not after the cache's minute: the content version moved
+    with session_scope() as s:
+        assert unhide_term(s, "acne")
+    assert [t.query for t in search_db.trending()] == ["seed oils and acne"]
