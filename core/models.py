@@ -410,6 +410,8 @@ class QueryLogEntry(Base):
 
     __table_args__ = (
         Index("ix_query_log_at", "at"),
+        # The page logs a search once per session and query (suggest.log_query looks it up).
+        Index("ix_query_log_session_query", "session_key", "query", postgresql_where=text("session_key IS NOT NULL")),
         CheckConstraint("verdict IS NULL OR verdict IN ('answered', 'related', 'nothing')", name="ck_query_log_verdict"),
     )
 

@@ -13,9 +13,14 @@ Two rules make replicas safe to cache from:
   version, which fresher readers never look up: it can never store its stale result under a
   newer content version, nor be handed a newer version's key for its old content.
 * **Writes never ride on a read.** The query log and thumbs votes are written to the primary
-  by `writes`; when the primary is briefly away they wait in memory and are retried in
-  order with back-off (`writes.pending()` counts them; a write still pending when the process
-  exits is logged with its count, never dropped silently).
+  by `writes` (core/primary_writes.py); when the primary is briefly away they wait in memory
+  and are retried in order with back-off (`writes.pending()` counts them; a write still
+  pending when the process exits is logged with its count, never dropped silently).
+
+Everything the viewer page reads goes through here (search, suggestions, trending, the speaker
+list, the player and its transcript, the cited answer, this tab's votes), and so does the CLI's
+`search`: one path. The functions of core/search take a session; this module hands them one
+on a replica.
 """
 from __future__ import annotations
 
@@ -23,7 +28,6 @@ import atexit
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,10 +35,11 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
+from core.primary_writes import PrimaryWrites
+from core.primary_writes import connection_lost as _connection_lost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,13 +51,6 @@ PRIMARY = "primary"
 
 class SearchUnavailable(RuntimeError):
     """Neither a replica nor the primary answered; the message says so in words."""
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """Errors that mean "this server cannot serve the read now", not "the read is wrong"."""
-    if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 @dataclass
@@ -112,6 +110,7 @@ class ReadRouter:
     def read(self, fn: Callable[[Session], T]) -> T:
         """fn(session) on the first server that answers, in one read-only snapshot."""
         errors: list[str] = []
+        last: BaseException | None = None
         for target in self._order():
             try:
                 with _snapshot(target.engine) as session:
@@ -119,6 +118,7 @@ class ReadRouter:
             except Exception as exc:
                 if not _connection_lost(exc):
                     raise
+                last = exc
                 target.down_until = time.monotonic() + DOWN_S
                 errors.append(f"{target.name}: {str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}")
                 log.warning("search read failed on %s, trying the next server: %s", target.name, errors[-1])
@@ -126,7 +126,10 @@ class ReadRouter:
             target.down_until = 0.0
             self.last_served_by = target.name
             return value
-        raise SearchUnavailable("Search is briefly unavailable: no database server answered (" + "; ".join(errors) + ").")
+        # `from last`: the UI's outage handling (core.outage.is_connection_lost) sees a lost connection.
+        raise SearchUnavailable(
+            "Search is briefly unavailable: no database server answered (" + "; ".join(errors) + ")."
+        ) from last
 
     def dispose(self) -> None:
         for t in self.replicas:
@@ -164,12 +167,15 @@ def router() -> ReadRouter:
 
 
 def reset() -> None:
-    """Forget the replicas (tests and settings changes); pending writes stay queued."""
+    """Forget the replicas and the values cached from them (tests, settings changes); pending writes stay queued."""
     global _router
     with _router_lock:
         if _router is not None:
             _router.dispose()
         _router = None
+    from core.search import cache
+
+    cache.clear()
 
 
 def read(fn: Callable[[Session], T]) -> T:
@@ -180,9 +186,24 @@ def read(fn: Callable[[Session], T]) -> T:
 # Values cached per content version — the version read in the value's own snapshot
 # ---------------------------------------------------------------------------------------------
 
-_cached: dict[Hashable, tuple[tuple, float, object]] = {}
-_cached_lock = threading.Lock()
-MAX_CACHED = 1024
+# In core.search.cache's LRU beside the search results, so that what clears those (cache.clear(),
+# cache.invalidate()) clears these too; the version is part of the key.
+_MISS = object()
+
+
+def _cache_get(key: Hashable, version: tuple | None, ttl_s: float) -> object:
+    from core.search import cache
+
+    hit = cache.get(("search_db", key, version)) if version is not None else None
+    if hit is not None and time.monotonic() - hit[0] < ttl_s:
+        return hit[1]
+    return _MISS
+
+
+def _cache_put(key: Hashable, version: tuple, value: object) -> None:
+    from core.search import cache
+
+    cache.put(("search_db", key, version), (time.monotonic(), value))
 
 
 def read_cached(key: Hashable, fn: Callable[[Session], T], *, ttl_s: float = 60.0) -> T:
@@ -191,22 +212,18 @@ def read_cached(key: Hashable, fn: Callable[[Session], T], *, ttl_s: float = 60.
 
     def run(session: Session) -> T:
         version = cache.content_version(session)
-        with _cached_lock:
-            hit = _cached.get(key)
-        if hit is not None and hit[0] == version and time.monotonic() - hit[1] < ttl_s:
-            return hit[2]  # type: ignore[return-value]
+        hit = _cache_get(key, version, ttl_s)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
         value = fn(session)
-        with _cached_lock:
-            _cached[key] = (version, time.monotonic(), value)
-            if len(_cached) > MAX_CACHED:
-                _cached.pop(next(iter(_cached)))
+        _cache_put(key, version, value)
         return value
 
     return read(run)
 
 
 # ---------------------------------------------------------------------------------------------
-# What the viewer page and the CLI call
+# Reads: what the viewer page and the CLI call
 # ---------------------------------------------------------------------------------------------
 
 
@@ -240,34 +257,27 @@ def search(query: str, *, log: bool = True, **kwargs):
     return response
 
 
-def log_search(response) -> None:
-    """Queue the query-log row of one viewer search for the primary."""
-    cleaned = response.prepared.cleaned
-    groups, total_ms = len(response.groups), response.total_ms
-    verdict = response.verdict.verdict.value if response.verdict else None
+def answer(response, *, embedder=None):
+    """The cited answer for a search response (core/search/answers.py), its clips read on a replica.
 
-    def write(session: Session) -> None:
-        from core.search.suggest import log_query
+    Cached per response under the response's own content version, and only when the clips were
+    read in a snapshot of that same version: a lagging replica never fills the cache of a newer
+    response. The chat model's spend is still reserved on the primary (answers.chat_answer);
+    with the primary away that call is skipped and the answer quotes the clips instead."""
+    from core.search import answers, cache
 
-        log_query(session, cleaned, groups, total_ms, verdict=verdict)
-
-    writes.submit("query log", write)
-
-
-def record_vote(query: str, chunk_id: int, vote: int) -> None:
-    """A thumbs vote, for the primary (queued when it is briefly away). Bad votes raise now."""
-    if vote not in (1, -1):
-        raise ValueError("vote must be +1 or -1")
-
-    def write(session: Session) -> None:
-        from core.search.feedback import record_feedback
-
-        try:
-            record_feedback(session, query, chunk_id, vote)
-        except ValueError as exc:  # the moment was re-indexed away meanwhile: nothing to vote on
-            log.info("vote dropped: %s", exc)
-
-    writes.submit("feedback", write)
+    picked = tuple(m.chunk_id for _, m in answers.answering_moments(response))
+    key = ("answer", response.prepared.cleaned, picked)
+    hit = _cache_get(key, response.content_version, ttl_s=600.0)
+    if hit is not _MISS:
+        return hit
+    version, clips = read(lambda s: (cache.content_version(s), answers.clips_of(s, response)))
+    result = answers.answer(None, response, embedder=embedder, clips=clips)
+    # An answer that fell back to quoting because the chat call failed is not kept: the next
+    # rerun asks again (a rerun with the same answer must not pay the model twice, hence the cache).
+    if version == response.content_version and (result.engine == "chat" or not answers.chat_configured()):
+        _cache_put(key, version, result)
+    return result
 
 
 def trending(*, limit: int = 8, include_hidden: bool = False):
@@ -290,110 +300,111 @@ def autocomplete(prefix: str, *, limit: int = 8, include_hidden: bool = False):
                        lambda s: run(s, prefix, limit=limit, include_hidden=include_hidden))
 
 
+def box_suggestions(*, include_hidden: bool = False):
+    """What the search box offers while typing: answered past questions, then video titles."""
+    from core.search.suggest import box_suggestions as run
+
+    return read_cached(("box", include_hidden), lambda s: run(s, include_hidden=include_hidden))
+
+
+def speakers(*, include_hidden: bool = False) -> list[str]:
+    """The speaker filter's names."""
+    from core.search.engine import speakers_list
+
+    return read_cached(("speakers", include_hidden), lambda s: speakers_list(s, include_hidden=include_hidden),
+                       ttl_s=300.0)
+
+
+def archive_is_empty(*, include_hidden: bool = False) -> bool:
+    from core.search.engine import archive_is_empty as run
+
+    return read_cached(("empty", include_hidden), lambda s: run(s, include_hidden=include_hidden))
+
+
+def player_item(item_id: int, *, include_hidden: bool = False):
+    """The item the player (or "Only in: …") names; None when unknown or hidden from this reader."""
+    from core.search.engine import player_item as run
+
+    return read_cached(("item", int(item_id), include_hidden),
+                       lambda s: run(s, item_id, include_hidden=include_hidden), ttl_s=300.0)
+
+
+def player_panel(item_id: int, *, include_hidden: bool = False):
+    """The player's item and its whole transcript, in one snapshot (core/search/transcript.panel)."""
+    from core.search.transcript import panel
+
+    return read_cached(("panel", int(item_id), include_hidden),
+                       lambda s: panel(s, item_id, include_hidden=include_hidden), ttl_s=300.0)
+
+
+def session_votes(session_key: str | None, query: str):
+    """This browser tab's stored votes for a query, as a replica has them (core.search.feedback.TabVotes
+    lays the tab's own newer votes over them: a replica may not have replayed them yet)."""
+    from core.search.feedback import session_votes as run
+
+    if not session_key:
+        return {}
+    return read(lambda s: run(s, session_key, query))
+
+
 # ---------------------------------------------------------------------------------------------
-# Writes for the primary, retried while it is away
+# Writes: for the primary, retried while it is away (core/primary_writes.py)
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Write:
-    what: str  # "query log" | "feedback": for the log line, never the user's text
-    fn: Callable[[Session], None]
-    tries: int = 0
-
-
-class PrimaryWrites:
-    """Writes run at once on the primary; while it is away they queue (in order) and a
-    background thread retries them with back-off until they land.
-
-    In memory only: a process that exits with writes still queued logs how many it could
-    not deliver. The queue holds MAX_PENDING; past that the oldest are dropped and counted in
-    `dropped` (logged each time), so a long outage cannot grow the UI process without bound.
-    """
-
-    MAX_PENDING = 10_000
-    RETRY_FIRST_S = 0.5
-    RETRY_MAX_S = 30.0
-
-    def __init__(self) -> None:
-        self._queue: deque[_Write] = deque()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self.dropped = 0
-        self.delivered = 0
-
-    def submit(self, what: str, fn: Callable[[Session], None]) -> None:
-        write = _Write(what, fn)
-        with self._cond:
-            queued_before = bool(self._queue)
-        if not queued_before and self._try(write):  # order: never overtake queued writes
-            return
-        with self._cond:
-            self._queue.append(write)
-            while len(self._queue) > self.MAX_PENDING:
-                lost = self._queue.popleft()
-                self.dropped += 1
-                log.error("primary away too long: dropped a queued %s write (%d dropped so far)", lost.what, self.dropped)
-            self._ensure_thread()
-            self._cond.notify()
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until every queued write landed (True) or timeout_s passed (False)."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            self._cond.notify()
-            while self._queue and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not self._queue
-
-    def _try(self, write: _Write) -> bool:
-        from core.db import session_scope
-
-        write.tries += 1
-        try:
-            with session_scope() as session:
-                write.fn(session)
-        except Exception as exc:
-            if not _connection_lost(exc):
-                log.exception("a %s write failed (not retried)", write.what)
-                return True  # a bad write is a bug to see in the log, not to retry forever
-            if write.tries == 1:
-                log.warning("primary unavailable, %s write queued for retry", write.what)
-            return False
-        self.delivered += 1
-        return True
-
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="primary-writes", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        delay = self.RETRY_FIRST_S
-        while True:
-            with self._cond:
-                if not self._queue:
-                    return
-                head = self._queue[0]
-            if self._try(head):
-                with self._cond:
-                    if self._queue and self._queue[0] is head:
-                        self._queue.popleft()
-                    self._cond.notify_all()
-                delay = self.RETRY_FIRST_S
-                continue
-            with self._cond:
-                self._cond.wait(delay)
-            delay = min(delay * 2, self.RETRY_MAX_S)
-
-    def _at_exit(self) -> None:
-        if self.pending() and not self.flush(5.0):
-            log.error("exiting with %d query-log/feedback writes the primary never received", self.pending())
-
 
 writes = PrimaryWrites()
-atexit.register(writes._at_exit)
+atexit.register(writes.at_exit)
+
+
+def log_search(response, *, session_key: str | None = None) -> bool:
+    """Queue the query-log row of one viewer search for the primary; True when it landed already.
+
+    With the browser tab's `session_key` (the page) the row is stored once per session and
+    query, so a retry after an ambiguous failure never counts the search twice."""
+    cleaned = response.prepared.cleaned
+    groups, total_ms = len(response.groups), response.total_ms
+    verdict = response.verdict.verdict.value if response.verdict else None
+
+    def write(session: Session) -> None:
+        from core.search.suggest import log_query
+
+        log_query(session, cleaned, groups, total_ms, verdict=verdict, session_key=session_key)
+
+    return writes.submit("query log", write)
+
+
+def record_vote(query: str, chunk_id: int, vote: int) -> None:
+    """A thumbs vote without a browser session (one row per call), for the primary. Bad votes raise now."""
+    if vote not in (1, -1):
+        raise ValueError("vote must be +1 or -1")
+
+    def write(session: Session) -> None:
+        from core.search.feedback import record_feedback
+
+        try:
+            record_feedback(session, query, chunk_id, vote)
+        except ValueError as exc:  # the moment was re-indexed away meanwhile: nothing to vote on
+            log.info("vote dropped: %s", exc)
+
+    writes.submit("feedback", write)
+
+
+def set_vote(query: str, chunk_id: int, session_key: str, vote) -> bool:
+    """This browser tab's vote on one moment (up, down or none), for the primary; True when it landed.
+
+    The vote is stored as a state, not a change (core.search.feedback.set_vote), so a retried
+    write and the toggles queued during an outage end where the viewer left them."""
+    from core.search.feedback import Vote
+
+    vote = Vote(int(vote))
+    if not session_key:
+        raise ValueError("a vote needs the browser session it belongs to")
+
+    def write(session: Session) -> None:
+        from core.search.feedback import set_vote as store
+
+        try:
+            store(session, query, chunk_id, session_key, vote)
+        except ValueError as exc:  # the moment was re-indexed away meanwhile: nothing to vote on
+            log.info("vote dropped: %s", exc)
+
+    return writes.submit("feedback", write)

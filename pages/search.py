@@ -1,9 +1,14 @@
-"""Search page: read the URL (core.search.viewer.ViewState), call core.search, render.
+"""Search page: read the URL (core.search.viewer.ViewState), call core.search_db, render.
 
 The URL is the whole view, so every search is a browser history entry (Back and Forward move
 between searches) and any view — a moment playing included — is a shareable link. Logic lives
 in core/search (viewer, transcript, feedback, trending); the search box and the player are the
 one custom component (pages/_components.py).
+
+Every read goes through core/search_db.py, so with SEARCH_DATABASE_URL the page reads the
+replicas (and answers with the primary stopped), caching each value under the content version
+of the snapshot it was read in; the query log and votes go to the primary through its retried
+write queue.
 """
 from __future__ import annotations
 
@@ -14,23 +19,11 @@ import re
 
 import streamlit as st
 
-from core.db import session_scope
-from core.search import (
-    QueryError,
-    SearchFilters,
-    answer,
-    archive_is_empty,
-    cache,
-    format_timestamp,
-    log_query,
-    popular_queries,
-    search,
-    trending,
-)
-from core.search.engine import player_item, speakers_list
-from core.search.feedback import Vote, session_votes, set_vote, toggled
+from core import search_db
+from core.search import QueryError, SearchFilters, format_timestamp
+from core.search.feedback import TabVotes, Vote
 from core.search.links import youtube_id
-from core.search.transcript import ExportFormat, answer_index, around, export, file_name, load_transcript
+from core.search.transcript import ExportFormat, answer_index, around, export, file_name
 from core.search.viewer import (
     ITEM_MOMENTS,
     LENGTHS,
@@ -58,8 +51,10 @@ UNAVAILABLE = "Search is not available right now. Please try again in a minute."
 
 
 # ---------------------------------------------------------------------------------------------
-# Cached calls (expensive objects once per process; results per content version with a TTL)
+# Reads (core/search_db.py: replicas when configured, values cached per content version)
 # ---------------------------------------------------------------------------------------------
+
+SUGGESTION_LABELS = {"query": "asked before", "title": "video"}
 
 
 @st.cache_resource(show_spinner="Loading the search model…")
@@ -69,51 +64,17 @@ def _embedder():
     return get_embedder()
 
 
-def _content_version() -> tuple:
-    with session_scope() as s:
-        return cache.content_version(s)
-
-
-@st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _search(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True,
+def _search(query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool = True,
             k: int = 10, moments: int = MOMENTS_PER_VIDEO):
-    # `version` is part of the cache key: new content or a visibility change drops old results.
-    with session_scope() as s:
-        return search(s, query, k=k, filters=filters, sort=sort, include_hidden=include_hidden, embedder=_embedder(),
-                      log=False, correct=correct, moments_per_video=moments)
+    # The result cache lives in core.search (keyed by the version read in the search's own
+    # snapshot): a cache keyed here by a version read in another snapshot, maybe on another
+    # replica, could file a lagging replica's results under a newer version.
+    return search_db.search(query, k=k, filters=filters, sort=sort, include_hidden=include_hidden,
+                            embedder=_embedder(), log=False, correct=correct, moments_per_video=moments)
 
 
-@st.cache_data(ttl=600, max_entries=128, show_spinner=False)
-def _answer(version: tuple, query: str, filters: SearchFilters, sort: str, include_hidden: bool, correct: bool,
-            k: int, moments: int):
-    # Cached like the results: a rerun (a vote, a play click) must not ask — and pay — the model again.
-    response = _search(version, query, filters, sort, include_hidden, correct, k, moments)
-    with session_scope() as s:
-        return answer(s, response, embedder=_embedder())
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _suggestions(version: tuple, include_hidden: bool) -> list[tuple[str, str]]:
-    from sqlalchemy import text
-
-    with session_scope() as s:
-        out = [(x.text, "asked before") for x in popular_queries(s, limit=40, include_hidden=include_hidden)]
-        hidden = "" if include_hidden else "WHERE visible"
-        out += [(t, "video") for t in s.execute(text(
-            f"SELECT title FROM media_items {hidden} ORDER BY published_at DESC NULLS LAST LIMIT 1000")).scalars()]
-    return list(dict(reversed(out)).items())[::-1]  # one entry per text, the first kind wins
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _trending(version: tuple, include_hidden: bool):
-    with session_scope() as s:
-        return trending(s, limit=8, include_hidden=include_hidden)
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def _speakers(version: tuple, include_hidden: bool) -> list[str]:
-    with session_scope() as s:
-        return speakers_list(s, include_hidden=include_hidden)
+def _suggestions(include_hidden: bool) -> list[tuple[str, str]]:
+    return [(x.text, SUGGESTION_LABELS[x.kind]) for x in search_db.box_suggestions(include_hidden=include_hidden)]
 
 
 def _is_admin() -> bool:
@@ -140,14 +101,19 @@ def _viewer_session() -> str | None:
     return st.session_state.get("viewer_session")
 
 
+def _tab_votes() -> TabVotes:
+    return st.session_state.setdefault("_tab_votes", TabVotes())
+
+
 def _vote(query: str, chunk_id: int, pressed: Vote) -> None:
     session_key = _viewer_session()
     if not session_key:
         st.toast("Your vote could not be saved. Please reload the page and try again.")
         return
-    with session_scope() as s:
-        mine = session_votes(s, session_key, query).get(chunk_id, Vote.NONE)
-        set_vote(s, query, chunk_id, session_key, toggled(mine, pressed))
+    # The tab's own votes win over what a replica has replayed (it may lag, or the write may wait
+    # for the primary in the queue): the thumb shows what was pressed, and the next press toggles it.
+    vote = _tab_votes().press(query, chunk_id, pressed, search_db.session_votes(session_key, query))
+    search_db.set_vote(query, chunk_id, session_key, vote)
 
 
 def _set_theme(theme: Theme) -> None:
@@ -261,7 +227,7 @@ def _page_script(playing_key: str | None) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _filters(view: ViewState, include_hidden: bool, version: tuple) -> ViewState:
+def _filters(view: ViewState, include_hidden: bool) -> ViewState:
     """Sort and filters, in one place (a popover, so a phone keeps its first screen for results).
 
     Widgets have no keys: their identity includes the URL's value, so Back/Forward and shared
@@ -275,7 +241,7 @@ def _filters(view: ViewState, include_hidden: bool, version: tuple) -> ViewState
         length = st.radio("Length", list(LENGTHS), index=list(LENGTHS).index(view.length),
                           format_func=lambda k: LENGTHS[k][0], horizontal=True)
         # ---- speaker filter: named speakers (Zoom, inline labels, enrolled voices) ----------------
-        speaker_opts = _speakers(version, include_hidden)
+        speaker_opts = search_db.speakers(include_hidden=include_hidden)
         speaker = st.selectbox(
             "Speaker", speaker_opts, placeholder="Anyone", accept_new_options=True, disabled=not speaker_opts,
             index=speaker_opts.index(view.speaker) if view.speaker in speaker_opts else None,
@@ -352,13 +318,11 @@ def _moment(view: ViewState, group, moment, votes: dict[int, Vote], query: str, 
 
 
 def _player_panel(view: ViewState, include_hidden: bool) -> None:
-    with session_scope() as s:
-        item = player_item(s, view.play, include_hidden=include_hidden) if view.play else None
-        lines = load_transcript(s, view.play, include_hidden=include_hidden) if item else None
-    if item is None:
+    shown = search_db.player_panel(view.play, include_hidden=include_hidden) if view.play else None
+    if shown is None:
         st.warning("That recording is not available.")
         return
-    lines = lines or []
+    item, lines = shown
     near = around(lines, view.t)
     with st.container(horizontal=True, vertical_alignment="center", gap="small", wrap=False):
         st.markdown(f'<div class="video-title player-title">{html.escape(item.title)} · from '
@@ -387,13 +351,11 @@ def _player_panel(view: ViewState, include_hidden: bool) -> None:
                                        on_click="ignore", type="tertiary")
 
 
-def _home(include_hidden: bool, version: tuple) -> None:
-    with session_scope() as s:
-        empty = archive_is_empty(s, include_hidden=include_hidden)
-    if empty:
+def _home(include_hidden: bool) -> None:
+    if search_db.archive_is_empty(include_hidden=include_hidden):
         st.info(HELP_EMPTY)
         return
-    trends = _trending(version, include_hidden)
+    trends = search_db.trending(limit=8, include_hidden=include_hidden)
     if trends:
         st.subheader("Trending searches")
         picked = st.pills("Trending", [t.query for t in trends], label_visibility="collapsed", key="trend_pick")
@@ -409,8 +371,8 @@ def _home(include_hidden: bool, version: tuple) -> None:
 
 include_hidden = _is_admin()
 try:
-    version = _content_version()
-except Exception:  # noqa: BLE001 - the database is away: a sentence for the viewer, the log gets the rest
+    suggestions = _suggestions(include_hidden)
+except Exception:  # noqa: BLE001 - no database answers: a sentence for the viewer, the log gets the rest
     log.exception("search page: database unavailable")
     st.error(UNAVAILABLE)
     st.stop()
@@ -430,14 +392,13 @@ if submitted and submitted.nonce and submitted.query is not None \
     st.session_state["_applied_search"] = submitted.nonce  # each submission once: Back/Forward win after it
     if submitted.query != view.q or view.exact or view.play:
         view = view.new_search(submitted.query)
-search_box(view.q, _suggestions(version, include_hidden), session=_viewer_session(),
+search_box(view.q, suggestions, session=_viewer_session(),
            placeholder="Ask a question or type words, e.g. seed oils, LDL cholesterol, plant toxins…")
 
 with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-    view = _filters(view, include_hidden, version)
+    view = _filters(view, include_hidden)
     if view.item:
-        with session_scope() as s:
-            only = player_item(s, view.item, include_hidden=include_hidden)
+        only = search_db.player_item(view.item, include_hidden=include_hidden)
         st.button(f"Only in: {only.title if only else 'one video'}", icon=":material/close:", key="clear-item",
                   on_click=_go, args=(view.in_video(None),), type="tertiary", help="Search every video again")
 if view.to_params() != st.query_params.to_dict():
@@ -447,14 +408,14 @@ playing_key = None
 if not view.q:
     if view.play:
         _player_panel(view, include_hidden)
-    _home(include_hidden, version)
+    _home(include_hidden)
     _page_script(None)
     st.stop()
 
 # ---- results ---------------------------------------------------------------------------------
 moments_per_video = ITEM_MOMENTS if view.item else MOMENTS_PER_VIDEO
 try:
-    response = _search(version, view.q, view.filters(), view.sort, include_hidden, not view.exact, view.videos,
+    response = _search(view.q, view.filters(), view.sort, include_hidden, not view.exact, view.videos,
                        moments_per_video)
 except QueryError as exc:
     st.error(str(exc))
@@ -471,9 +432,7 @@ if not include_hidden and session_key and view.q.lower() not in logged:
     # Once per browser session and query: reruns (votes, filters, play) never count again, and
     # trending counts distinct sessions.
     logged.add(view.q.lower())
-    with session_scope() as s:
-        log_query(s, response.prepared.cleaned, len(response.groups), response.total_ms,
-                  verdict=response.verdict.verdict.value if response.verdict else None, session_key=session_key)
+    search_db.log_search(response, session_key=session_key)  # to the primary, queued while it is away
 
 if response.corrected_query:
     fixes = ", ".join(f"{html.escape(a)} → {html.escape(b)}" for a, b in response.prepared.corrections)
@@ -494,9 +453,7 @@ verdict_text = _md_text(verdict.message) if verdict else ""  # quotes the query:
 count = html.escape(count_line(response.groups)) if answered and response.groups else ""
 st.markdown(f'<div class="count-line" data-q="{html.escape(view.q)}">{count}</div>', unsafe_allow_html=True)
 if not response.groups:
-    with session_scope() as s:
-        empty = archive_is_empty(s, include_hidden=include_hidden)
-    if empty and not response.titles:
+    if search_db.archive_is_empty(include_hidden=include_hidden) and not response.titles:
         st.info(HELP_EMPTY)
     else:
         st.warning(verdict_text or "Nothing matches this query. Try other words, or fewer filters.")
@@ -523,8 +480,7 @@ with col_results:
     if view.answer and answered:
         with st.container(border=True):
             with st.spinner("Writing a cited answer…"):
-                ans = _answer(version, view.q, view.filters(), view.sort, include_hidden, not view.exact, view.videos,
-                              moments_per_video)
+                ans = search_db.answer(response, embedder=_embedder())
             if ans.sentences:
                 label = "Answer" if ans.engine == "chat" else "From the clips"
                 parts = [
@@ -546,8 +502,7 @@ with col_results:
 
     if not answered:
         st.subheader("Related, but not an answer")
-    with session_scope() as s:
-        votes = session_votes(s, session_key, view.q)
+    votes = _tab_votes().shown(view.q, search_db.session_votes(session_key, view.q))
     for group in response.groups:
         with st.container(border=True, key=f"video-{group.media_item_id}"):
             st.markdown(_video_head(group, answered), unsafe_allow_html=True)

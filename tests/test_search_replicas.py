@@ -10,11 +10,9 @@ reach the primary once it is back.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from core import db as core_db
@@ -23,7 +21,8 @@ from core.config import PROJECT_ROOT, get_settings
 from core.search import cache
 from core.transcribe.captions import parse_caption_file
 from tests.conftest import shared_path
-from tests.pgtcp import TcpCluster, scratch_dir, wait_until
+from tests.pgtcp import TcpCluster, wait_until
+from tests.replica import cluster  # noqa: F401 (fixture)
 
 QUERY = "control trials and interventional trials in humans"
 
@@ -36,34 +35,6 @@ def _srt_slice(src, dest, lo: float, hi: float) -> None:
         return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
     dest.write_text("".join(f"{i}\n{stamp(s.start)} --> {stamp(s.end)}\n{s.text}\n\n" for i, s in enumerate(segs, 1)))
-
-
-@pytest.fixture()
-def cluster(monkeypatch):
-    """(primary, standby), with this process's primary and search replicas pointed at them."""
-    root = scratch_dir()
-    primary = TcpCluster.create(root / "primary").start()
-    standby = None
-    try:
-        standby = primary.replica(root / "standby")
-        monkeypatch.setenv("DATABASE_URL", primary.url)
-        monkeypatch.setenv("SEARCH_DATABASE_URL", standby.url)
-        get_settings.cache_clear()
-        core_db.reset_engine()
-        search_db.reset()
-        cache.clear()
-        core_db.get_engine()  # migrates the primary; the standby replays it
-        yield primary, standby
-    finally:
-        search_db.reset()
-        core_db.reset_engine()
-        cache.clear()
-        for c in (standby, primary):
-            if c is not None:
-                c.stop("immediate")
-        monkeypatch.undo()
-        get_settings.cache_clear()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _ingest(primary: TcpCluster, tmp_path) -> None:
@@ -89,7 +60,7 @@ def _primary_rows(primary: TcpCluster, sql: str) -> list:
         eng.dispose()
 
 
-def test_ingest_on_the_primary_is_found_on_the_replica_and_search_survives_the_primary_stopping(cluster, tmp_path):
+def test_ingest_on_the_primary_is_found_on_the_replica_and_search_survives_the_primary_stopping(cluster, tmp_path):  # noqa: F811
     primary, standby = cluster
     _ingest(primary, tmp_path)
 
@@ -121,7 +92,7 @@ def test_ingest_on_the_primary_is_found_on_the_replica_and_search_survives_the_p
     assert [(int(a), int(b)) for a, b in votes] == [(chunk_id, 1)]
 
 
-def test_a_lagging_replica_caches_only_under_its_own_content_version(cluster, tmp_path):
+def test_a_lagging_replica_caches_only_under_its_own_content_version(cluster, tmp_path):  # noqa: F811
     primary, standby = cluster
     _ingest(primary, tmp_path)
     assert wait_until(lambda: "Crohn's Q&A" in _titles(search_db.search(QUERY, log=False)), timeout=30)

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from core.db import session_scope
 from core.search import log_query, search, trending
-from core.search.feedback import Vote, feedback_summary, session_votes, set_vote, toggled
+from core.search.feedback import TabVotes, Vote, feedback_summary, session_votes, set_vote, toggled
 from core.search.records import Moment, VideoGroup, format_timestamp
 from core.search.suggest import autocomplete, looks_like_code
 from core.search.transcript import (
@@ -198,3 +198,42 @@ def test_the_admin_hides_a_trending_term_in_audit_and_feedback(db):
         action, actor = s.execute(text("SELECT action, actor FROM audit_log ORDER BY id DESC LIMIT 1")).one()
     assert (action, actor) == ("trending.hide", "admin")
     assert any("Hidden: **seed oils**" in str(m.value) for m in at.markdown)
+
+
+def test_a_tab_shows_and_toggles_its_own_votes_over_what_a_lagging_replica_read_back():
+    tab = TabVotes()
+    stored: dict[int, Vote] = {}  # the replica has not replayed anything of this tab yet
+    assert tab.press("Calcium supplements?", 7, Vote.UP, stored) is Vote.UP
+    assert tab.shown("calcium supplements", stored) == {7: Vote.UP}  # the same question, normalised
+    # Pressed again before the replica caught up: taken back, not "up" a second time.
+    assert tab.press("calcium supplements", 7, Vote.UP, stored) is Vote.NONE
+    assert tab.shown("calcium supplements", {7: Vote.UP}) == {}  # the replica's older "up" is not shown
+    assert tab.press("calcium supplements", 8, Vote.DOWN, {8: Vote.DOWN}) is Vote.NONE  # toggles from what is stored
+    assert tab.shown("other question", {3: Vote.DOWN}) == {3: Vote.DOWN}
+
+
+def test_the_page_logs_a_search_once_per_browser_session_even_when_the_write_is_retried(db):
+    with session_scope() as s:
+        assert log_query(s, "Calcium supplements", 3, 10.0, verdict="answered", session_key="tab-a")
+        # The same row again (a reload, or the write queue retrying after an ambiguous failure).
+        assert not log_query(s, "calcium supplements?", 3, 12.0, verdict="answered", session_key="tab-a")
+        assert log_query(s, "calcium supplements", 3, 10.0, verdict="answered", session_key="tab-b")
+        for _ in range(2):  # outside the page (CLI, benchmarks) every search is a row
+            assert log_query(s, "calcium supplements", 3, 10.0, verdict="answered")
+        rows = s.execute(text("SELECT session_key FROM query_log ORDER BY id")).scalars().all()
+    assert rows == ["tab-a", "tab-b", None, None]
+
+
+def test_a_term_the_admin_hides_leaves_the_pages_cached_trending_at_once(db):
+    from core import search_db
+
+    search_db.reset()
+    with session_scope() as s:
+        _ask(s, "seed oils and acne", sessions=3)
+    assert [t.query for t in search_db.trending()] == ["seed oils and acne"]  # read, and cached for 60 s
+    with session_scope() as s:
+        hide_term(s, "acne", actor="admin")
+    assert search_db.trending() == []  # not after the cache's minute: the content version moved
+    with session_scope() as s:
+        assert unhide_term(s, "acne")
+    assert [t.query for t in search_db.trending()] == ["seed oils and acne"]

@@ -177,6 +177,15 @@ def clips_of(session: Session, response: SearchResponse, *, link_base: str = "/"
     return clips
 
 
+def _clips(session: Session | None, response: SearchResponse, link_base: str, clips: list[Clip] | None) -> list[Clip]:
+    """The clips given, or read with the session (one of the two is needed)."""
+    if clips is not None:
+        return clips
+    if session is None:
+        raise TypeError("an answer needs a session or the clips already read")
+    return clips_of(session, response, link_base=link_base)
+
+
 class _ItemRef:
     """The three attributes deep_link() reads."""
 
@@ -214,10 +223,10 @@ def _no_answer(response: SearchResponse) -> Answer:
 
 
 def extractive_answer(
-    session: Session, response: SearchResponse, *, embedder=None, max_sentences: int = MAX_SENTENCES, link_base: str = "/",
-    clips: list[Clip] | None = None,
+    session: Session | None, response: SearchResponse, *, embedder=None, max_sentences: int = MAX_SENTENCES,
+    link_base: str = "/", clips: list[Clip] | None = None,
 ) -> Answer:
-    clips = clips_of(session, response, link_base=link_base) if clips is None else clips
+    clips = _clips(session, response, link_base, clips)
     if not clips:
         return _no_answer(response)
     terms = {stem(t) for t in response.prepared.terms}
@@ -294,7 +303,7 @@ class ChatRefused(RuntimeError):
     """The budget does not allow the call now (the message says why)."""
 
 
-def chat_answer(session: Session, response: SearchResponse, *, settings=None, link_base: str = "/",
+def chat_answer(session: Session | None, response: SearchResponse, *, settings=None, link_base: str = "/",
                 clips: list[Clip] | None = None) -> Answer:
     """Ask the configured chat model, its spend reserved first; raises ChatRefused when the
     budget says no, and transport errors as they come (answer() falls back to quoting)."""
@@ -305,7 +314,7 @@ def chat_answer(session: Session, response: SearchResponse, *, settings=None, li
     from core.db import session_scope
 
     settings = settings or get_settings()
-    clips = clips_of(session, response, link_base=link_base) if clips is None else clips
+    clips = _clips(session, response, link_base, clips)
     if not clips:
         return _no_answer(response)
     messages = _chat_messages(response.query, clips)
@@ -361,13 +370,14 @@ def chat_configured(settings=None) -> bool:
 
 
 def answer(
-    session: Session, response: SearchResponse, *, use_chat: bool | None = None, embedder=None, settings=None,
-    link_base: str = "/",
+    session: Session | None, response: SearchResponse, *, use_chat: bool | None = None, embedder=None, settings=None,
+    link_base: str = "/", clips: list[Clip] | None = None,
 ) -> Answer:
     """A short cited answer for a search response: chat when configured and the budget allows,
     else extractive; no answer at all (engine "none", the verdict's message as its note) when
-    no moment answers the query."""
-    clips = clips_of(session, response, link_base=link_base)
+    no moment answers the query. With `clips` already read (core/search_db.answer reads them on
+    a replica) no session is needed."""
+    clips = _clips(session, response, link_base, clips)
     if not clips:
         return _no_answer(response)
     want_chat = chat_configured(settings) if use_chat is None else use_chat

@@ -8,7 +8,7 @@ stays for callers outside the page.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from sqlalchemy import delete, func, select, text
@@ -88,6 +88,29 @@ def set_vote(session: Session, query: str, chunk_id: int, session_key: str, vote
         set_={"vote": int(vote), "at": func.now()},
     ))
     return Vote(int(vote))
+
+
+@dataclass
+class TabVotes:
+    """The votes one browser tab made, as it made them, laid over the stored ones it reads back.
+
+    The page reads votes from a search replica (core/search_db.py), which may not have replayed
+    the tab's latest vote yet, or not at all while the primary is away and the write waits in
+    the queue. What this tab pressed last is what its thumbs show, and what the next press
+    toggles from."""
+
+    made: dict[tuple[str, int], Vote] = field(default_factory=dict)
+
+    def shown(self, query: str, stored: dict[int, Vote]) -> dict[int, Vote]:
+        q = normalise_query(query)
+        mine = {cid: v for (mq, cid), v in self.made.items() if mq == q}
+        return {cid: v for cid, v in {**stored, **mine}.items() if v is not Vote.NONE}
+
+    def press(self, query: str, chunk_id: int, pressed: Vote, stored: dict[int, Vote]) -> Vote:
+        """The vote after pressing a thumb (see `toggled`), remembered for this tab."""
+        vote = toggled(self.shown(query, stored).get(int(chunk_id), Vote.NONE), pressed)
+        self.made[(normalise_query(query), int(chunk_id))] = vote
+        return vote
 
 
 def session_votes(session: Session, session_key: str | None, query: str) -> dict[int, Vote]:

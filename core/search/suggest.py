@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
-from sqlalchemy import text
+from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
 from core.models import QueryLogEntry
@@ -65,19 +65,28 @@ def _verdict_value(verdict: object) -> str | None:
 def log_query(
     session: Session, query: str, result_count: int, latency_ms: float, verdict: object = None,
     session_key: str | None = None,
-) -> None:
+) -> bool:
     """Log one search (normalised text, counts, the verdict). Only verdict="answered" rows feed
     autocomplete and trending; a row logged without a verdict is kept but never suggested.
-    `session_key`: the viewer's browser-session token (trending counts distinct sessions)."""
+    `session_key`: the viewer's browser-session token (trending counts distinct sessions). One
+    row per session and query: the same tab asking again (a reload, or a write retried after the
+    primary was away, core/primary_writes.py) is not counted again; returns False then."""
     q = normalise_query(query)
-    if q:
-        session.add(
-            QueryLogEntry(
-                query=q, result_count=int(result_count), latency_ms=float(latency_ms), verdict=_verdict_value(verdict),
-                session_key=(session_key or None) and str(session_key)[:64],
-            )
+    if not q:
+        return False
+    key = (session_key or None) and str(session_key)[:64]
+    if key is not None and session.scalar(
+        select(exists().where(QueryLogEntry.session_key == key, QueryLogEntry.query == q))
+    ):
+        return False
+    session.add(
+        QueryLogEntry(
+            query=q, result_count=int(result_count), latency_ms=float(latency_ms), verdict=_verdict_value(verdict),
+            session_key=key,
         )
-        session.flush()
+    )
+    session.flush()
+    return True
 
 
 def hidden_titles(session: Session) -> list[str]:
@@ -162,3 +171,21 @@ def autocomplete(
 
 def popular_queries(session: Session, *, limit: int = 50, include_hidden: bool = False) -> list[Suggestion]:
     return [s for s in autocomplete(session, "", limit=limit, include_hidden=include_hidden) if s.kind == "query"]
+
+
+def box_suggestions(session: Session, *, include_hidden: bool = False, queries: int = 40,
+                    titles: int = 1000) -> list[Suggestion]:
+    """What the page's search box filters while the viewer types: answered questions several
+    viewers asked (kind "query"), then video titles, newest first (kind "title"); one entry per
+    text, the first kind wins."""
+    out: dict[str, Suggestion] = {}
+    for s in popular_queries(session, limit=queries, include_hidden=include_hidden):
+        out.setdefault(s.text, s)
+    visible = "" if include_hidden else "WHERE visible"
+    rows = session.execute(
+        text(f"SELECT title FROM media_items {visible} ORDER BY published_at DESC NULLS LAST LIMIT :lim"),
+        {"lim": int(titles)},
+    ).scalars()
+    for title in rows:
+        out.setdefault(title, Suggestion(title, "title"))
+    return list(out.values())

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.search.engine import PlayerItem, player_item
 from core.search.moments import LEAD_IN_S
 from core.search.records import format_timestamp
 
@@ -58,6 +59,22 @@ def load_transcript(session: Session, item_id: int, *, include_hidden: bool = Fa
     ).all()
     return [TranscriptLine(float(a), float(b), _SPACES.sub(" ", t).strip(), (w or "").strip() or None)
             for a, b, t, w in rows if t and t.strip()]
+
+
+class Panel(NamedTuple):
+    """What the player beside the results shows: the item and its whole transcript."""
+
+    item: PlayerItem
+    lines: list[TranscriptLine]
+
+
+def panel(session: Session, item_id: int, *, include_hidden: bool = False) -> Panel | None:
+    """The player's item and transcript, read together (one snapshot on a replica: the item's
+    visibility and its lines agree); None for an unknown item, or a hidden one unless admin."""
+    item = player_item(session, item_id, include_hidden=include_hidden)
+    if item is None:
+        return None
+    return Panel(item, load_transcript(session, item_id, include_hidden=include_hidden) or [])
 
 
 def around(lines: Sequence[TranscriptLine], second: float, before: float = PANEL_BEFORE_S,

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from core.models import TrendingHidden
+from core.search import cache
 from core.search.suggest import ANSWERED, hidden_titles, looks_like_code, names_hidden, normalise_query
 
 MIN_SESSIONS = 3
@@ -46,12 +47,18 @@ def hide_term(session: Session, term: str, actor: str) -> str:
     if not cleaned:
         raise ValueError("Type the word or question to hide from Trending.")
     session.execute(pg_insert(TrendingHidden).values(term=cleaned, hidden_by=actor).on_conflict_do_nothing())
+    # A new content version: every process (and every replica, once it has replayed this)
+    # drops the Trending it cached, instead of showing the hidden question until a TTL runs out.
+    cache.invalidate(session)
     return cleaned
 
 
 def unhide_term(session: Session, term: str) -> bool:
     removed = session.execute(delete(TrendingHidden).where(TrendingHidden.term == term).returning(TrendingHidden.term))
-    return removed.first() is not None
+    if removed.first() is None:
+        return False
+    cache.invalidate(session)
+    return True
 
 
 def trending(
