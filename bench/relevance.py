@@ -431,6 +431,7 @@ def load_chaffee(session, embedder, *, distractors: bool = False, window: tuple[
     ])
     if sentence_vectors:
         store_sentence_vectors(session, embedder, ids, segments)
+    session.execute(__import__("sqlalchemy").text("ANALYZE transcript_segments; ANALYZE sentence_vectors"))
     item_to_video = {iid: vid for iid, vid in zip(ids, videos)}
     if distractors:
         # The 2 interviews alone are easy (≈ 280 chunks): add every NFCorpus abstract as an item of

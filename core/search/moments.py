@@ -81,6 +81,7 @@ the query's words.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import threading
@@ -423,6 +424,25 @@ def _second_key(start_s: float) -> float:
     return round(float(start_s), 3)
 
 
+def _sentence_sims(sentences: Sequence[Sentence], stored: Mapping[float, float]) -> list[float | None]:
+    """Each window sentence's similarity, from the stored sentence it is. A window's first
+    sentence can be the tail of a stored one that began in an earlier segment (the window's
+    lines are cut into sentences from its first line on): it takes the vector of that stored
+    sentence, the last one starting before it (within a minute)."""
+    if not stored:
+        return [None] * len(sentences)
+    starts = sorted(stored)
+    out: list[float | None] = []
+    for x in sentences:
+        key = _second_key(x.start_s)
+        if key in stored:
+            out.append(stored[key])
+            continue
+        k = bisect.bisect_right(starts, key) - 1
+        out.append(stored[starts[k]] if k >= 0 and key - starts[k] <= 60.0 else None)
+    return out
+
+
 def choose_by_meaning(sentences: Sequence[Sentence], sims: Sequence[float | None],
                       lexemes: Sequence[frozenset[str]], weights: Mapping[str, float]) -> int:
     """The sentence most similar to the query (its stored vector's cosine); -1 when no sentence
@@ -470,7 +490,7 @@ def locate(
             continue
         pref = prefer[n] if prefer else None
         i, score = choose(sents, lx, weights)
-        by_meaning = choose_by_meaning(sents, [sims[n].get(_second_key(x.start_s)) for x in sents], lx, weights)
+        by_meaning = choose_by_meaning(sents, _sentence_sims(sents, sims[n]), lx, weights)
         if by_meaning >= 0:
             i = answer_start(sents, by_meaning)
         elif i >= 0:
