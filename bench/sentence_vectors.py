@@ -9,7 +9,7 @@ Over the real Chaffee transcripts (../shared/data/transcripts, ≈ 3.2 h):
            words only and once with the query vector (the sentence-vector lookup added), each the
            median of 5 runs; p50/p95 over the questions.
 
-    python bench/sentence_vectors.py
+    python bench/sentence_vectors.py [--query-only]
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def ingest_cost(embedder) -> None:
 def query_cost(session, embedder) -> None:
     from core.search import search, shaping
     from core.search.engine import _embed_query, _space
-    from core.search.moments import locate
+    from core.search.moments import load_lines, load_similarities, locate
 
     item_to_video = relevance.load_chaffee(session, embedder, sentence_vectors=True)
     assert item_to_video
@@ -74,7 +74,7 @@ def query_cost(session, embedder) -> None:
         return original(session_, windows, weights, prefer, **kw)
 
     shaping.locate = spy
-    words_ms, meaning_ms = [], []
+    words_ms, meaning_ms, lookup_ms = [], [], []
     try:
         for _, q, _ in relevance.chaffee_labels():
             seen.clear()
@@ -88,12 +88,21 @@ def query_cost(session, embedder) -> None:
                     locate(session, windows, weights, prefer, **kw)
                     runs.append((time.perf_counter() - t) * 1000)
                 out.append(statistics.median(runs))
+            firsts = [ls[0].start_s if ls else w.start_s for ls, w in zip(load_lines(session, windows), windows)]
+            runs = []
+            for _ in range(5):
+                t = time.perf_counter()
+                load_similarities(session, windows, firsts, qvec, space)
+                runs.append((time.perf_counter() - t) * 1000)
+            lookup_ms.append(statistics.median(runs))
     finally:
         shaping.locate = original
     session.rollback()
     print(f"query, 100-set questions ({len(words_ms)}), locator per search, load {os.getloadavg()[0]:.1f}:")
     print(f"  words only        p50 {statistics.median(words_ms):6.2f} ms  p95 {_pct(words_ms, 0.95):6.2f} ms")
     print(f"  + sentence vectors p50 {statistics.median(meaning_ms):6.2f} ms  p95 {_pct(meaning_ms, 0.95):6.2f} ms")
+    print(f"  the vector lookup (one SQL statement) alone p50 {statistics.median(lookup_ms):6.2f} ms  "
+          f"p95 {_pct(lookup_ms, 0.95):6.2f} ms")
     added = [m - w for m, w in zip(meaning_ms, words_ms)]
     print(f"  added             p50 {statistics.median(added):6.2f} ms  p95 {_pct(added, 0.95):6.2f} ms")
 
@@ -105,7 +114,8 @@ def main() -> int:
 
     embedder = get_embedder()
     print(f"{os.cpu_count()} CPUs")
-    ingest_cost(embedder)
+    if "--query-only" not in sys.argv[1:]:
+        ingest_cost(embedder)
     with session_scope() as session:
         query_cost(session, embedder)
     return 0

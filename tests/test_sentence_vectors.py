@@ -80,13 +80,12 @@ def test_a_paraphrased_question_opens_at_the_sentence_that_answers_it(engine_wit
 
 def test_the_words_pick_wins_when_it_opens_the_same_answer_a_little_earlier():
     sents = [Sentence(0.0, 4.0, "a"), Sentence(4.0, 8.0, "b"), Sentence(8.0, 12.0, "c"), Sentence(30.0, 34.0, "d")]
-    weights = {"meat": 1.0}
-    words = [frozenset(), frozenset({"meat"}), frozenset(), frozenset()]
-    # The most similar sentence (c) is 4 s after the one where the query's words are (b): b.
-    assert choose_by_meaning(sents, [0.1, 0.2, 0.6, 0.3], words, weights) == 1
-    # … but not when the words are further than AGREE_S before it (d at 30 s).
+    # The most similar sentence (c) is 4 s after the one where the query's words gather (b): b.
+    assert choose_by_meaning(sents, [0.1, 0.2, 0.6, 0.3], 1) == 1
+    # … but not when the words' pick is further than AGREE_S before it (d at 30 s), or after it.
     assert sents[3].start_s - sents[1].start_s > AGREE_S
-    assert choose_by_meaning(sents, [0.1, 0.2, 0.3, 0.6], words, weights) == 3
+    assert choose_by_meaning(sents, [0.1, 0.2, 0.3, 0.6], 1) == 3
+    assert choose_by_meaning(sents, [0.6, 0.2, 0.3, 0.1], 1) == 0
     # Sentences without a stored vector never win; none at all: -1 (the words decide).
-    assert choose_by_meaning(sents, [None, None, None, 0.1], words, {}) == 3
-    assert choose_by_meaning(sents, [None] * 4, words, weights) == -1
+    assert choose_by_meaning(sents, [None, None, None, 0.1], -1) == 3
+    assert choose_by_meaning(sents, [None] * 4, 1) == -1

@@ -390,10 +390,12 @@ def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
     return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
 
 
-def load_similarities(session: Session, windows: Sequence[Window], query_vector, space: tuple[int, int]
-                      ) -> list[dict[float, float]]:
+def load_similarities(session: Session, windows: Sequence[Window], firsts: Sequence[float], query_vector,
+                      space: tuple[int, int]) -> list[dict[float, float]]:
     """Per window: sentence start second → cosine of its stored vector (core/sentence_index.py)
-    with the query's, for the sentences stored in the query's embedding space (one query)."""
+    with the query's, for the stored sentences starting from `firsts[n]` (the window's first
+    loaded line) to its end, and the one stored sentence before that (the window's first
+    sentence may be its tail: _sentence_sims). One query; only the query's embedding space."""
     sid, dim = int(space[0]), int(space[1])
     rows = session.execute(
         text(
@@ -401,13 +403,21 @@ def load_similarities(session: Session, windows: Sequence[Window], query_vector,
             SELECT w.n, v.start_s, 1 - (v.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim})))
             FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]))
                  WITH ORDINALITY AS w(item, lo, hi, n)
-            JOIN sentence_vectors v
-              ON v.media_item_id = w.item AND v.start_s >= w.lo AND v.start_s < w.hi AND v.embedding_space_id = {sid}
+            CROSS JOIN LATERAL (
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
+                   AND v.start_s >= w.lo AND v.start_s < w.hi)
+                UNION ALL
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
+                   AND v.start_s < w.lo AND v.start_s >= w.lo - 60
+                 ORDER BY v.start_s DESC LIMIT 1)
+            ) v
             """
         ),
         {
             "items": [int(w.media_item_id) for w in windows],
-            "los": [float(w.start_s) - WINDOW_MARGIN_S - 60 for w in windows],
+            "los": [float(f) - 1e-6 for f in firsts],
             "his": [float(w.end_s) + WINDOW_MARGIN_S for w in windows],
             "qvec": np.asarray(query_vector, dtype=np.float32),
         },
@@ -443,19 +453,17 @@ def _sentence_sims(sentences: Sequence[Sentence], stored: Mapping[float, float])
     return out
 
 
-def choose_by_meaning(sentences: Sequence[Sentence], sims: Sequence[float | None],
-                      lexemes: Sequence[frozenset[str]], weights: Mapping[str, float]) -> int:
+def choose_by_meaning(sentences: Sequence[Sentence], sims: Sequence[float | None], by_words: int) -> int:
     """The sentence most similar to the query (its stored vector's cosine); -1 when no sentence
-    of the window has a vector. When the query's words begin to gather (choose()) at most
-    AGREE_S before it, that earlier sentence is taken: the same answer, nearer its start."""
+    of the window has a vector. When the query's words begin to gather (`by_words`, choose()'s
+    pick, -1 for none) at most AGREE_S before it, that earlier sentence is taken: the same
+    answer, nearer its start."""
     have = [i for i, v in enumerate(sims) if v is not None]
     if not have:
         return -1
     best = max(have, key=lambda i: sims[i])  # type: ignore[arg-type, return-value]
-    if weights:
-        by_words, _ = choose(sentences, lexemes, weights)
-        if by_words >= 0 and 0 <= sentences[best].start_s - sentences[by_words].start_s <= AGREE_S:
-            best = by_words
+    if by_words >= 0 and 0 <= sentences[best].start_s - sentences[by_words].start_s <= AGREE_S:
+        return by_words
     return best
 
 
@@ -478,7 +486,8 @@ def locate(
                   for ls, w in zip(lines, windows)]
     flat = [s.text for sents in per_window for s in sents]
     lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
-    sims = (load_similarities(session, windows, query_vector, space)
+    firsts = [ls[0].start_s if ls else w.start_s for ls, w in zip(lines, windows)]
+    sims = (load_similarities(session, windows, firsts, query_vector, space)
             if query_vector is not None and space is not None and flat else [{} for _ in windows])
     out: list[Located | None] = []
     pos = 0
@@ -490,7 +499,7 @@ def locate(
             continue
         pref = prefer[n] if prefer else None
         i, score = choose(sents, lx, weights)
-        by_meaning = choose_by_meaning(sents, _sentence_sims(sents, sims[n]), lx, weights)
+        by_meaning = choose_by_meaning(sents, _sentence_sims(sents, sims[n]), i)
         if by_meaning >= 0:
             i = answer_start(sents, by_meaning)
         elif i >= 0:
