@@ -13,7 +13,9 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
    who never read the transcript. Run beside the 100-set whenever its file exists (--set picks one).
    Each transcript set runs alone and with the 3,633 NFCorpus abstracts as distractor items.
 
-Where the links open (the sentence locator, core/search/moments.py), per transcript set:
+Where the links open (the sentence locator, core/search/moments.py; the transcripts' sentence
+vectors are stored as the pipeline stores them, --no-sentence-vectors leaves them out so the
+links are placed by the query's words alone), per transcript set:
   strict MRR@10   a moment is a hit when its *link* second (the `t=` it opens at) lies in
                   [answer start − 5 s, answer end] of an answer span of its video (each span once);
   overlap MRR@10  a hit when the moment's window (window_start_s … end_s) overlaps a span;

@@ -2,8 +2,9 @@
 
 A hit is a 45–60 s chunk (or up to three merged ones); the viewer wants the second where the
 answer is said. The stored timed segments of that window are cut into sentences, each
-sentence gets its own start second, and the sentence where the query's words begin to
-gather is the one the link opens at (LEAD_IN_S before it).
+sentence gets its own start second, and the sentence nearest the query in meaning (its stored
+sentence vector), or where the query's words begin to gather, is the one the link opens at
+(LEAD_IN_S before it).
 
 Segments are not sentences, whatever the engine:
   * caption lines (YouTube, Zoom VTT, imported SRT) are a few seconds each and a sentence
@@ -21,15 +22,34 @@ and YouTube captions and imported SRTs have none to give. A whisper segment is l
 ≈ 30 s), so there interpolation is coarser; storing faster-whisper's word times per segment
 would make it exact, and is the next step if long local segments become common.
 
-Choosing the sentence by its words, not by sentence vectors — measured on the tuning halves (even
-positions) of bench/chaffee_queries.jsonl and the paraphrase set, median |link − answer start| of
-the first relevant moment: the query's own words (and the admin's synonyms), weighted by the
-keyword side's idf and stemmed by Postgres as the keyword index is, gave 7.2 s / 20.5 s (before
-EARLIEST_SHARE); vectors of the ~12 s of speech that start at each sentence (the same MiniLM as the
-chunks) gave 9.0 s / 17.0 s, and of ~6 s 7.5 s / 18.0 s: no clear gain. Such vectors would have to
-be stored at index time (embedding a page's ~600 sentences at query time costs seconds on 2 CPUs at
-≈ 45 texts/s) and would double the pipeline's embedding work. Where no query word occurs in the
-window (a pure meaning match) the link opens at the first sentence of the best chunk.
+Choosing the sentence by meaning, where sentence vectors are stored (core/sentence_index.py, at
+index time: embedding a page's ~600 sentences at query time costs seconds on 2 CPUs): the link opens
+at the window's sentence most similar to the query (its own vector, one sentence each), or at the
+words' pick (choose(), below) when that is at most AGREE_S before it, then answer_start() moves
+past a question as before. Measured with all-MiniLM-L6-v2 (bench/relevance.py, hybrid; tuning half /
+held-out half, strict MRR@10): 100-set 0.872 / 0.720 by words → 0.885 / 0.770 by meaning; paraphrase
+0.811 / 0.676 → 0.842 / 0.743; with the NFCorpus distractors 0.810 / 0.658 → 0.810 / 0.661 and
+0.704 / 0.631 → 0.805 / 0.707. The price is the median |link − answer start| (all questions): 9.7 →
+11.0 s, 11.0 → 15.0 s, 8.1 → 11.0 s, 13.0 → 17.0 s — the most similar sentence lies inside the
+answer (a strict hit), not at its first words. Measured on the tuning halves and rejected:
+  * vectors of the ~10 s of speech from each sentence instead of the sentence alone: 100-set strict
+    0.872, paraphrase 0.781 (and 12 s windows at query time, earlier: 9.0 s / 17.0 s medians);
+  * the earliest sentence within 85–95 % of the best similarity (whole window, or ≤ 10/20 s before
+    the best): lower strict (0.63–0.85) with no steady gain in the medians;
+  * words' score + λ × similarity (λ 0.5–2, share 0.7/0.85): strict 0.84–0.87 / 0.71–0.79;
+  * walking back from the best sentence to the sentence after a question ≤ 10–30 s before, or over
+    neighbours whose similarity stays above the window's mean (+0–1 sd): strict lower or equal,
+    medians ±2 s;
+  * a question within 0.03–0.2 of the best similarity winning (its answer opened): 100-set strict
+    0.885 → 0.905 at 0.1, paraphrase 0.842 → 0.789;
+  * extending the window 10–30 s before its start (answers that begin outside it): strict lower;
+  * re-ranking moments by their best sentence's similarity (+β, β 0.1–1): no gain on the tuning halves;
+  * AGREE_S 5 / 20 s: 5 ties 10 on strict with fewer links within 3 s, 20 lowers strict (0.852).
+Where no sentence of the window has a vector (an item not yet back-filled, a paid embedding
+provider, keyword mode) the words decide, as measured before sentence vectors: the query's own
+words (and the admin's synonyms), weighted by the keyword side's idf and stemmed by Postgres as
+the keyword index is. Where no query word occurs in such a window (a pure meaning match) the link
+opens at the first sentence of the best chunk.
 
 Constants (CONTEXT_S, EARLIEST_SHARE, FORWARD_S, MAX_UNIT_WORDS) were chosen on those tuning halves
 only: the smallest median distance among the settings whose strict MRR@10 on the 100-set's half
