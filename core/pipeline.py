@@ -23,14 +23,14 @@ from core.chunking import chunk_segments
 from core.config import get_settings
 from core.db import session_scope
 from core.embeddings import Embedder, embed_counted, ensure_space, get_embedder
-from core.search.moments import TimedLine
-from core.sentence_index import SentenceVectors, embed_sentences
-from core.sentence_index import write as write_sentence_vectors
 from core.engines import embedding_engine
 from core.engines import engine as engine_info
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import Transcript
 from core.search import cache
+from core.search.moments import TimedLine
+from core.sentence_index import SentenceVectors, embed_sentences
+from core.sentence_index import write as write_sentence_vectors
 from core.sources.base import SourceError
 from core.sources.registry import source_for
 from core.states import SEARCHABLE, FailureCause, ItemStatus, Stage
