@@ -13,7 +13,9 @@ hybrid+rerank search, with the latency of each, side by side — on two sets:
    who never read the transcript. Run beside the 100-set whenever its file exists (--set picks one).
    Each transcript set runs alone and with the 3,633 NFCorpus abstracts as distractor items.
 
-Where the links open (the sentence locator, core/search/moments.py), per transcript set:
+Where the links open (the sentence locator, core/search/moments.py; the transcripts' sentence
+vectors are stored as the pipeline stores them, --no-sentence-vectors leaves them out so the
+links are placed by the query's words alone), per transcript set:
   strict MRR@10   a moment is a hit when its *link* second (the `t=` it opens at) lies in
                   [answer start − 5 s, answer end] of an answer span of its video (each span once);
   overlap MRR@10  a hit when the moment's window (window_start_s … end_s) overlaps a span;
@@ -380,10 +382,31 @@ def app_feedback_judgments(videos: set[str]) -> list:
         return [j for j in judgments(s) if j.external_id in videos]
 
 
-def load_chaffee(session, embedder, *, distractors: bool = False, window: tuple[float, float, float] | None = None
-                 ) -> dict[int, str]:
-    """The transcripts as YouTube items (pipeline chunking, and their timed segments stored as
-    the pipeline stores them: the sentence locator reads those); returns item id → video id."""
+def store_sentence_vectors(session, embedder, ids: list[int], segments: list) -> int:
+    """Each transcript sentence's vector, as the pipeline stores them (core/sentence_index.py),
+    through the bench's vector cache."""
+    from core.embeddings import ensure_space
+    from core.search.moments import TimedLine
+    from core.sentence_index import SentenceVectors, item_sentences, write
+
+    space = ensure_space(session, embedder)
+    n = 0
+    for iid, segs in zip(ids, segments):
+        sents = item_sentences([TimedLine(float(x.start), float(x.end), x.text, x.speaker) for x in segs])
+        vecs = _corpus.embed_cached(embedder, [x.text for x in sents], "chaffee-sentences")
+        n += write(session, iid, space.id, SentenceVectors([float(x.start_s) for x in sents], vecs))
+    return n
+
+
+SENTENCE_VECTORS = True  # --no-sentence-vectors: the words-only locator, for comparison
+
+
+def load_chaffee(session, embedder, *, distractors: bool = False, window: tuple[float, float, float] | None = None,
+                 sentence_vectors: bool | None = None) -> dict[int, str]:
+    """The transcripts as YouTube items (pipeline chunking, and their timed segments and sentence
+    vectors stored as the pipeline stores them: the sentence locator reads those); returns item
+    id → video id."""
+    sentence_vectors = SENTENCE_VECTORS if sentence_vectors is None else sentence_vectors
     from sqlalchemy import insert
 
     from core.chunking import chunk_segments
@@ -408,6 +431,9 @@ def load_chaffee(session, embedder, *, distractors: bool = False, window: tuple[
          "engine": "captions"}
         for iid, segs in zip(ids, segments) for i, s in enumerate(segs)
     ])
+    if sentence_vectors:
+        store_sentence_vectors(session, embedder, ids, segments)
+    session.execute(__import__("sqlalchemy").text("ANALYZE transcript_segments; ANALYZE sentence_vectors"))
     item_to_video = {iid: vid for iid, vid in zip(ids, videos)}
     if distractors:
         # The 2 interviews alone are easy (≈ 280 chunks): add every NFCorpus abstract as an item of
@@ -607,7 +633,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-query", action="store_true", help="Chaffee set: print each query's nDCG@10 per method")
     ap.add_argument("--merge-answer-starts", type=Path, metavar="JSONL",
                     help=f"write a reader's answer starts (e.g. {ANSWER_STARTS_FILE}) into {QUERIES_FILE.name} and stop")
+    ap.add_argument("--no-sentence-vectors", dest="sentence_vectors", action="store_false",
+                    help="store no sentence vectors: links placed by the query's words alone (the locator before them)")
     args = ap.parse_args(argv)
+    global SENTENCE_VECTORS
+    SENTENCE_VECTORS = args.sentence_vectors
     if args.merge_answer_starts:
         print(f"{merge_answer_starts(args.merge_answer_starts)} answer starts written into {QUERIES_FILE}")
         return 0
@@ -622,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
 
     embedder = get_embedder()
     print(f"embedder: {embedder.provider}/{embedder.model} ({type(embedder).__name__}, {embedder.dim}-d); "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; sentence locator by {'meaning (sentence vectors)' if SENTENCE_VECTORS else 'words'}")
     labels = labelled_questions(feedback, args)
     with session_scope() as session:
         item_to_doc = None

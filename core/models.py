@@ -189,6 +189,23 @@ class Chunk(Base):
     )
 
 
+class SentenceVector(Base):
+    """One transcript sentence's vector (core/sentence_index.py): the sentence locator picks the
+    sentence a moment's link opens at by its similarity to the query. Keyed by the sentence's
+    start second as core/search/moments.py cuts the item's segments into sentences; derived
+    data, rebuilt whenever the item's segments are."""
+
+    __tablename__ = "sentence_vectors"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    media_item_id: Mapped[int] = mapped_column(ForeignKey("media_items.id", ondelete="CASCADE"))
+    start_s: Mapped[float] = mapped_column(Float)
+    embedding = mapped_column(Vector(), nullable=False)
+    embedding_space_id: Mapped[int] = mapped_column(ForeignKey("embedding_spaces.id", ondelete="CASCADE"))
+
+    __table_args__ = (Index("ix_sentence_vectors_item_start", "media_item_id", "start_s"),)
+
+
 # ---------------------------------------------------------------------------------------------
 # Queue and money
 # ---------------------------------------------------------------------------------------------

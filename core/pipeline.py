@@ -28,6 +28,9 @@ from core.engines import engine as engine_info
 from core.models import Chunk, MediaItem, Source, TranscriptSegment
 from core.records import Transcript
 from core.search import cache
+from core.search.moments import TimedLine
+from core.sentence_index import SentenceVectors, embed_sentences
+from core.sentence_index import write as write_sentence_vectors
 from core.sources.base import SourceError
 from core.sources.registry import source_for
 from core.states import SEARCHABLE, FailureCause, ItemStatus, Stage
@@ -282,12 +285,19 @@ def index_transcript(item_id: int, transcript: Transcript, reason: str, *, heart
     embedder = get_embedder()
     texts = [c.text for c in chunks]
     vectors, embed_tokens = embed_counted(embedder, texts)
+    # Each sentence's vector too (the locator opens links at the sentence nearest the query in
+    # meaning); local models only, so the budget's token count stays the chunks'.
+    sentences = embed_sentences(embedder, [TimedLine(float(s.start), float(s.end), s.text, s.speaker)
+                                           for s in transcript.segments])
 
     beat(Stage.INDEXING)
     with session_scope() as session:
         reasons = quality.check(session, item_id, transcript, texts, vectors)
         status = ItemStatus.REVIEW if reasons else ItemStatus.INDEXED
         _write_index(session, item_id, transcript, chunks, vectors, embedder, status, reason, "; ".join(reasons) or None)
+        # Replaced with the segments, in their transaction: vectors of old segments never survive them.
+        write_sentence_vectors(session, item_id, ensure_space(session, embedder).id,
+                               sentences or SentenceVectors([], np.zeros((0, 0), dtype=np.float32)))
     cache.invalidate()
     return Indexed(status, len(chunks), reasons, embedder.provider, int(embed_tokens))
 

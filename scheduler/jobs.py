@@ -18,7 +18,8 @@ each firing, and each is safe to run twice anyway):
 Per-process jobs (every scheduler process runs its own):
 - backfill_tick: claim work for this process's free worker slots;
 - reembed_tick: move a batch of chunks indexed with another embedding model into the configured
-  model's vector space (core/reembed.py; a no-op once everything is there);
+  model's vector space (core/reembed.py; a no-op once everything is there), then fill a batch
+  of missing sentence vectors (core/sentence_index.py);
 - progress_snapshot: store the run's progress for the dashboards.
 """
 from __future__ import annotations
@@ -113,6 +114,15 @@ def reembed_tick() -> str | None:
         return None  # paid embeddings are re-done through ingestion and its budget
     if report.items:
         log.warning("embeddings: %s", report.line())  # seen in the scheduler's console: it is not instant
+    if not report.remaining:
+        # Then the sentence vectors of items indexed before them (or in another model's space).
+        from core.sentence_index import BATCH_ITEMS as SENTENCE_BATCH
+        from core.sentence_index import backfill
+
+        filled = backfill(max_items=SENTENCE_BATCH)
+        if filled.items:
+            log.warning("sentence vectors: %d item(s), %d sentences; %d item(s) left",
+                        filled.items, filled.sentences, filled.remaining)
     return report.line()
 
 

@@ -1,4 +1,5 @@
-"""`reembed`: move every indexed chunk into the configured embedding model's vector space.
+"""`reembed`: move every indexed chunk into the configured embedding model's vector space, and
+give every transcript sentence its vector there (core/sentence_index.py: the link locator's).
 
 The scheduler does the same in the background (a batch a minute); this runs it to the end
 now, printing progress, e.g. after changing EMBEDDING_MODEL on a machine without a scheduler.
@@ -40,4 +41,9 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     if report.items:
         print(file=sys.stderr)
     print(report.line())
+    from core.sentence_index import backfill
+
+    filled = backfill(embedder=embedder)
+    if filled.items:  # on stderr beside the progress: stdout keeps its one summary line
+        print(f"sentence vectors: {filled.sentences} sentences of {filled.items} item(s) embedded", file=sys.stderr)
     return 0

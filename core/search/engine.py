@@ -222,7 +222,7 @@ def search(
 
     groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
                    moments_per_video=moments_per_video, weights=keyword_weights(kq),
-                   typed_terms=prepared.typed_terms)
+                   typed_terms=prepared.typed_terms, query_vector=qvec, space=space)
     t = lap("shape", t)
     verdict, groups = judge(session, prepared, groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
                             rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden,

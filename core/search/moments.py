@@ -2,8 +2,9 @@
 
 A hit is a 45–60 s chunk (or up to three merged ones); the viewer wants the second where the
 answer is said. The stored timed segments of that window are cut into sentences, each
-sentence gets its own start second, and the sentence where the query's words begin to
-gather is the one the link opens at (LEAD_IN_S before it).
+sentence gets its own start second, and the sentence nearest the query in meaning (its stored
+sentence vector), or where the query's words begin to gather, is the one the link opens at
+(LEAD_IN_S before it).
 
 Segments are not sentences, whatever the engine:
   * caption lines (YouTube, Zoom VTT, imported SRT) are a few seconds each and a sentence
@@ -21,15 +22,34 @@ and YouTube captions and imported SRTs have none to give. A whisper segment is l
 ≈ 30 s), so there interpolation is coarser; storing faster-whisper's word times per segment
 would make it exact, and is the next step if long local segments become common.
 
-Choosing the sentence by its words, not by sentence vectors — measured on the tuning halves (even
-positions) of bench/chaffee_queries.jsonl and the paraphrase set, median |link − answer start| of
-the first relevant moment: the query's own words (and the admin's synonyms), weighted by the
-keyword side's idf and stemmed by Postgres as the keyword index is, gave 7.2 s / 20.5 s (before
-EARLIEST_SHARE); vectors of the ~12 s of speech that start at each sentence (the same MiniLM as the
-chunks) gave 9.0 s / 17.0 s, and of ~6 s 7.5 s / 18.0 s: no clear gain. Such vectors would have to
-be stored at index time (embedding a page's ~600 sentences at query time costs seconds on 2 CPUs at
-≈ 45 texts/s) and would double the pipeline's embedding work. Where no query word occurs in the
-window (a pure meaning match) the link opens at the first sentence of the best chunk.
+Choosing the sentence by meaning, where sentence vectors are stored (core/sentence_index.py, at
+index time: embedding a page's ~600 sentences at query time costs seconds on 2 CPUs): the link opens
+at the window's sentence most similar to the query (its own vector, one sentence each), or at the
+words' pick (choose(), below) when that is at most AGREE_S before it, then answer_start() moves
+past a question as before. Measured with all-MiniLM-L6-v2 (bench/relevance.py, hybrid; tuning half /
+held-out half, strict MRR@10): 100-set 0.872 / 0.720 by words → 0.885 / 0.770 by meaning; paraphrase
+0.811 / 0.676 → 0.842 / 0.743; with the NFCorpus distractors 0.810 / 0.658 → 0.810 / 0.661 and
+0.704 / 0.631 → 0.805 / 0.707. The price is the median |link − answer start| (all questions): 9.7 →
+11.0 s, 11.0 → 15.0 s, 8.1 → 11.0 s, 13.0 → 17.0 s — the most similar sentence lies inside the
+answer (a strict hit), not at its first words. Measured on the tuning halves and rejected:
+  * vectors of the ~10 s of speech from each sentence instead of the sentence alone: 100-set strict
+    0.872, paraphrase 0.781 (and 12 s windows at query time, earlier: 9.0 s / 17.0 s medians);
+  * the earliest sentence within 85–95 % of the best similarity (whole window, or ≤ 10/20 s before
+    the best): lower strict (0.63–0.85) with no steady gain in the medians;
+  * words' score + λ × similarity (λ 0.5–2, share 0.7/0.85): strict 0.84–0.87 / 0.71–0.79;
+  * walking back from the best sentence to the sentence after a question ≤ 10–30 s before, or over
+    neighbours whose similarity stays above the window's mean (+0–1 sd): strict lower or equal,
+    medians ±2 s;
+  * a question within 0.03–0.2 of the best similarity winning (its answer opened): 100-set strict
+    0.885 → 0.905 at 0.1, paraphrase 0.842 → 0.789;
+  * extending the window 10–30 s before its start (answers that begin outside it): strict lower;
+  * re-ranking moments by their best sentence's similarity (+β, β 0.1–1): no gain on the tuning halves;
+  * AGREE_S 5 / 20 s: 5 ties 10 on strict with fewer links within 3 s, 20 lowers strict (0.852).
+Where no sentence of the window has a vector (an item not yet back-filled, a paid embedding
+provider, keyword mode) the words decide, as measured before sentence vectors: the query's own
+words (and the admin's synonyms), weighted by the keyword side's idf and stemmed by Postgres as
+the keyword index is. Where no query word occurs in such a window (a pure meaning match) the link
+opens at the first sentence of the best chunk.
 
 Constants (CONTEXT_S, EARLIEST_SHARE, FORWARD_S, MAX_UNIT_WORDS) were chosen on those tuning halves
 only: the smallest median distance among the settings whose strict MRR@10 on the 100-set's half
@@ -81,6 +101,7 @@ the query's words.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import threading
@@ -88,6 +109,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -105,6 +127,10 @@ FORWARD_S = 15.0  # after a question that holds the query's words, its answer be
 QUESTION_AHEAD_S = 12.0  # a sentence followed this soon by a question is part of that question
 QUESTION_TAIL_WORDS = 8  # a sentence this short right after a question is still the question
 QUESTION_TAIL_S = 8.0  # … when it starts within this of the question
+# Choosing by meaning (choose_by_meaning): the words' pick wins when it is at most this much
+# before the most similar sentence (tuning halves: 5 and 10 s tie on strict MRR@10, 10 s puts
+# more links within 3 s of the answer start; 20 s lowers strict MRR).
+AGREE_S = 10.0
 
 
 class TimedLine(NamedTuple):
@@ -384,20 +410,105 @@ def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
     return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
 
 
+def load_similarities(session: Session, windows: Sequence[Window], firsts: Sequence[float], query_vector,
+                      space: tuple[int, int]) -> list[dict[float, float]]:
+    """Per window: sentence start second → cosine of its stored vector (core/sentence_index.py)
+    with the query's, for the stored sentences starting from `firsts[n]` (the window's first
+    loaded line) to its end, and the one stored sentence before that (the window's first
+    sentence may be its tail: _sentence_sims). One query; only the query's embedding space."""
+    sid, dim = int(space[0]), int(space[1])
+    rows = session.execute(
+        text(
+            f"""
+            SELECT w.n, v.start_s, 1 - (v.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim})))
+            FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]))
+                 WITH ORDINALITY AS w(item, lo, hi, n)
+            CROSS JOIN LATERAL (
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
+                   AND v.start_s >= w.lo AND v.start_s < w.hi)
+                UNION ALL
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
+                   AND v.start_s < w.lo AND v.start_s >= w.lo - 60
+                 ORDER BY v.start_s DESC LIMIT 1)
+            ) v
+            """
+        ),
+        {
+            "items": [int(w.media_item_id) for w in windows],
+            "los": [float(f) - 1e-6 for f in firsts],
+            "his": [float(w.end_s) + WINDOW_MARGIN_S for w in windows],
+            "qvec": np.asarray(query_vector, dtype=np.float32),
+        },
+    ).all()
+    out: list[dict[float, float]] = [{} for _ in windows]
+    for n, start, sim in rows:
+        out[int(n) - 1][_second_key(start)] = float(sim)
+    return out
+
+
+def _second_key(start_s: float) -> float:
+    # Sentence starts are recomputed from the same stored floats by the same arithmetic at index
+    # and at query time; the rounding only guards against a different float formatting path.
+    return round(float(start_s), 3)
+
+
+def _sentence_sims(sentences: Sequence[Sentence], stored: Mapping[float, float]) -> list[float | None]:
+    """Each window sentence's similarity, from the stored sentence it is. A window's first
+    sentence can be the tail of a stored one that began in an earlier segment (the window's
+    lines are cut into sentences from its first line on): it takes the vector of that stored
+    sentence, the last one starting before it (within a minute)."""
+    if not stored:
+        return [None] * len(sentences)
+    starts = sorted(stored)
+    out: list[float | None] = []
+    for x in sentences:
+        key = _second_key(x.start_s)
+        if key in stored:
+            out.append(stored[key])
+            continue
+        k = bisect.bisect_right(starts, key) - 1
+        out.append(stored[starts[k]] if k >= 0 and key - starts[k] <= 60.0 else None)
+    return out
+
+
+def choose_by_meaning(sentences: Sequence[Sentence], sims: Sequence[float | None], by_words: int) -> int:
+    """The sentence most similar to the query (its stored vector's cosine); -1 when no sentence
+    of the window has a vector. When the query's words begin to gather (`by_words`, choose()'s
+    pick, -1 for none) at most AGREE_S before it, that earlier sentence is taken: the same
+    answer, nearer its start."""
+    have = [i for i, v in enumerate(sims) if v is not None]
+    if not have:
+        return -1
+    best = max(have, key=lambda i: sims[i])  # type: ignore[arg-type, return-value]
+    if by_words >= 0 and 0 <= sentences[best].start_s - sentences[by_words].start_s <= AGREE_S:
+        return by_words
+    return best
+
+
 def locate(
     session: Session,
     windows: Sequence[Window],
     weights: Mapping[str, float],
     prefer: Sequence[tuple[float, float] | None] | None = None,
+    *,
+    query_vector=None,
+    space: tuple[int, int] | None = None,
 ) -> list[Located | None]:
     """The answer sentence of each window, or None where the window has no stored segments
     (the caller then keeps the chunk's own start). `prefer` gives each window's best chunk
-    (start, end): where a window that holds none of the query's words opens."""
+    (start, end): where a window that holds none of the query's words opens. With the query's
+    vector and its embedding space, the sentence is chosen by meaning where the item's sentence
+    vectors are stored (choose_by_meaning), else by the query's words (choose)."""
     lines = load_lines(session, windows)
     per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
                   for ls, w in zip(lines, windows)]
     flat = [s.text for sents in per_window for s in sents]
     lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
+    firsts = [ls[0].start_s if ls else w.start_s for ls, w in zip(lines, windows)]
+    sims = (load_similarities(session, windows, firsts, query_vector, space)
+            if query_vector is not None and space is not None and flat else [{} for _ in windows])
     out: list[Located | None] = []
     pos = 0
     for n, sents in enumerate(per_window):
@@ -408,7 +519,10 @@ def locate(
             continue
         pref = prefer[n] if prefer else None
         i, score = choose(sents, lx, weights)
-        if i >= 0:
+        by_meaning = choose_by_meaning(sents, _sentence_sims(sents, sims[n]), i)
+        if by_meaning >= 0:
+            i = answer_start(sents, by_meaning)
+        elif i >= 0:
             i = answer_start(sents, i)
         else:
             # No query word in the window: a meaning-only match. Open at the first sentence that

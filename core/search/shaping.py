@@ -184,6 +184,8 @@ def shape(
     rows: dict[int, ChunkRow] | None = None,
     weights: Mapping[str, float] | None = None,
     typed_terms: Sequence[str] | None = None,
+    query_vector=None,
+    space: tuple[int, int] | None = None,
 ) -> list[VideoGroup]:
     """Fused (chunk id, score) best first → at most k videos, each with its best moments.
 
@@ -191,7 +193,8 @@ def shape(
     sentence where its answer starts (core/search/moments.py); without them the query's
     words as Postgres stems them count equally. `typed_terms` (PreparedQuery.typed_terms) are
     the query's own words among `terms`; the rest came from synonyms and are marked lighter.
-    None: every term counts as typed.
+    None: every term counts as typed. `query_vector` and its embedding `space` (id, dim) let
+    the locator choose each link's sentence by meaning where sentence vectors are stored.
     """
     typed = tuple(terms) if typed_terms is None else tuple(typed_terms)
     added = tuple(t for t in terms if t not in set(typed))
@@ -226,7 +229,7 @@ def shape(
             best = max(run, key=lambda r: score[r.id])
             windows.append(Window(item_id, run[0].start_s, run[-1].end_s))
             prefer.append((best.start_s, best.end_s))
-    located = iter(locate(session, windows, weights, prefer))
+    located = iter(locate(session, windows, weights, prefer, query_vector=query_vector, space=space))
 
     groups: list[VideoGroup] = []
     for best_score, item_id, runs in shown:
