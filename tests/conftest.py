@@ -31,7 +31,7 @@ APP_TABLES = (
     "feedback, query_log, audit_log, login_attempts, admin_sessions, webhook_events, ledger, reservations, jobs, "
     "workers, rate_buckets, app_settings, chunks, transcript_segments, source_breakers, media_items, sources, "
     "embedding_spaces, "
-    "periodic_runs, speaker_profiles, trending_hidden"
+    "periodic_runs, speaker_profiles, trending_hidden, sentence_vectors"
 )
 
 

@@ -1,7 +1,7 @@
 """sentence vectors: the sentence locator picks a moment's link sentence by meaning
 
-Revision ID: 0010_landing3_sentence_vectors
-Revises: 0009_page_viewer_sessions
+Revision ID: 0011_landing3_sentence_vectors
+Revises: 0010_replicapage_qlog_session
 
 One row per transcript sentence (as core/search/moments.py cuts an item's segments), with its
 vector in the item's embedding space. Existing archives are filled in the background by the
@@ -12,8 +12,8 @@ import pgvector.sqlalchemy
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_landing3_sentence_vectors"
-down_revision = "0009_page_viewer_sessions"
+revision = "0011_landing3_sentence_vectors"
+down_revision = "0010_replicapage_qlog_session"
 branch_labels = None
 depends_on = None
 
