@@ -27,7 +27,7 @@ from core.catalog import get_or_create_source, register_item
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem, Source
-from core.pipeline import index_transcript, indexed_item
+from core.pipeline import Heartbeat, index_transcript, indexed_item
 from core.records import ItemInfo, Transcript
 from core.sources.base import BadInput
 from core.sources.files import VIDEO_ID, file_sha256, youtube_id_in_name
@@ -65,6 +65,7 @@ def import_transcript(
     published_at: datetime | None = None,
     force: bool = False,
     name: str | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> ImportResult:
     """Index the transcript at `path` (`name`: the file name to show and to read an id from).
 
@@ -104,7 +105,8 @@ def import_transcript(
         queue.cancel_live(session, item.id)
         item_id, item_title = item.id, item.title
     transcript = Transcript(segments, engine=ENGINE, model=f"{fmt} file", audio_seconds=float(segments[-1].end))
-    indexed = index_transcript(item_id, transcript, f"transcript imported from {shown.name} ({fmt})")
+    indexed = index_transcript(item_id, transcript, f"transcript imported from {shown.name} ({fmt})",
+                               heartbeat=heartbeat)
     return ImportResult(item_id, item_title, indexed.status, indexed.chunk_count, video_id,
                         detail="; ".join(indexed.review_reasons) or None)
 

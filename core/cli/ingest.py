@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -15,7 +17,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
 from core.sources.base import SourceError
-from core.states import ItemStatus
+from core.states import ItemStatus, Stage
 from core.transcribe.base import TranscriptionError
 
 
@@ -81,6 +83,17 @@ class _Bar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _stage_lines(name: str) -> Callable[[Stage], None]:
+    """A heartbeat that says on stderr which stage began, and when: embedding an hour-long
+    transcript's passages and sentences takes a minute on two cores, and silence reads as a hang."""
+    started = time.monotonic()
+
+    def beat(stage: Stage) -> None:
+        print(f"{name}: {stage.value}… ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    return beat
 
 
 class Target(NamedTuple):
@@ -153,7 +166,8 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     try:
         done = import_transcript(Path(args.target).expanduser(), video=args.video, title=args.title,
-                                 published_at=args.date, force=args.force)
+                                 published_at=args.date, force=args.force,
+                                 heartbeat=_stage_lines(Path(args.target).name))
     except (TranscriptFileError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
