@@ -3,6 +3,7 @@ restore FILE` into an empty data directory gives the same search results; bad fi
 database that holds data are refused with one sentence; retention keeps the newest files."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,12 +28,34 @@ def cli(*args: str, data_dir: Path | None = None, timeout: float = 300) -> subpr
                           text=True, timeout=timeout)
 
 
+# The `search` command run for each query in ONE process, through `core.__main__.main` exactly as
+# `python -m core search Q` runs it: a process start imports the stack and loads the embedder (≈ 8 s on
+# two busy cores) and this file compares the three queries four times. Each query's printed output and
+# exit code come back as JSON.
+_SEARCH_EACH = """
+import contextlib, io, json, sys
+from core.__main__ import main
+results = []
+for q in sys.argv[1:]:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["search", q])
+    results.append([code, printed.getvalue()])
+print(json.dumps(results))
+"""
+
+
 def searches(data_dir: Path | None = None) -> list[str]:
+    env = {**os.environ}
+    if data_dir is not None:
+        env["DATA_DIR"] = str(data_dir)  # another machine's (or a new) embedded database
+    out = subprocess.run([sys.executable, "-c", _SEARCH_EACH, *QUERIES], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
     outs = []
-    for q in QUERIES:
-        out = cli("search", q, data_dir=data_dir)
-        assert out.returncode == 0, out.stderr[-2000:]
-        outs.append(re.sub(r"\(\d+ ms\)\s*$", "", out.stdout))  # the timing differs, nothing else may
+    for q, (code, printed) in zip(QUERIES, json.loads(out.stdout.splitlines()[-1]), strict=True):
+        assert code == 0, (q, out.stderr[-2000:])
+        outs.append(re.sub(r"\(\d+ ms\)\s*$", "", printed))  # the timing differs, nothing else may
     return outs
 
 
