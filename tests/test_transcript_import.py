@@ -50,9 +50,9 @@ def _count(db, table) -> int:
 
 
 def _ten_minutes_of_the_live_qa(tmp_path) -> Path:
-    """01:00–01:10 of the real RcBwvdVEAr8 live Q&A, cues as written, under its own name (the name
-    is the video id). 105 cues, 22 of them labelled `Chaffee:`, and the grain-price passage: an
-    import's shape, without embedding the whole 74 minutes."""
+    """01:00–01:10 of the real RcBwvdVEAr8 live Q&A as a 10-minute clip, cue text as written, under
+    its own name (the name is the video id): 105 cues, 22 of them labelled `Chaffee:`, and the
+    grain-price passage. An import's shape, without embedding all 74 minutes."""
     return srt_cues(shared_path("transcripts", "RcBwvdVEAr8.srt"), tmp_path / "RcBwvdVEAr8.srt", 3600, 4200)
 
 
