@@ -91,13 +91,13 @@ def test_restore_into_an_empty_data_directory_gives_identical_search_results(db,
 
 @pytest.mark.parametrize("damage", ["missing", "not-a-dump", "truncated"])
 def test_a_missing_or_corrupt_file_is_refused_in_one_sentence_and_changes_nothing(db, tmp_path, damage):
-    made = cli("backup", "--dir", str(tmp_path / "b"))
-    assert made.returncode == 0, made.stderr
-    good = Path(re.search(r"^backup (\S+) ", made.stdout).group(1))
     bad = tmp_path / "bad.dump"
     if damage == "not-a-dump":
         bad.write_text("SELECT 1;\n")
-    elif damage == "truncated":
+    elif damage == "truncated":  # half of a real backup (only this case needs one: a CLI start is seconds)
+        made = cli("backup", "--dir", str(tmp_path / "b"))
+        assert made.returncode == 0, made.stderr
+        good = Path(re.search(r"^backup (\S+) ", made.stdout).group(1))
         bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     fresh = tmp_path / "empty"
     out = cli("restore", str(bad), data_dir=fresh)
