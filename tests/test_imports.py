@@ -9,7 +9,9 @@ two modules together (neither can be read, tested or moved alone). Imports under
 """
 from __future__ import annotations
 
+import argparse
 import ast
+import importlib
 from pathlib import Path
 
 from core.config import PROJECT_ROOT
@@ -192,3 +194,25 @@ def test_import_guards_protect_only_optional_packages():
                 for m in sorted(inner) if m.split(".")[0] in PACKAGES and m not in modules
             ]
     assert not guarded_own, "import guards around project modules:\n" + "\n".join(guarded_own)
+
+
+def test_every_command_a_module_registers_is_named_in_core_cli_commands():
+    """`python -m core X` imports only X's module, found through core.cli.COMMANDS: a command a
+    module registers but COMMANDS does not name would be missing from every run but --help's."""
+    import subprocess
+    import sys
+
+    from core.cli import COMMANDS
+
+    registered: dict[str, set[str]] = {}
+    for module in set(COMMANDS.values()):
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        registered[module] = set(sub.choices)
+    named = {module: {c for c, m in COMMANDS.items() if m == module} for module in registered}
+    assert registered == named
+    # The real CLI: a command runs with only its own module loaded.
+    out = subprocess.run([sys.executable, "-c", "import sys; from core.__main__ import build_parser; "
+                          "build_parser(['backfill', 'status']); print(sorted(m for m in sys.modules if m.startswith('core.cli.')))"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['core.cli.backfill']", out.stdout + out.stderr
