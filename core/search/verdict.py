@@ -174,6 +174,15 @@ def missing_lexemes(
     def probe(tsquery: str) -> str:
         return f"EXISTS (SELECT 1 FROM chunks c JOIN media_items m ON m.id = c.media_item_id WHERE c.tsv @@ {tsquery} AND {where})"
 
+    def index_probes(tsqueries: Sequence[str]) -> str:
+        # Prefix and phrase queries look dear to GIN's cost model, so under a plain EXISTS the
+        # planner scans chunks in order hoping for an early hit, and for a word that is absent
+        # (what these probes mostly meet) reads every chunk: 0.3 s at 300k, ≈ 1.5 s at 1M.
+        # A MATERIALIZED CTE is planned for all its rows (the GIN bitmap) and still stops at the first.
+        ctes = ", ".join(f"h{i} AS MATERIALIZED (SELECT 1 FROM chunks c JOIN media_items m ON m.id = c.media_item_id "
+                         f"WHERE c.tsv @@ {q} AND {where})" for i, q in enumerate(tsqueries))
+        return f"WITH {ctes} SELECT ARRAY[" + ", ".join(f"EXISTS (SELECT 1 FROM h{i})" for i in range(len(tsqueries))) + "]::boolean[]"
+
     params = {**params, **{f"lx{i}": lx for i, lx in enumerate(lexemes)}}
     found = session.execute(
         text("SELECT ARRAY[" + ", ".join(probe(_tsquery(i)) for i in range(len(lexemes))) + "]::boolean[]"), params,
@@ -184,8 +193,7 @@ def missing_lexemes(
     if longer:
         pre = {f"pre{i}": lx for i, lx in enumerate(longer)}
         said = session.execute(
-            text("SELECT ARRAY[" + ", ".join(probe(f"CAST(quote_literal(CAST(:pre{i} AS text)) || ':*' AS tsquery)")
-                                             for i in range(len(longer))) + "]::boolean[]"),
+            text(index_probes([f"CAST(quote_literal(CAST(:pre{i} AS text)) || ':*' AS tsquery)" for i in range(len(longer))])),
             {**params, **pre},
         ).scalar_one()
         gone = [lx for lx in gone if lx not in {p for p, ok in zip(longer, said) if ok}]
@@ -196,10 +204,9 @@ def missing_lexemes(
         if not rescuable or not alternatives:
             continue
         alt = {f"alt{i}": a for i, a in enumerate(alternatives)}
-        said = session.execute(
-            text("SELECT " + " OR ".join(probe(f"phraseto_tsquery('english', :alt{i})") for i in range(len(alt)))),
-            {**params, **alt},
-        ).scalar_one()
+        said = any(session.execute(
+            text(index_probes([f"phraseto_tsquery('english', :alt{i})" for i in range(len(alt))])), {**params, **alt},
+        ).scalar_one())
         if said:
             gone = [lx for lx in gone if lx not in rescuable]
     return gone
