@@ -24,8 +24,9 @@ Measured per query, server-side (this process, the embedded Postgres on the same
   projected the plan's six-month archive (1,500 videos + 100 Zoom recordings) at the measured bytes
 
 A million real embedded chunks would take ≈ 6 h to embed here; `--synthetic` builds sizes past the
-real ones from them (bench/_million.py: real texts re-windowed, vectors moved along real directions
-to real nearest-neighbour cosines) and prints the calibration.
+real ones from them (bench/_million.py: real texts re-windowed, each vector interpolated between
+the real windows its text lies between, fitted to what the embedder gives such texts) and prints
+the calibration.
 
     python bench/search_latency.py [--queries 200] [--sizes 10000,100000]
     nice -n 10 python bench/search_latency.py --synthetic --halfvec --sizes 100000,1000000 \
@@ -121,7 +122,8 @@ def drop_indexes(session, space_id: int) -> None:
     session.execute(text("DROP INDEX IF EXISTS ix_chunks_tsv"))
 
 
-def build_indexes(session, embedder, mwm: str = "1GB", memory=None) -> tuple[float, float]:
+def build_indexes(session, embedder, mwm: str = "1GB", memory=None, m: int = 16, ef_construction: int = 64
+                  ) -> tuple[float, float]:
     from sqlalchemy import text
 
     from core.embeddings import ensure_space
@@ -133,7 +135,15 @@ def build_indexes(session, embedder, mwm: str = "1GB", memory=None) -> tuple[flo
     t = time.perf_counter()
     if memory is not None:
         memory.start()
-    ensure_space(session, embedder)  # creates the space's partial HNSW index
+    if (m, ef_construction) != (16, 64):  # not pgvector's defaults (what ensure_space builds): the same index, other graph
+        from core.embeddings import _find_space
+
+        space = _find_space(session, embedder)
+        sid, d = int(space.id), int(space.dim)
+        session.execute(text(f"CREATE INDEX ix_chunks_hnsw_space_{sid} ON chunks USING hnsw ((embedding::vector({d})) "
+                             f"vector_cosine_ops) WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) "
+                             f"WHERE embedding_space_id = {sid}"))
+    ensure_space(session, embedder)  # creates the space's partial HNSW index (found, when built above)
     hnsw_s = time.perf_counter() - t
     if memory is not None:
         memory.stop()
@@ -399,6 +409,23 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
     return out
 
 
+def sweep_ef(session, qvecs: np.ndarray, space, truths: list[set[int]], efs: list[int]) -> dict[int, tuple[float, list[float]]]:
+    """{ef_search: (recall@10 against the exact top 10, vector SQL ms per query)} on the same index."""
+    from core.search.retrieval import vector_candidates
+
+    out = {}
+    for ef in efs:
+        recall, lat = [], []
+        for qv, truth in zip(qvecs, truths):
+            t = time.perf_counter()
+            got = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, ef_search=ef)
+            lat.append((time.perf_counter() - t) * 1000)
+            recall.append(len(truth & {c.chunk_id for c in got}) / max(len(truth), 1))
+            session.rollback()
+        out[ef] = (statistics.fmean(recall), lat)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=200, help="NFCorpus dev questions timed at each size")
@@ -410,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--halfvec", action="store_true",
                     help="also build a halfvec HNSW index at each size: size, recall, vector SQL latency")
     ap.add_argument("--maintenance-work-mem", default="1GB", help="for the index builds (1M × 384: 3GB fits the graph)")
+    ap.add_argument("--ef-sweep", default="100,200,400,800,1000",
+                    help="ef_search values whose recall@10 and vector SQL latency are printed per size ('' for none)")
+    ap.add_argument("--m", type=int, default=16, help="HNSW m for the index builds")
+    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction for the index builds")
     ap.add_argument("--smoke", action="store_true",
                     help="reuse the relevance benchmark's 8,980 chunks (sizes ≤ 8980) to check the script quickly")
     args = ap.parse_args(argv)
@@ -445,11 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real base: {said}", flush=True)
         if max(sizes) > len(chunks):
             t = time.perf_counter()
-            syn_vectors, bases, _targets = _million.synthesize(vectors, max(sizes) - len(chunks))
-            synthetic = (bases, syn_vectors)
-            print(f"synthesized {len(bases):,} chunks from them in {time.perf_counter() - t:.0f} s "
-                  "(real texts re-windowed, vectors moved along real directions to real nearest-neighbour cosines)")
-            print(_million.calibration(vectors, np.concatenate([vectors, syn_vectors])), flush=True)
+            synthetic = _million.synthesize(vectors, chunks, docs, max(sizes) - len(chunks), embedder)
+            print(f"synthesized {len(synthetic):,} chunks from them in {time.perf_counter() - t:.0f} s "
+                  "(real texts re-windowed; each vector the interpolation of the two real windows its text lies "
+                  "between, moved along a real direction to the cosine the embedder gives such texts)")
+            print(synthetic.said)
+            print(_million.calibration(vectors, np.concatenate([vectors, synthetic.vectors])), flush=True)
     else:
         docs, chunks = _corpus.latency_chunks(max(sizes))
         vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-latency-100k")
@@ -465,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng_order = np.random.default_rng(7).permutation(len(chunks))  # which chunks make up each size
     if synthetic is not None:  # real chunks first, then the synthetic ones in their order
-        rng_order = np.concatenate([rng_order, len(chunks) + np.arange(len(synthetic[0]))])
+        rng_order = np.concatenate([rng_order, len(chunks) + np.arange(len(synthetic))])
     memory = ServerMemory()
     extra: dict[int, dict] = {}
     results = {}
@@ -489,22 +521,28 @@ def main(argv: list[str] | None = None) -> int:
                 lo, hi = int(take[len(real_take)]) - len(chunks), int(take[-1]) + 1 - len(chunks)
                 import _million
 
-                gen = _million.synthetic_rows(chunks, docs, synthetic[0][lo:hi], synthetic[1][lo:hi], first_idx=1_000_000 + lo)
+                gen = _million.synthetic_rows(chunks, docs, synthetic.part(lo, hi), first_idx=1_000_000 + lo)
                 rows_iter = itertools.chain(rows, ((ids[d], idx, start / pace, (start + w) / pace, txt, v)
                                                    for d, idx, start, txt, v, w in gen))
             else:
                 rows_iter = iter(rows)
             copy_s = copy_chunks(session, rows_iter, space.id)
             loaded = size
-            gin_s, hnsw_s = build_indexes(session, embedder, args.maintenance_work_mem, memory)
+            gin_s, hnsw_s = build_indexes(session, embedder, args.maintenance_work_mem, memory, args.m, args.ef_construction)
             session.commit()
             n = session.execute(text("SELECT count(*) FROM chunks")).scalar_one()
             print(f"{n:>9,} chunks: COPY {copy_s:5.1f} s · GIN {gin_s:5.1f} s · HNSW {hnsw_s:6.1f} s "
-                  f"(m=16, ef_construction=64, maintenance_work_mem {args.maintenance_work_mem}) · "
+                  f"(m={args.m}, ef_construction={args.ef_construction}, maintenance_work_mem {args.maintenance_work_mem}) · "
                   f"server memory peak during the HNSW build {memory.peak_mb:,.0f} MB", flush=True)
             extra[size] = {"hnsw_s": hnsw_s, "build_peak_mb": memory.peak_mb, "sizes": relation_sizes(session, space.id)}
             results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg)
             extra[size]["server_mb"] = memory.now_mb()
+            efs = [int(e) for e in args.ef_sweep.split(",") if e.strip()]
+            if efs:
+                extra[size]["sweep"] = sweep_ef(session, qvecs, (space.id, space.dim), results[size]["truth"], efs)
+                print("  → " + " · ".join(f"ef_search {ef}: recall@10 {rec:.3f}, SQL p50 {statistics.median(lat):.1f} / "
+                                          f"p95 {pct(lat, 0.95):.1f} ms" for ef, (rec, lat) in extra[size]["sweep"].items()),
+                      flush=True)
             r, sz = results[size], extra[size]["sizes"]
             print(f"  → {size:,}: hybrid p50 {statistics.median(r['hybrid']):.1f} / p95 {pct(r['hybrid'], 0.95):.1f} ms · "
                   f"date-filtered p95 {pct(r['filtered'], 0.95):.1f} ms · vector SQL p95 {pct(r['vector'], 0.95):.1f} ms · "
