@@ -16,7 +16,10 @@ Measured per query, server-side (this process, the embedded Postgres on the same
             (and once more without the locator: links at the best chunk's start)
   filtered  the same with a date filter that keeps ~10% of the items (iterative HNSW scan)
   vector / keyword   one retriever's SQL alone
-  recall@10 HNSW top-10 (ef_search as configured) against an exact sequential scan
+  recall@10 HNSW top-10 (ef_search as configured) against the exact top 10 (numpy over the loaded
+            vectors; checked against PostgreSQL's sequential scan on 5 queries per size, printed)
+  ef sweep  (--ef-sweep) per ef_search value on the same index: recall@10, vector SQL and hybrid
+            search() p50/p95, side by side
 
   sizes     chunks table, HNSW and GIN index sizes; HNSW build time and the server's memory
             (PSS of the postmaster and its children) at its peak during the build and after the queries
@@ -30,7 +33,7 @@ the calibration.
 
     python bench/search_latency.py [--queries 200] [--sizes 10000,100000]
     nice -n 10 python bench/search_latency.py --synthetic --halfvec --sizes 100000,1000000 \
-        --queries 100 --maintenance-work-mem 3GB
+        --queries 100 --maintenance-work-mem 3GB --ef-sweep 100,200,400,800,1000 [--m 16 --ef-construction 64]
 """
 from __future__ import annotations
 
