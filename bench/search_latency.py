@@ -16,7 +16,10 @@ Measured per query, server-side (this process, the embedded Postgres on the same
             (and once more without the locator: links at the best chunk's start)
   filtered  the same with a date filter that keeps ~10% of the items (iterative HNSW scan)
   vector / keyword   one retriever's SQL alone
-  recall@10 HNSW top-10 (ef_search as configured) against an exact sequential scan
+  recall@10 HNSW top-10 (ef_search as configured) against the exact top 10 (numpy over the loaded
+            vectors; checked against PostgreSQL's sequential scan on 5 queries per size, printed)
+  ef sweep  (--ef-sweep) per ef_search value on the same index: recall@10, vector SQL and hybrid
+            search() p50/p95, side by side
 
   sizes     chunks table, HNSW and GIN index sizes; HNSW build time and the server's memory
             (PSS of the postmaster and its children) at its peak during the build and after the queries
@@ -24,12 +27,13 @@ Measured per query, server-side (this process, the embedded Postgres on the same
   projected the plan's six-month archive (1,500 videos + 100 Zoom recordings) at the measured bytes
 
 A million real embedded chunks would take ≈ 6 h to embed here; `--synthetic` builds sizes past the
-real ones from them (bench/_million.py: real texts re-windowed, vectors moved along real directions
-to real nearest-neighbour cosines) and prints the calibration.
+real ones from them (bench/_million.py: real texts re-windowed, each vector interpolated between
+the real windows its text lies between, fitted to what the embedder gives such texts) and prints
+the calibration.
 
     python bench/search_latency.py [--queries 200] [--sizes 10000,100000]
     nice -n 10 python bench/search_latency.py --synthetic --halfvec --sizes 100000,1000000 \
-        --queries 100 --maintenance-work-mem 3GB
+        --queries 100 --maintenance-work-mem 3GB --ef-sweep 100,200,400,800,1000 [--m 16 --ef-construction 64]
 """
 from __future__ import annotations
 
@@ -121,7 +125,8 @@ def drop_indexes(session, space_id: int) -> None:
     session.execute(text("DROP INDEX IF EXISTS ix_chunks_tsv"))
 
 
-def build_indexes(session, embedder, mwm: str = "1GB", memory=None) -> tuple[float, float]:
+def build_indexes(session, embedder, mwm: str = "1GB", memory=None, m: int = 16, ef_construction: int = 64
+                  ) -> tuple[float, float]:
     from sqlalchemy import text
 
     from core.embeddings import ensure_space
@@ -133,7 +138,15 @@ def build_indexes(session, embedder, mwm: str = "1GB", memory=None) -> tuple[flo
     t = time.perf_counter()
     if memory is not None:
         memory.start()
-    ensure_space(session, embedder)  # creates the space's partial HNSW index
+    if (m, ef_construction) != (16, 64):  # not pgvector's defaults (what ensure_space builds): the same index, other graph
+        from core.embeddings import _find_space
+
+        space = _find_space(session, embedder)
+        sid, d = int(space.id), int(space.dim)
+        session.execute(text(f"CREATE INDEX ix_chunks_hnsw_space_{sid} ON chunks USING hnsw ((embedding::vector({d})) "
+                             f"vector_cosine_ops) WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) "
+                             f"WHERE embedding_space_id = {sid}"))
+    ensure_space(session, embedder)  # creates the space's partial HNSW index (found, when built above)
     hnsw_s = time.perf_counter() - t
     if memory is not None:
         memory.stop()
@@ -208,7 +221,8 @@ def relation_sizes(session, space_id: int) -> dict[str, int]:
             "segment_rows": row[5], "items": row[6], "shared_buffers": row[7]}
 
 
-def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory, truths: list[set[int]]) -> dict:
+def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory, truths: list[set[int]],
+                    m: int = 16, ef_construction: int = 64) -> dict:
     """The same vectors as halfvec (16-bit floats) in an HNSW index of their own: its build time,
     size, recall@10 against the exact float32 top 10, and the vector SQL latency."""
     from sqlalchemy import text
@@ -223,7 +237,7 @@ def measure_halfvec(session, qvecs: np.ndarray, space, cfg, mwm: str, memory, tr
     memory.start()
     t = time.perf_counter()
     session.execute(text(f"CREATE INDEX ix_bench_halfvec ON chunks USING hnsw ((embedding::halfvec({d})) halfvec_cosine_ops) "
-                         f"WITH (m = 16, ef_construction = 64) WHERE embedding_space_id = {sid}"))
+                         f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) WHERE embedding_space_id = {sid}"))
     build_s = time.perf_counter() - t
     memory.stop()
     session.execute(text("RESET maintenance_work_mem"))
@@ -298,7 +312,7 @@ def print_scale(sizes: list[int], results: dict, extra: dict, halfvec: bool) -> 
     for label, fmt in rows:
         print(f"{label:28}" + "".join(f"{fmt(extra[s]):>22}" for s in sizes))
     if halfvec:
-        print("halfvec (16-bit) beside vector (32-bit), same rows, m=16, ef_construction=64:")
+        print("halfvec (16-bit) beside vector (32-bit), same rows, same m and ef_construction:")
         for label, fmt in (
             ("  HNSW index: vector", lambda s: f"{extra[s]['sizes']['hnsw'] / mb:,.0f} MB"),
             ("  HNSW index: halfvec", lambda s: f"{extra[s]['halfvec']['index_bytes'] / mb:,.0f} MB"),
@@ -347,7 +361,32 @@ def _without_locator(run) -> float:
         shaping.locate = real
 
 
-def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg) -> dict[str, list[float]]:
+class ExactTop10:
+    """The exact top 10 by cosine over every loaded chunk, in numpy: the same answer as the
+    sequential scan (checked against it on a few queries, printed) at a fraction of its time —
+    100 sequential scans of a million rows take ≈ 15 min on this loaded 2-core machine."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.unit = np.zeros((0, 0), dtype=np.float32)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.ids = np.concatenate([self.ids, ids])
+        self.unit = unit.astype(np.float32) if not len(self.unit) else np.concatenate([self.unit, unit.astype(np.float32)])
+
+    def top10(self, qv: np.ndarray) -> list:
+        from core.search.records import Candidate
+
+        q = np.asarray(qv, dtype=np.float32)
+        cos = self.unit @ (q / np.linalg.norm(q))
+        best = np.argpartition(-cos, 10)[:10]
+        best = best[np.lexsort((self.ids[best], -cos[best]))]
+        return [Candidate(int(self.ids[i]), r, float(cos[i])) for r, i in enumerate(best, start=1)]
+
+
+def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg,
+            exact_top: ExactTop10 | None = None) -> dict[str, list[float]]:
     from core.search import SearchFilters, cache, search
     from core.search.engine import _ef_search
     from core.search.preprocess import get_synonyms, prepare, vocabulary
@@ -386,7 +425,13 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         t = time.perf_counter()
         keyword_candidates(session, p.keyword, limit=cfg.candidates, strict=p.operators, stats=keyword_stats(session, version))
         out["keyword"].append((time.perf_counter() - t) * 1000)
-        exact = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, exact=True)
+        if exact_top is None:
+            exact = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, exact=True)
+        else:
+            exact = exact_top.top10(qv)
+            if len(out["recall"]) < 5:  # the numpy answer against the sequential scan's
+                scan = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, exact=True)
+                out.setdefault("exact_checked", []).append({c.chunk_id for c in scan} == {c.chunk_id for c in exact})
         truth = {c.chunk_id for c in exact}
         out.setdefault("truth", []).append(truth)  # reused by measure_halfvec: one exact scan per query
         out["recall"].append(len(truth & {c.chunk_id for c in approx}) / max(len(truth), 1))
@@ -396,6 +441,31 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         out["recall_ties"].append(sum(1 for c in approx if c.score >= tenth - 1e-6) / max(len(truth), 1))
         session.rollback()
     out["stages"] = {k: statistics.median(v) for k, v in stages.items()}
+    return out
+
+
+def sweep_ef(session, embedder, queries: list[str], qvecs: np.ndarray, space, truths: list[set[int]], efs: list[int],
+             cfg) -> dict[int, tuple[float, list[float], list[float]]]:
+    """{ef_search: (recall@10 against the exact top 10, vector SQL ms, search() hybrid ms per query)}
+    on the same index: the trade-off side by side."""
+    from dataclasses import replace
+
+    from core.search import search
+    from core.search.retrieval import vector_candidates
+
+    out = {}
+    for ef in efs:
+        recall, lat, hybrid = [], [], []
+        for q, qv, truth in zip(queries, qvecs, truths):
+            t = time.perf_counter()
+            got = vector_candidates(session, qv, space_id=space[0], dim=space[1], limit=10, ef_search=ef)
+            lat.append((time.perf_counter() - t) * 1000)
+            recall.append(len(truth & {c.chunk_id for c in got}) / max(len(truth), 1))
+            t = time.perf_counter()
+            search(session, q, log=False, use_cache=False, embedder=embedder, config=replace(cfg, ef_search=ef))
+            hybrid.append((time.perf_counter() - t) * 1000)
+            session.rollback()
+        out[ef] = (statistics.fmean(recall), lat, hybrid)
     return out
 
 
@@ -410,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--halfvec", action="store_true",
                     help="also build a halfvec HNSW index at each size: size, recall, vector SQL latency")
     ap.add_argument("--maintenance-work-mem", default="1GB", help="for the index builds (1M × 384: 3GB fits the graph)")
+    ap.add_argument("--ef-sweep", default="100,200,400,800,1000",
+                    help="ef_search values whose recall@10 and vector SQL latency are printed per size ('' for none)")
+    ap.add_argument("--m", type=int, default=16, help="HNSW m for the index builds")
+    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction for the index builds")
     ap.add_argument("--smoke", action="store_true",
                     help="reuse the relevance benchmark's 8,980 chunks (sizes ≤ 8980) to check the script quickly")
     args = ap.parse_args(argv)
@@ -445,11 +519,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real base: {said}", flush=True)
         if max(sizes) > len(chunks):
             t = time.perf_counter()
-            syn_vectors, bases, _targets = _million.synthesize(vectors, max(sizes) - len(chunks))
-            synthetic = (bases, syn_vectors)
-            print(f"synthesized {len(bases):,} chunks from them in {time.perf_counter() - t:.0f} s "
-                  "(real texts re-windowed, vectors moved along real directions to real nearest-neighbour cosines)")
-            print(_million.calibration(vectors, np.concatenate([vectors, syn_vectors])), flush=True)
+            synthetic = _million.synthesize(vectors, chunks, docs, max(sizes) - len(chunks), embedder)
+            print(f"synthesized {len(synthetic):,} chunks from them in {time.perf_counter() - t:.0f} s "
+                  "(real texts re-windowed; each vector the interpolation of the two real windows its text lies "
+                  "between, moved along a real direction to the cosine the embedder gives such texts)")
+            print(synthetic.said)
+            print(_million.calibration(vectors, np.concatenate([vectors, synthetic.vectors])), flush=True)
     else:
         docs, chunks = _corpus.latency_chunks(max(sizes))
         vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-latency-100k")
@@ -465,8 +540,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rng_order = np.random.default_rng(7).permutation(len(chunks))  # which chunks make up each size
     if synthetic is not None:  # real chunks first, then the synthetic ones in their order
-        rng_order = np.concatenate([rng_order, len(chunks) + np.arange(len(synthetic[0]))])
+        rng_order = np.concatenate([rng_order, len(chunks) + np.arange(len(synthetic))])
     memory = ServerMemory()
+    exact_top = ExactTop10()
     extra: dict[int, dict] = {}
     results = {}
     with session_scope() as session:
@@ -489,31 +565,53 @@ def main(argv: list[str] | None = None) -> int:
                 lo, hi = int(take[len(real_take)]) - len(chunks), int(take[-1]) + 1 - len(chunks)
                 import _million
 
-                gen = _million.synthetic_rows(chunks, docs, synthetic[0][lo:hi], synthetic[1][lo:hi], first_idx=1_000_000 + lo)
+                gen = _million.synthetic_rows(chunks, docs, synthetic.part(lo, hi), first_idx=1_000_000 + lo)
                 rows_iter = itertools.chain(rows, ((ids[d], idx, start / pace, (start + w) / pace, txt, v)
                                                    for d, idx, start, txt, v, w in gen))
             else:
                 rows_iter = iter(rows)
-            copy_s = copy_chunks(session, rows_iter, space.id)
+            before_id = session.execute(text("SELECT coalesce(max(id), 0) FROM chunks")).scalar_one()
+            loaded_vecs: list[np.ndarray] = []
+
+            def keep_vectors(rows):
+                for r in rows:
+                    loaded_vecs.append(r[5])
+                    yield r
+
+            copy_s = copy_chunks(session, keep_vectors(rows_iter), space.id)
+            new_ids = np.array(session.execute(text("SELECT id FROM chunks WHERE id > :b ORDER BY id"), {"b": before_id}).scalars().all())
+            assert len(new_ids) == len(loaded_vecs), "chunk ids do not follow the COPY order"
+            exact_top.add(new_ids, np.stack(loaded_vecs))
+            loaded_vecs.clear()
             loaded = size
-            gin_s, hnsw_s = build_indexes(session, embedder, args.maintenance_work_mem, memory)
+            gin_s, hnsw_s = build_indexes(session, embedder, args.maintenance_work_mem, memory, args.m, args.ef_construction)
             session.commit()
             n = session.execute(text("SELECT count(*) FROM chunks")).scalar_one()
             print(f"{n:>9,} chunks: COPY {copy_s:5.1f} s · GIN {gin_s:5.1f} s · HNSW {hnsw_s:6.1f} s "
-                  f"(m=16, ef_construction=64, maintenance_work_mem {args.maintenance_work_mem}) · "
+                  f"(m={args.m}, ef_construction={args.ef_construction}, maintenance_work_mem {args.maintenance_work_mem}) · "
                   f"server memory peak during the HNSW build {memory.peak_mb:,.0f} MB", flush=True)
             extra[size] = {"hnsw_s": hnsw_s, "build_peak_mb": memory.peak_mb, "sizes": relation_sizes(session, space.id)}
-            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg)
+            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg, exact_top)
             extra[size]["server_mb"] = memory.now_mb()
             r, sz = results[size], extra[size]["sizes"]
             print(f"  → {size:,}: hybrid p50 {statistics.median(r['hybrid']):.1f} / p95 {pct(r['hybrid'], 0.95):.1f} ms · "
                   f"date-filtered p95 {pct(r['filtered'], 0.95):.1f} ms · vector SQL p95 {pct(r['vector'], 0.95):.1f} ms · "
-                  f"recall@10 {statistics.fmean(r['recall']):.3f} · table {sz['table'] / 2**20:,.0f} MB + indexes "
+                  f"recall@10 {statistics.fmean(r['recall']):.3f} (exact top 10 in numpy = the sequential scan's on "
+                  f"{sum(r['exact_checked'])}/{len(r['exact_checked'])} queries checked) · table {sz['table'] / 2**20:,.0f} MB + indexes "
                   f"{sz['indexes'] / 2**20:,.0f} MB (HNSW {sz['hnsw'] / 2**20:,.0f} MB) · server {extra[size]['server_mb']:,.0f} MB · "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
+            efs = [int(e) for e in args.ef_sweep.split(",") if e.strip()]
+            if efs:
+                extra[size]["sweep"] = sweep_ef(session, embedder, queries, qvecs, (space.id, space.dim),
+                                                results[size]["truth"], efs, cfg)
+                for ef, (rec, lat, hyb) in extra[size]["sweep"].items():
+                    print(f"  → {size:,}, ef_search {ef}: recall@10 {rec:.3f} · vector SQL p50 {statistics.median(lat):.1f} / "
+                          f"p95 {pct(lat, 0.95):.1f} ms · hybrid p50 {statistics.median(hyb):.1f} / p95 {pct(hyb, 0.95):.1f} ms · "
+                          f"load {os.getloadavg()[0]:.1f}", flush=True)
             if args.halfvec:
                 extra[size]["halfvec"] = measure_halfvec(session, qvecs, (space.id, space.dim), cfg,
-                                                         args.maintenance_work_mem, memory, results[size]["truth"])
+                                                         args.maintenance_work_mem, memory, results[size]["truth"],
+                                                         args.m, args.ef_construction)
                 session.commit()
                 h = extra[size]["halfvec"]
                 print(f"  → {size:,} halfvec: build {h['build_s']:.0f} s (peak {h['build_peak_mb']:,.0f} MB) · index "
@@ -537,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'  ' + stage:28}" + "".join(f"{results[s]['stages'].get(stage, 0.0):11.1f}{'':11}" for s in sizes))
     print(f"{'HNSW recall@10 vs exact':28}" + "".join(f"{statistics.fmean(results[s]['recall']):22.3f}" for s in sizes))
     print(f"{'  counting distance ties':28}" + "".join(f"{statistics.fmean(results[s]['recall_ties']):22.3f}" for s in sizes))
+    for ef in extra[sizes[0]].get("sweep", {}):
+        print(f"{f'  ef_search {ef}: recall':28}" + "".join(f"{extra[s]['sweep'][ef][0]:22.3f}" for s in sizes))
+        print(f"{f'  ef_search {ef}: hybrid p95':28}" + "".join(f"{pct(extra[s]['sweep'][ef][2], 0.95):19.1f} ms" for s in sizes))
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
     print_scale(sizes, results, extra, args.halfvec)
     if sizes[-1] <= 100_000:  # the 1M target line comes from print_scale

@@ -111,6 +111,11 @@ STATS_SAMPLE_CHUNKS = 20_000  # document frequencies from an even sample: bounde
 # archive (in a third of the chunks) would dominate the query's time; candidates come from the query's
 # rarest words until about this many rows, and common words only add to those rows' scores.
 ROW_BUDGET = 2_000
+# The hard bound behind it: the rarest word alone may hold more (a one-word query, "energy", is in
+# 2% of a million chunks: 20k rows, each a heap page of a fat row, ≈ 0.2 s). Past this many the
+# rows scored are the first ones the index hands over, and the vector side's candidates, whose
+# keyword share retrieval.rescore reads anyway, carry the ranking.
+ROW_CAP = 4_000
 
 
 @dataclass(frozen=True)
@@ -227,15 +232,20 @@ def keyword_candidates(
     q_sql, score_sql = kq.sql()
     sql = text(
         f"""
-        WITH q AS MATERIALIZED ({q_sql})
-        SELECT c.id, {score_sql} AS score
-        FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
-        WHERE c.tsv @@ q.anyq AND {where}
-        ORDER BY score DESC, c.id
+        WITH q AS MATERIALIZED ({q_sql}),
+        scored AS MATERIALIZED (
+            SELECT c.id, {score_sql} AS score
+            FROM chunks c JOIN media_items m ON m.id = c.media_item_id, q
+            WHERE c.tsv @@ q.anyq AND {where}
+            LIMIT :cap
+        )
+        SELECT id, score FROM scored
+        ORDER BY score DESC, id
         LIMIT :limit
         """
     )
-    rows = session.execute(sql, {**params, **kq.params, "kw": kq.keyword, "limit": int(limit)}).all()
+    rows = session.execute(sql, {**params, **kq.params, "kw": kq.keyword, "limit": int(limit),
+                                 "cap": max(ROW_CAP, int(limit))}).all()
     return [Candidate(int(cid), rank, float(score)) for rank, (cid, score) in enumerate(rows, start=1)]
 
 
