@@ -268,3 +268,15 @@ def test_the_cli_lists_a_queued_video_whose_title_matches(archive):
     found = _cli("search", "Pascal Johns tripled his testosterone")
     listed = found[found.index("Videos whose title matches:") + 1]
     assert listed.strip().startswith(PASCAL_ID) and "—" not in listed
+
+
+def test_a_british_spelling_finds_the_archives_american_one(archive):
+    """The transcripts say "fiber": a viewer typing "fibre" was told "No passage in the archive
+    mentions fibre" (a real word is never corrected, so nothing bridged the two spellings)."""
+    with session_scope() as s:
+        vocab = vocabulary(s, cache.content_version(s))
+        assert "fiber" in vocab and "fibre" not in vocab
+        r = search(s, "is fibre necessary for gut health", log=False)
+        assert ("fibre", "fiber") in r.prepared.corrections and r.search_instead is not None
+        assert r.verdict.answered, r.verdict
+        assert any("fiber" in m.text.lower() for g in r.groups for m in g.moments)

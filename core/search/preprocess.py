@@ -279,8 +279,23 @@ def _load_vocabulary(session: Session) -> Vocabulary:
 vocabulary = cache.per_version(_load_vocabulary)  # vocabulary(session, version)
 
 
+def spelling_variant(word: str) -> str | None:
+    """The same word spelt on the other side of the Atlantic ("fibre" → "fiber", "anemia" →
+    "anaemia"), or None when it has no other spelling (breame's word lists)."""
+    from breame.spelling import get_american_spelling, get_british_spelling
+
+    for other in (get_american_spelling(word), get_british_spelling(word)):
+        if other and other != word:
+            return other
+    return None
+
+
 def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = frozenset()) -> tuple[str, list[tuple[str, str]]]:
-    """Replace unknown words by their closest frequent archive word; `known` words stay as typed."""
+    """Replace unknown words by their closest frequent archive word; `known` words stay as typed.
+
+    A real word is never replaced by another word, but it is by its own other spelling when only
+    that one is in the archive: Dr. Chaffee's transcripts say "fiber", and "fibre" must not read
+    as a topic the archive never covers."""
     corrections: list[tuple[str, str]] = []
     english = english_words()  # never united with `known`: copying 160k words would cost ms a query
     letters = [c for c in query if c.isalpha()]
@@ -289,6 +304,10 @@ def correct_spelling(query: str, vocab: Vocabulary, known: frozenset[str] = froz
     def fix(match: re.Match) -> str:
         word = match.group(0)
         low = word.lower()
+        if (low not in vocab and low not in known and not (word.isupper() and not shouting)
+                and (other := spelling_variant(low)) and other in vocab):
+            corrections.append((word, other))
+            return other
         if (len(low) < MIN_CORRECTABLE or low in _STOP or low in vocab or "'" in low
                 or low in english or low in known or (word.isupper() and not shouting)):
             # An acronym typed in capitals ("ADHD", "CPAP") is a term, never a typo of an archive
