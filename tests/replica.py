@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from core import db as core_db
 from core import search_db
@@ -44,3 +45,13 @@ def cluster(monkeypatch):
         monkeypatch.undo()
         get_settings.cache_clear()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def primary_rows(primary: TcpCluster, sql: str) -> list:
+    """Rows read straight from the primary (what reached it), past the app's own routing."""
+    eng = create_engine(primary.url)
+    try:
+        with eng.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        eng.dispose()

@@ -22,7 +22,7 @@ from core.search import cache
 from core.transcribe.captions import parse_caption_file
 from tests.conftest import shared_path
 from tests.pgtcp import TcpCluster, wait_until
-from tests.replica import cluster  # noqa: F401 (fixture)
+from tests.replica import cluster, primary_rows  # noqa: F401 (fixture)
 
 QUERY = "control trials and interventional trials in humans"
 
@@ -51,14 +51,6 @@ def _titles(response) -> list[str]:
     return [g.title for g in response.groups]
 
 
-def _primary_rows(primary: TcpCluster, sql: str) -> list:
-    eng = create_engine(primary.url)
-    try:
-        with eng.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        eng.dispose()
-
 
 def test_ingest_on_the_primary_is_found_on_the_replica_and_search_survives_the_primary_stopping(cluster, tmp_path):  # noqa: F811
     primary, standby = cluster
@@ -86,9 +78,9 @@ def test_ingest_on_the_primary_is_found_on_the_replica_and_search_survives_the_p
 
     primary.start()
     assert search_db.writes.flush(30), f"{search_db.writes.pending()} writes never reached the primary"
-    logged = [r[0] for r in _primary_rows(primary, "SELECT query FROM query_log ORDER BY id")]
+    logged = [r[0] for r in primary_rows(primary, "SELECT query FROM query_log ORDER BY id")]
     assert logged == [QUERY, QUERY + " evidence"]
-    votes = _primary_rows(primary, "SELECT chunk_id, vote FROM feedback")
+    votes = primary_rows(primary, "SELECT chunk_id, vote FROM feedback")
     assert [(int(a), int(b)) for a, b in votes] == [(chunk_id, 1)]
 
 

@@ -14,14 +14,13 @@ import time
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from core import search_db
 from core.db import session_scope
 from core.search import cache, log_query
 from core.search.suggest import normalise_query
-from tests.pgtcp import TcpCluster, free_port, wait_until
-from tests.replica import cluster  # noqa: F401 (fixture)
+from tests.pgtcp import free_port, wait_until
+from tests.replica import cluster, primary_rows  # noqa: F401 (fixture)
 from tests.test_search_page import CHROMIUM, browser  # noqa: F401 (fixture)
 from tests.test_viewer_browser import DESKTOP, _context, _moments, _open, _play, _player_frame, _settle, _titles
 from tests.ui_process import ui_server
@@ -30,14 +29,6 @@ pytestmark = pytest.mark.slow
 QUERY = "crohn's disease remission"
 TITLE = "Carnivore Q&A with Dr. Anthony Chaffee and Richard Smith"
 
-
-def _on_primary(primary: TcpCluster, sql: str) -> list:
-    eng = create_engine(primary.url)
-    try:
-        with eng.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture()
@@ -112,13 +103,13 @@ def test_the_page_searches_plays_and_trends_on_the_replica_with_the_primary_stop
         q = normalise_query(QUERY)
 
         def arrived() -> bool:
-            return bool(_on_primary(primary, "SELECT 1 FROM feedback WHERE session_key IS NOT NULL"))
+            return bool(primary_rows(primary, "SELECT 1 FROM feedback WHERE session_key IS NOT NULL"))
 
         assert wait_until(arrived, timeout=120, step=0.5), "the vote never reached the primary"
         # Printed, not asserted (the retry back-off and the machine's load decide them).
         print(f"\nprimary stopped: first search page (model load included) {first_search_s:.1f} s; queued writes on the "
               f"primary {time.monotonic() - t0:.1f} s after it started (load {os.getloadavg()[0]:.1f})")
-        logged = _on_primary(primary, "SELECT query, session_key FROM query_log WHERE session_key NOT LIKE 'seed-%'")
+        logged = primary_rows(primary, "SELECT query, session_key FROM query_log WHERE session_key NOT LIKE 'seed-%'")
         assert [r.query for r in logged] == [q]  # the page's search, logged once for its browser session
-        votes = _on_primary(primary, "SELECT chunk_id, vote, session_key FROM feedback")
+        votes = primary_rows(primary, "SELECT chunk_id, vote, session_key FROM feedback")
         assert [(int(v.chunk_id), int(v.vote), v.session_key) for v in votes] == [(chunk_id, 1, logged[0].session_key)]
