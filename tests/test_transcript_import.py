@@ -217,3 +217,28 @@ def test_the_library_page_offers_the_upload(db):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Import a transcript" in e.label for e in at.expander)
+
+
+def test_the_cli_quotes_what_is_said_where_the_link_opens(db, tmp_path):
+    """A moment's text in the CLI is the words around its link, not the start of its window. In
+    this unpunctuated caption the answer about loose stools is said ≈ 50 s into its chunk; the
+    listing quoted the chunk's first line ("great okay we've got Lucy here…") under that link."""
+    path = srt_cues(shared_path("transcripts", "48fTLPbE5JA.srt"), tmp_path / "48fTLPbE5JA.srt", 5940, 6240)
+    assert cli("ingest", str(path)).returncode == 0
+    found = cli("search", "loose stools with no fibre in the diet")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    at = next((n for n, line in enumerate(lines) if "watch?v=48fTLPbE5JA&t=" in line), None)
+    assert at is not None, found.stdout
+    second = int(lines[at].split("&t=")[1].rstrip("s"))
+    quoted = []
+    for line in lines[at + 1:]:
+        if not line.startswith("      "):  # the next moment's link, or the end of the video's block
+            break
+        quoted.append(line.strip())
+    quoted = " ".join(quoted)
+    with db.connect() as conn:
+        said_there = conn.execute(text("SELECT text FROM transcript_segments WHERE start_s <= :t + 1.5"
+                                       " ORDER BY start_s DESC LIMIT 1"), {"t": second}).scalar_one()
+    # The quote holds the caption line the link opens on.
+    assert said_there.strip() in quoted, (said_there, quoted)

@@ -76,8 +76,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         lines = [f"{n}. {group.title} ({date}, {group.source_kind})"]
         for moment in group.moments:
             lines.append(f"   [{moment.timestamp}] {moment.link}")
-            snippet = textwrap.shorten(moment.text, width=220, placeholder=" …")
-            lines.append(textwrap.indent(textwrap.fill(snippet, width=96), "      "))
+            # The words said around where the link opens (the page's snippet), not the window's start.
+            lines.append(textwrap.indent(textwrap.fill(moment.snippet_text or moment.text, width=96), "      "))
         blocks.append("\n".join(lines))
     print("\n\n".join(blocks))
     if titles and answered:

@@ -99,6 +99,9 @@ class Moment:
     window_start_s: float | None = None
     sentence_start_s: float | None = None  # the answer sentence's own (interpolated) second
     sentence: str | None = None  # the answer sentence as transcribed
+    # The snippet as plain text (what snippet_html marks up): the words around the answer
+    # sentence, so a text listing quotes what is said where the link opens, not the window's start.
+    snippet_text: str = ""
     # Set by the verdict (core/search/verdict.py): this moment holds an answer to the query.
     # Cited answers quote only such moments; a moment shown as "related" has it False.
     answers: bool = False
