@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # No byte-compiling at install: Python compiles the modules it imports on first use, and
 # compiling every module of every package costs ≈ 150 MB and a good part of the install time.
-PIP_INSTALL := $(BIN)/pip install -q --no-compile
+# --use-pep517: breame ships only an sdist with setup.py; without it the venv's pip builds it the
+# legacy way and prints a DEPRECATION line into a new user's first install.
+PIP_INSTALL := $(BIN)/pip install -q --no-compile --use-pep517
 
 .PHONY: run test test-managed lint install install-dev install-speakers
 

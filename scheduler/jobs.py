@@ -69,6 +69,8 @@ def channel_sync(url: str | None = None) -> str:
     if not (url or get_settings().channel_url):
         return "no channel configured"
     report = sync_channel(url=url)
+    if report.error:
+        log.error("channel sync failed: %s", report.error)
     return str(report)
 
 

@@ -123,7 +123,7 @@ def sync_channel(*, url: str | None = None, source: Any = None, limit: int | Non
             with session_scope() as s:
                 src = get_or_create_source(s, kind, "YouTube" if kind == "youtube" else kind, url)
                 breaker.record_failure(s, src.id, cause, str(exc), retry_after_s=getattr(exc, "retry_after_s", None))
-        log.error("channel sync failed: %s", exc)
+        # The caller says it once: the CLI as its `error:` line, the scheduler in its log.
         return SyncReport(None, 0, 0, 0, 0, 0, f"rate limited: {exc}" if isinstance(exc, RateLimited) else str(exc))
     feed = _feed_dates(source)
 
