@@ -45,6 +45,22 @@ answer (a strict hit), not at its first words. Measured on the tuning halves and
   * extending the window 10–30 s before its start (answers that begin outside it): strict lower;
   * re-ranking moments by their best sentence's similarity (+β, β 0.1–1): no gain on the tuning halves;
   * AGREE_S 5 / 20 s: 5 ties 10 on strict with fewer links within 3 s, 20 lowers strict (0.852).
+Replayed offline over every top-10 window of both sets (the locator's inputs dumped once, each rule
+re-run on them; it reproduces bench/relevance.py's strict MRR@10 exactly), tuning halves only, and
+rejected: the found window is rarely the problem — in the first window overlapping an answer some
+sentence opens within 3 s of its start for 37/48 (100-set) and 32/36 (paraphrase) questions, against
+20 and 8 that the rule picks; a merged moment spans ≈ 130 s and the most similar sentence lies a
+median 9–21 s inside the answer. Choosing better from the same signals did not get there:
+  * the start of the run of sentences with the highest Σ(similarity − θ) (θ 0.2–0.5, by sentence or
+    by second): strict 0.47–0.87 / 0.38–0.82, at most 19/48 and 13/36 links within 3 s;
+  * a softmax over 22 cues of each sentence (its similarity and its neighbours', forward/backward
+    means, a question before it, pause, speaker change, reply openers, the words' pick, position,
+    and TextTiling coherence between the stored sentence vectors before and after it): 4-fold
+    cross-validated, the sentence within 3 s of the answer start in 28–34 of 69 windows; strict
+    0.77–0.83 / 0.69–0.82;
+  * the words' pick whenever its similarity is ≥ 0.5–0.9 of the best, or AGREE_S up to 120 s:
+    medians 5.9 / 10.5 s but strict 0.85 / 0.80;
+  * the most similar sentence inside the best chunk of a merged moment (± 0–20 s): no gain.
 Where no sentence of the window has a vector (an item not yet back-filled, a paid embedding
 provider, keyword mode) the words decide, as measured before sentence vectors: the query's own
 words (and the admin's synonyms), weighted by the keyword side's idf and stemmed by Postgres as
