@@ -57,7 +57,7 @@ median 9–21 s inside the answer. Choosing better from the same signals did not
     means, a question before it, pause, speaker change, reply openers, the words' pick, position,
     and TextTiling coherence between the stored sentence vectors before and after it): 4-fold
     cross-validated, the sentence within 3 s of the answer start in 28–34 of 69 windows; strict
-    0.77–0.83 / 0.69–0.82;
+    0.75–0.83 / 0.69–0.82;
   * the words' pick whenever its similarity is ≥ 0.5–0.9 of the best, or AGREE_S up to 120 s:
     medians 5.9 / 10.5 s but strict 0.85 / 0.80;
   * the most similar sentence inside the best chunk of a merged moment (± 0–20 s): no gain.
