@@ -9,6 +9,8 @@ filter instead of returning the few of the first ef_search neighbours that happe
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -149,11 +151,27 @@ def build_keyword_stats(session: Session) -> KeywordStats:
 keyword_stats = cache.per_version(build_keyword_stats)  # keyword_stats(session, version)
 
 
+_lexemes_lock = threading.Lock()
+_lexemes_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+
 def query_lexemes(session: Session, keyword: str) -> list[str]:
-    """The query's words as Postgres stems them (the same 'english' configuration as chunks.tsv)."""
-    return list(
-        session.execute(text("SELECT tsvector_to_array(to_tsvector('english', :kw))"), {"kw": keyword}).scalar_one() or []
+    """The query's words as Postgres stems them (the same 'english' configuration as chunks.tsv).
+
+    Kept per query text (the stems depend on the text alone): a question asked again costs no
+    round trip, as search()'s query vectors."""
+    with _lexemes_lock:
+        if keyword in _lexemes_cache:
+            _lexemes_cache.move_to_end(keyword)
+            return list(_lexemes_cache[keyword])
+    found = tuple(
+        session.execute(text("SELECT tsvector_to_array(to_tsvector('english', :kw))"), {"kw": keyword}).scalar_one() or ()
     )
+    with _lexemes_lock:
+        _lexemes_cache[keyword] = found
+        while len(_lexemes_cache) > 1024:
+            _lexemes_cache.popitem(last=False)
+    return list(found)
 
 
 @dataclass(frozen=True)
