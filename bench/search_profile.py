@@ -162,11 +162,16 @@ def run_pass(session, embedder, queries, cfg) -> tuple[list[float], dict[str, li
     return totals, stages, responses
 
 
-def report(label: str, totals: list[float], stages: dict[str, list[float]]) -> None:
+def report(label: str, totals: list[float], stages: dict[str, list[float]], responses=(), slowest: int = 0) -> None:
     print(f"{label}: search() p50 {statistics.median(totals):.1f} / p95 {pct(totals, 0.95):.1f} ms · "
           f"load {os.getloadavg()[0]:.1f}")
     print("   stages p50/p95 ms: " + " · ".join(f"{k} {statistics.median(v):.1f}/{pct(v, 0.95):.1f}"
                                                 for k, v in stages.items()), flush=True)
+    for i in sorted(range(len(totals)), key=lambda i: -totals[i])[:slowest]:
+        r = responses[i]
+        print(f"   slow: {totals[i]:.1f} ms {r.query[:50]!r} ({r.verdict.verdict.value if r.verdict else '-'}, "
+              f"{sum(len(g.moments) for g in r.groups)} moments): "
+              + " ".join(f"{k} {v:.1f}" for k, v in r.timings_ms.items()))
 
 
 def compare(before: list[dict], after: list[dict], queries: list[str]) -> int:
@@ -225,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile one more pass")
     ap.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE every statement of one search")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--slowest", type=int, default=0, help="print the stages of the N slowest queries of each pass")
     args = ap.parse_args(argv)
 
     loaded = use_home(args.home.resolve())
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         responses = None
         for p in range(args.passes):
             totals, stages, got = run_pass(session, embedder, queries, cfg)
-            report("first pass (cold)" if p == 0 else f"pass {p + 1} (warm)", totals, stages)
+            report("first pass (cold)" if p == 0 else f"pass {p + 1} (warm)", totals, stages, got, args.slowest)
             responses = responses or got
         views = [seen(r) for r in responses]
         if args.dump:
