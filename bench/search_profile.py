@@ -88,42 +88,10 @@ def build(home: Path, embedder, sentence_vectors: bool) -> None:
         sl.copy_chunks(session, iter(rows), space.id)
         sl.build_indexes(session, embedder)
         if sentence_vectors:
-            n = copy_sentence_vectors(session, ids, segments, rows, space.id)
+            n = sl.copy_sentence_vectors(session, ids, segments, rows, space.id)
             print(f"{n:,} stand-in sentence vectors stored", flush=True)
         session.commit()
     (home / "loaded").write_text("sentence vectors\n" if sentence_vectors else "no sentence vectors\n")
-
-
-def copy_sentence_vectors(session, ids, segments, rows, space_id: int) -> int:
-    """Every sentence of every item (cut as core/sentence_index.py cuts them), with the vector of
-    the item's chunk whose window starts nearest the sentence."""
-    from sqlalchemy import text
-
-    from core.search.moments import TimedLine
-    from core.sentence_index import item_sentences
-
-    lines: dict[int, list[TimedLine]] = {}
-    for sg in segments:
-        lines.setdefault(ids[sg.doc], []).append(TimedLine(sg.start_s, sg.end_s, sg.text))
-    starts: dict[int, list[tuple[float, np.ndarray]]] = {}
-    for item, _idx, start, _end, _text, vec in rows:
-        starts.setdefault(item, []).append((start, vec))
-    n = 0
-    dbapi = session.connection().connection.dbapi_connection
-    with dbapi.cursor() as cur:
-        with cur.copy("COPY sentence_vectors (media_item_id, start_s, embedding, embedding_space_id) "
-                      "FROM STDIN WITH (FORMAT BINARY)") as cp:
-            cp.set_types(["int4", "float8", "vector", "int2"])
-            for item, item_lines in lines.items():
-                own = sorted(starts.get(item, []), key=lambda sv: sv[0])
-                if not own:
-                    continue
-                at = np.array([s for s, _ in own])
-                for s in item_sentences(item_lines):
-                    cp.write_row((item, float(s.start_s), own[int(np.abs(at - s.start_s).argmin())][1], space_id))
-                    n += 1
-    session.execute(text("ANALYZE sentence_vectors"))
-    return n
 
 
 def seen(response) -> dict:
