@@ -100,8 +100,8 @@ def highlight(snippet: str, terms: Sequence[str], synonyms: Sequence[str] = ()) 
     if not typed and not added:
         return html.escape(snippet)
     # html.escape works character by character, so the text between two marked words is escaped
-    # in one piece: one call per marked word instead of two per word (highlighting was a third of
-    # the shape stage's time at 100k chunks; bench/search_profile.py --profile).
+    # in one piece: one call per marked word instead of two per word (highlighting took about half
+    # of the shape stage's time at 100k chunks under bench/search_profile.py --profile).
     out: list[str] = []
     pos = 0
     for match in _TOKEN.finditer(snippet):
