@@ -12,7 +12,8 @@ cost is: the locator reads them and chooses by meaning, as on an archive that ha
 
 Printed: search() total and stage p50/p95 on a first pass (after a fresh server start: plans and
 the driver's prepared statements cold, the OS page cache whatever it is) and on a second, warm
-pass, with the load average; --profile adds cProfile's top functions over a third pass; --explain
+pass, with the load average, and the CPU time a search costs (this process's and its server
+process's, from /proc: far steadier than wall-clock figures on a shared machine); --profile adds cProfile's top functions over a third pass; --explain
 EXPLAIN (ANALYZE, BUFFERS) of the locator's, verdict's and titles' SQL for one query.
 
 --dump writes what a viewer sees for every query (videos, moments with their links, snippets and
@@ -115,10 +116,25 @@ def seen(response) -> dict:
     }
 
 
+def _backend_cpu_s(session) -> float | None:
+    """CPU seconds (user + system) the server process of this session has used: with the client's
+    own CPU time it says what a search costs in work, which the machine's load barely changes
+    (wall-clock latency on a shared 2-core machine moves with every other process)."""
+    from sqlalchemy import text
+
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pass(session, embedder, queries, cfg) -> tuple[list[float], dict[str, list[float]], list]:
     from core.search import search
 
     totals, stages, responses = [], {}, []
+    cpu0, server0 = time.process_time(), _backend_cpu_s(session)
     for q in queries:
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, config=cfg)
@@ -127,6 +143,10 @@ def run_pass(session, embedder, queries, cfg) -> tuple[list[float], dict[str, li
             stages.setdefault(stage, []).append(ms)
         responses.append(r)
         session.rollback()
+    server1 = _backend_cpu_s(session)
+    stages["cpu: client"] = [(time.process_time() - cpu0) * 1000 / len(queries)]
+    if server0 is not None and server1 is not None:
+        stages["cpu: server"] = [(server1 - server0) * 1000 / len(queries)]
     return totals, stages, responses
 
 
@@ -134,7 +154,9 @@ def report(label: str, totals: list[float], stages: dict[str, list[float]], resp
     print(f"{label}: search() p50 {statistics.median(totals):.1f} / p95 {pct(totals, 0.95):.1f} ms · "
           f"load {os.getloadavg()[0]:.1f}")
     print("   stages p50/p95 ms: " + " · ".join(f"{k} {statistics.median(v):.1f}/{pct(v, 0.95):.1f}"
-                                                for k, v in stages.items()), flush=True)
+                                                for k, v in stages.items() if not k.startswith("cpu")))
+    print("   CPU per search (mean ms, the pass's total over its queries): " + " · ".join(
+        f"{k[5:]} {v[0]:.1f}" for k, v in stages.items() if k.startswith("cpu")), flush=True)
     for i in sorted(range(len(totals)), key=lambda i: -totals[i])[:slowest]:
         r = responses[i]
         print(f"   slow: {totals[i]:.1f} ms {r.query[:50]!r} ({r.verdict.verdict.value if r.verdict else '-'}, "
