@@ -68,7 +68,6 @@ def use_home(home: Path) -> bool:
 def build(home: Path, embedder, sentence_vectors: bool) -> None:
     """Load the archive as search_latency.py loads its 100k size (same rows, same indexes)."""
     import search_latency as sl
-    from sqlalchemy import text
 
     from core.db import session_scope
     from core.embeddings import ensure_space

@@ -563,7 +563,7 @@ def locate(
     vector and its embedding space, the sentence is chosen by meaning where the item's sentence
     vectors are stored (choose_by_meaning), else by the query's words (choose)."""
     by_meaning_on = query_vector is not None and space is not None
-    if by_meaning_on:  # one round trip for the lines and the sentence similarities
+    if query_vector is not None and space is not None:  # one round trip for the lines and the similarities
         lines, stored = load_lines_and_similarities(session, windows, query_vector, space)
     else:
         lines, stored = load_lines(session, windows), [{} for _ in windows]
