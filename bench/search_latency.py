@@ -21,6 +21,9 @@ Measured per query, server-side (this process, the embedded Postgres on the same
   ef sweep  (--ef-sweep) per ef_search value on the same index: recall@10, vector SQL and hybrid
             search() p50/p95, side by side
 
+  --sentence-vectors  a stand-in vector for every sentence of those lines (the vector of the chunk
+            starting nearest it), so the locator reads sentence vectors and chooses by meaning, as on an
+            archive that stores them: their cost, not their quality
   sizes     chunks table, HNSW and GIN index sizes; HNSW build time and the server's memory
             (PSS of the postmaster and its children) at its peak during the build and after the queries
   halfvec   (--halfvec) the same vectors in a halfvec HNSW index: size, build, recall@10, SQL latency
@@ -31,7 +34,7 @@ real ones from them (bench/_million.py: real texts re-windowed, each vector inte
 the real windows its text lies between, fitted to what the embedder gives such texts) and prints
 the calibration.
 
-    python bench/search_latency.py [--queries 200] [--sizes 10000,100000]
+    python bench/search_latency.py [--queries 200] [--sizes 10000,100000] [--sentence-vectors]
     nice -n 10 python bench/search_latency.py --synthetic --halfvec --sizes 100000,1000000 \
         --queries 100 --maintenance-work-mem 3GB --ef-sweep 100,200,400,800,1000 [--m 16 --ef-construction 64]
 """
@@ -116,6 +119,40 @@ def copy_segments(session, ids: list[int], segments) -> int:
                 cp.write_row((ids[sg.doc], sg.idx, sg.start_s, sg.end_s, sg.text, "captions"))
     session.execute(__import__("sqlalchemy").text("ANALYZE transcript_segments"))
     return len(segments)
+
+
+def copy_sentence_vectors(session, ids, segments, rows, space_id: int) -> int:
+    """Every sentence of every item (cut as core/sentence_index.py cuts them), with the vector of
+    the item's chunk whose window starts nearest the sentence: a stand-in (embedding ~38k sentences
+    would take ~15 min here) whose cost to the locator is a real vector's, and which makes it choose
+    by meaning, as on an archive whose sentence vectors are stored. Not a quality measure."""
+    from sqlalchemy import text
+
+    from core.search.moments import TimedLine
+    from core.sentence_index import item_sentences
+
+    lines: dict[int, list[TimedLine]] = {}
+    for sg in segments:
+        lines.setdefault(ids[sg.doc], []).append(TimedLine(sg.start_s, sg.end_s, sg.text))
+    starts: dict[int, list[tuple[float, np.ndarray]]] = {}
+    for item, _idx, start, _end, _text, vec in rows:
+        starts.setdefault(item, []).append((start, vec))
+    n = 0
+    dbapi = session.connection().connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        with cur.copy("COPY sentence_vectors (media_item_id, start_s, embedding, embedding_space_id) "
+                      "FROM STDIN WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "float8", "vector", "int2"])
+            for item, item_lines in lines.items():
+                own = sorted(starts.get(item, []), key=lambda sv: sv[0])
+                if not own:
+                    continue
+                at = np.array([s for s, _ in own])
+                for s in item_sentences(item_lines):
+                    cp.write_row((item, float(s.start_s), own[int(np.abs(at - s.start_s).argmin())][1], space_id))
+                    n += 1
+    session.execute(text("ANALYZE sentence_vectors"))
+    return n
 
 
 def drop_indexes(session, space_id: int) -> None:
@@ -484,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="ef_search values whose recall@10 and vector SQL latency are printed per size ('' for none)")
     ap.add_argument("--m", type=int, default=16, help="HNSW m for the index builds")
     ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction for the index builds")
+    ap.add_argument("--sentence-vectors", action="store_true",
+                    help="store a stand-in vector for every transcript sentence, so the locator chooses by meaning "
+                         "(copy_sentence_vectors says what they are)")
     ap.add_argument("--smoke", action="store_true",
                     help="reuse the relevance benchmark's 8,980 chunks (sizes ≤ 8980) to check the script quickly")
     args = ap.parse_args(argv)
@@ -547,8 +587,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with session_scope() as session:
         ids, _ = load_items(session, docs)
-        segments = copy_segments(session, ids, _corpus.latency_segments(docs))
+        timed_lines = _corpus.latency_segments(docs)
+        segments = copy_segments(session, ids, timed_lines)
         print(f"{segments:,} transcript lines (15 words each) for the sentence locator", flush=True)
+        loaded_rows: list[tuple] = []  # the real chunks loaded so far (the stand-in sentence vectors come from them)
+        sentence_vectors = 0
         space = ensure_space(session, embedder)
         session.commit()
         loaded = 0
@@ -585,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
             loaded_vecs.clear()
             loaded = size
             gin_s, hnsw_s = build_indexes(session, embedder, args.maintenance_work_mem, memory, args.m, args.ef_construction)
+            if args.sentence_vectors:
+                loaded_rows += rows
+                session.execute(text("DELETE FROM sentence_vectors"))
+                sentence_vectors = copy_sentence_vectors(session, ids, timed_lines, loaded_rows, space.id)
+                print(f"  {sentence_vectors:,} stand-in sentence vectors (each the vector of the chunk starting nearest it)",
+                      flush=True)
             session.commit()
             n = session.execute(text("SELECT count(*) FROM chunks")).scalar_one()
             print(f"{n:>9,} chunks: COPY {copy_s:5.1f} s · GIN {gin_s:5.1f} s · HNSW {hnsw_s:6.1f} s "
@@ -621,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"\nembedder {embedder.provider}/{embedder.model} ({embedder.dim}-d) · {len(queries)} NFCorpus dev queries · "
           f"ef_search {cfg.ef_search} (100 up to 20k chunks) · candidates {cfg.candidates} · {os.cpu_count()} CPUs · load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    print(f"sentence vectors: {f'{sentence_vectors:,} stand-ins (the locator chooses by meaning)' if sentence_vectors else 'none (the locator chooses by the query words)'}")
     print(f"query embedding: p50 {statistics.median(embed_each):.1f} ms · p95 {pct(embed_each, 0.95):.1f} ms "
           f"(not in the rows below: search() caches query vectors, and the model is swappable)\n")
     header = f"{'':28}" + "".join(f"{f'{s:,} chunks':>22}" for s in sizes)

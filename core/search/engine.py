@@ -22,7 +22,7 @@ from core.search.links import youtube_id
 from core.search.preprocess import get_synonyms, prepare, validate, vocabulary
 from core.search.records import MODES, SORTS, Candidate, QueryError, SearchFilters, SearchResponse
 from core.search.retrieval import keyword_candidates, keyword_query, keyword_stats, rescore, vector_candidates
-from core.search.shaping import keyword_weights, load_chunks, shape
+from core.search.shaping import group, keyword_weights, load_chunks
 from core.search.titles import title_matches
 from core.search.verdict import judge
 
@@ -220,14 +220,21 @@ def search(
             rerank_probs = _rerank_probabilities(before, fused, set(rows), cfg.rerank_top)
         t = lap("rerank", t)
 
-    groups = shape(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
-                   moments_per_video=moments_per_video, weights=keyword_weights(kq),
-                   typed_terms=prepared.typed_terms, query_vector=qvec, space=space)
+    # Grouped and judged before the moments are placed (the sentence locator, snippets): a
+    # question the archive does not answer shows only a few related moments, and only the
+    # moments shown are placed. "shape" is both parts.
+    unplaced = group(session, fused, terms=prepared.terms, k=k, sort=sort, link_base=link_base, rows=rows,
+                     moments_per_video=moments_per_video, weights=keyword_weights(kq),
+                     typed_terms=prepared.typed_terms, query_vector=qvec, space=space)
     t = lap("shape", t)
-    verdict, groups = judge(session, prepared, groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
+    verdict, groups = judge(session, prepared, unplaced.groups, cfg=cfg, stats=stats, query_vector=qvec, space=space,
                             rerank_probs=rerank_probs, filters=filters, include_hidden=include_hidden,
                             synonyms=knobs.synonyms)
     t = lap("verdict", t)
+    groups = unplaced.place(session, groups)
+    now = time.perf_counter()
+    timings["shape"] = round(timings["shape"] + (now - t) * 1000, 3)
+    t = now
     titles = title_matches(session, prepared, version=version, filters=filters, include_hidden=include_hidden,
                            shown={g.media_item_id for g in groups}, link_base=link_base)
     lap("titles", t)

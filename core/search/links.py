@@ -7,6 +7,7 @@ reads `?play=<item id>&t=<second>` and starts st.video/st.audio there.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from core.sources.base import BadInput
@@ -20,6 +21,13 @@ def youtube_id(url: str | None) -> str | None:
     """The video id of a bare id or any YouTube URL form the source accepts, or None."""
     if not url:
         return None
+    return _youtube_id(url)
+
+
+@lru_cache(maxsize=8192)
+def _youtube_id(url: str) -> str | None:
+    # Cached: search builds a link for every moment it shows (~20 a query), each parsing its
+    # item's URL again; the answer depends on the URL alone.
     if _YOUTUBE_ID.match(url):
         return url
     try:

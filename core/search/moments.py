@@ -464,6 +464,67 @@ def load_similarities(session: Session, windows: Sequence[Window], firsts: Seque
     return out
 
 
+def load_lines_and_similarities(session: Session, windows: Sequence[Window], query_vector, space: tuple[int, int]
+                                ) -> tuple[list[list[TimedLine]], list[dict[float, float]]]:
+    """load_lines() and load_similarities() in one statement: the same rows, one round trip.
+
+    The similarities' lower bound per window (its first loaded line, else its start) is taken
+    from the lines the same statement reads, as locate() took it from load_lines()."""
+    if not windows:
+        return [], []
+    sid, dim = int(space[0]), int(space[1])
+    rows = session.execute(
+        text(
+            f"""
+            WITH w AS MATERIALIZED (
+                SELECT * FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]),
+                                     CAST(:starts AS float8[])) WITH ORDINALITY AS w(item, lo, hi, wstart, n)
+            ), lines AS MATERIALIZED (
+                SELECT w.n, s.start_s, s.end_s, s.text, s.speaker, s.idx
+                FROM w JOIN transcript_segments s
+                  ON s.media_item_id = w.item AND s.start_s < w.hi AND s.start_s >= w.lo - 60 AND s.end_s > w.lo
+            ), firsts AS (
+                SELECT w.n, w.item, w.hi,
+                       coalesce((SELECT min(l.start_s) FROM lines l WHERE l.n = w.n), w.wstart) - CAST(:eps AS float8) AS lo
+                FROM w
+            )
+            SELECT 0 AS kind, l.n, l.start_s, l.end_s, l.text, l.speaker, NULL::float8 AS sim, l.idx
+            FROM lines l
+            UNION ALL
+            SELECT 1, f.n, v.start_s, NULL, NULL, NULL, 1 - (v.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim}))), NULL
+            FROM firsts f
+            CROSS JOIN LATERAL (
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = f.item AND v.embedding_space_id = {sid}
+                   AND v.start_s >= f.lo AND v.start_s < f.hi)
+                UNION ALL
+                (SELECT v.start_s, v.embedding FROM sentence_vectors v
+                 WHERE v.media_item_id = f.item AND v.embedding_space_id = {sid}
+                   AND v.start_s < f.lo AND v.start_s >= f.lo - 60
+                 ORDER BY v.start_s DESC LIMIT 1)
+            ) v
+            ORDER BY 1, 2, 3, 8
+            """
+        ),
+        {
+            "items": [int(w.media_item_id) for w in windows],
+            "los": [float(w.start_s) - WINDOW_MARGIN_S for w in windows],
+            "his": [float(w.end_s) + WINDOW_MARGIN_S for w in windows],
+            "starts": [float(w.start_s) for w in windows],
+            "eps": 1e-6,
+            "qvec": np.asarray(query_vector, dtype=np.float32),
+        },
+    ).all()
+    lines: list[list[TimedLine]] = [[] for _ in windows]
+    sims: list[dict[float, float]] = [{} for _ in windows]
+    for kind, n, start, end, body, speaker, sim, _idx in rows:
+        if kind == 0:
+            lines[int(n) - 1].append(TimedLine(float(start), float(end), body, speaker))
+        else:
+            sims[int(n) - 1][_second_key(start)] = float(sim)
+    return lines, sims
+
+
 def _second_key(start_s: float) -> float:
     # Sentence starts are recomputed from the same stored floats by the same arithmetic at index
     # and at query time; the rounding only guards against a different float formatting path.
@@ -517,14 +578,16 @@ def locate(
     (start, end): where a window that holds none of the query's words opens. With the query's
     vector and its embedding space, the sentence is chosen by meaning where the item's sentence
     vectors are stored (choose_by_meaning), else by the query's words (choose)."""
-    lines = load_lines(session, windows)
+    by_meaning_on = query_vector is not None and space is not None
+    if query_vector is not None and space is not None:  # one round trip for the lines and the similarities
+        lines, stored = load_lines_and_similarities(session, windows, query_vector, space)
+    else:
+        lines, stored = load_lines(session, windows), [{} for _ in windows]
     per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
                   for ls, w in zip(lines, windows)]
     flat = [s.text for sents in per_window for s in sents]
     lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
-    firsts = [ls[0].start_s if ls else w.start_s for ls, w in zip(lines, windows)]
-    sims = (load_similarities(session, windows, firsts, query_vector, space)
-            if query_vector is not None and space is not None and flat else [{} for _ in windows])
+    sims = stored if by_meaning_on and flat else [{} for _ in windows]
     out: list[Located | None] = []
     pos = 0
     for n, sents in enumerate(per_window):
