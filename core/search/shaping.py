@@ -184,36 +184,6 @@ def _runs(rows: list[ChunkRow], score: dict[int, float]) -> list[list[ChunkRow]]
     return out
 
 
-def shape(
-    session: Session,
-    fused: Sequence[tuple[int, float]],
-    *,
-    terms: Sequence[str],
-    k: int,
-    sort: str = "relevance",
-    moments_per_video: int = MOMENTS_PER_VIDEO,
-    link_base: str = "/",
-    rows: dict[int, ChunkRow] | None = None,
-    weights: Mapping[str, float] | None = None,
-    typed_terms: Sequence[str] | None = None,
-    query_vector=None,
-    space: tuple[int, int] | None = None,
-) -> list[VideoGroup]:
-    """Fused (chunk id, score) best first → at most k videos, each with its best moments.
-
-    `weights` (query lexeme → idf, from the keyword side) place each moment's link on the
-    sentence where its answer starts (core/search/moments.py); without them the query's
-    words as Postgres stems them count equally. `typed_terms` (PreparedQuery.typed_terms) are
-    the query's own words among `terms`; the rest came from synonyms and are marked lighter.
-    None: every term counts as typed. `query_vector` and its embedding `space` (id, dim) let
-    the locator choose each link's sentence by meaning where sentence vectors are stored.
-    """
-    unplaced = group(session, fused, terms=terms, k=k, sort=sort, moments_per_video=moments_per_video,
-                     link_base=link_base, rows=rows, weights=weights, typed_terms=typed_terms,
-                     query_vector=query_vector, space=space)
-    return unplaced.place(session, unplaced.groups)
-
-
 @dataclass
 class Unplaced:
     """Videos and their moments, grouped and scored, whose links and snippets are not placed yet.
@@ -273,8 +243,16 @@ def group(
     query_vector=None,
     space: tuple[int, int] | None = None,
 ) -> Unplaced:
-    """shape() without placing the moments' links and snippets (Unplaced.place does): the same
-    videos and moments in the same order, with the same scores."""
+    """Fused (chunk id, score) best first → at most k videos, each with its best moments, whose
+    links and snippets Unplaced.place() then places.
+
+    `weights` (query lexeme → idf, from the keyword side) place each moment's link on the
+    sentence where its answer starts (core/search/moments.py); without them the query's
+    words as Postgres stems them count equally. `typed_terms` (PreparedQuery.typed_terms) are
+    the query's own words among `terms`; the rest came from synonyms and are marked lighter.
+    None: every term counts as typed. `query_vector` and its embedding `space` (id, dim) let
+    the locator choose each link's sentence by meaning where sentence vectors are stored.
+    """
     typed = tuple(terms) if typed_terms is None else tuple(typed_terms)
     added = tuple(t for t in terms if t not in set(typed))
     if rows is None:
