@@ -426,6 +426,21 @@ def answer_start(sentences: Sequence[Sentence], anchor: int) -> int:
     return j if j < len(sentences) and sentences[j].start_s - here.start_s < FORWARD_S else anchor
 
 
+def _stored_sentences(window: str, space_id: int) -> str:
+    """SQL of the stored sentences (start_s, embedding) of the window row `window` (its item, lo,
+    hi): those starting in [lo, hi), and the one stored sentence before lo (within a minute; the
+    window's first sentence may be its tail: _sentence_sims). One definition for both loaders."""
+    return f"""
+        (SELECT v.start_s, v.embedding FROM sentence_vectors v
+         WHERE v.media_item_id = {window}.item AND v.embedding_space_id = {int(space_id)}
+           AND v.start_s >= {window}.lo AND v.start_s < {window}.hi)
+        UNION ALL
+        (SELECT v.start_s, v.embedding FROM sentence_vectors v
+         WHERE v.media_item_id = {window}.item AND v.embedding_space_id = {int(space_id)}
+           AND v.start_s < {window}.lo AND v.start_s >= {window}.lo - 60
+         ORDER BY v.start_s DESC LIMIT 1)"""
+
+
 def load_similarities(session: Session, windows: Sequence[Window], firsts: Sequence[float], query_vector,
                       space: tuple[int, int]) -> list[dict[float, float]]:
     """Per window: sentence start second → cosine of its stored vector (core/sentence_index.py)
@@ -439,16 +454,7 @@ def load_similarities(session: Session, windows: Sequence[Window], firsts: Seque
             SELECT w.n, v.start_s, 1 - (v.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim})))
             FROM unnest(CAST(:items AS bigint[]), CAST(:los AS float8[]), CAST(:his AS float8[]))
                  WITH ORDINALITY AS w(item, lo, hi, n)
-            CROSS JOIN LATERAL (
-                (SELECT v.start_s, v.embedding FROM sentence_vectors v
-                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
-                   AND v.start_s >= w.lo AND v.start_s < w.hi)
-                UNION ALL
-                (SELECT v.start_s, v.embedding FROM sentence_vectors v
-                 WHERE v.media_item_id = w.item AND v.embedding_space_id = {sid}
-                   AND v.start_s < w.lo AND v.start_s >= w.lo - 60
-                 ORDER BY v.start_s DESC LIMIT 1)
-            ) v
+            CROSS JOIN LATERAL ({_stored_sentences('w', sid)}) v
             """
         ),
         {
@@ -493,16 +499,7 @@ def load_lines_and_similarities(session: Session, windows: Sequence[Window], que
             UNION ALL
             SELECT 1, f.n, v.start_s, NULL, NULL, NULL, 1 - (v.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim}))), NULL
             FROM firsts f
-            CROSS JOIN LATERAL (
-                (SELECT v.start_s, v.embedding FROM sentence_vectors v
-                 WHERE v.media_item_id = f.item AND v.embedding_space_id = {sid}
-                   AND v.start_s >= f.lo AND v.start_s < f.hi)
-                UNION ALL
-                (SELECT v.start_s, v.embedding FROM sentence_vectors v
-                 WHERE v.media_item_id = f.item AND v.embedding_space_id = {sid}
-                   AND v.start_s < f.lo AND v.start_s >= f.lo - 60
-                 ORDER BY v.start_s DESC LIMIT 1)
-            ) v
+            CROSS JOIN LATERAL ({_stored_sentences('f', sid)}) v
             ORDER BY 1, 2, 3, 8
             """
         ),
@@ -578,16 +575,14 @@ def locate(
     (start, end): where a window that holds none of the query's words opens. With the query's
     vector and its embedding space, the sentence is chosen by meaning where the item's sentence
     vectors are stored (choose_by_meaning), else by the query's words (choose)."""
-    by_meaning_on = query_vector is not None and space is not None
     if query_vector is not None and space is not None:  # one round trip for the lines and the similarities
-        lines, stored = load_lines_and_similarities(session, windows, query_vector, space)
+        lines, sims = load_lines_and_similarities(session, windows, query_vector, space)
     else:
-        lines, stored = load_lines(session, windows), [{} for _ in windows]
+        lines, sims = load_lines(session, windows), [{} for _ in windows]
     per_window = [[s for s in split_sentences(ls) if s.start_s < w.end_s and s.end_s > w.start_s]
                   for ls, w in zip(lines, windows)]
     flat = [s.text for sents in per_window for s in sents]
     lexemes = sentence_lexemes(session, flat, weights) if weights and flat else [frozenset()] * len(flat)
-    sims = stored if by_meaning_on and flat else [{} for _ in windows]
     out: list[Located | None] = []
     pos = 0
     for n, sents in enumerate(per_window):
