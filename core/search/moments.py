@@ -120,7 +120,6 @@ from __future__ import annotations
 import bisect
 import math
 import re
-import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
@@ -128,6 +127,8 @@ from typing import NamedTuple
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from core.search.stems import known_words_stemming_to, word_stems
 
 # The link opens this long before the sentence, then floored to the second: 0.5–1.5 s of lead-in.
 # 1.0 (1–2 s) put the link of a sentence said 4–5 s before the answer start outside the strict
@@ -286,46 +287,6 @@ def load_lines(session: Session, windows: Sequence[Window]) -> list[list[TimedLi
 
 
 _WORD = re.compile(r"[0-9a-z]+(?:['’][a-z]+)?")
-_LEXEMES_CACHE_WORDS = 200_000  # ≈ 40 MB with the inverse map; an archive's vocabulary is far smaller
-
-
-class _Stems:
-    """Words → their Postgres stems ('english', the keyword index's configuration, so a sentence
-    matches exactly the query words its chunk matched on), cached per process with the inverse
-    map stem → words: after the first searches nearly every word of a window is known, and
-    finding a query's words in a window is set arithmetic, not a loop over its words."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.of: dict[str, frozenset[str]] = {}
-        self.words_of: dict[str, set[str]] = {}
-
-    def learn(self, session: Session, words: set[str]) -> None:
-        with self.lock:
-            missing = sorted(words.difference(self.of))
-        if not missing:
-            return
-        rows = session.execute(
-            text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:w AS text[])) AS u(w)"),
-            {"w": missing},
-        ).all()
-        with self.lock:
-            if len(self.of) + len(rows) > _LEXEMES_CACHE_WORDS:
-                self.of.clear()
-                self.words_of.clear()
-            for w, lexemes in rows:
-                self.of[w] = frozenset(lexemes or ())
-                for lx in self.of[w]:
-                    self.words_of.setdefault(lx, set()).add(w)
-
-    def query_words(self, lexemes: frozenset[str]) -> dict[str, frozenset[str]]:
-        """Every known word that stems to one of `lexemes` → those of its stems."""
-        with self.lock:
-            words = set().union(*(self.words_of.get(lx, ()) for lx in lexemes))
-            return {w: self.of[w] & lexemes for w in words}
-
-
-_stems = _Stems()
 
 
 def sentence_lexemes(session: Session, texts: Sequence[str], weights: Mapping[str, float]) -> list[frozenset[str]]:
@@ -333,8 +294,8 @@ def sentence_lexemes(session: Session, texts: Sequence[str], weights: Mapping[st
     words = [set(_WORD.findall(t.lower())) for t in texts]
     if not words:
         return []
-    _stems.learn(session, set().union(*words))
-    relevant = _stems.query_words(frozenset(weights))
+    word_stems(session, set().union(*words))
+    relevant = known_words_stemming_to(frozenset(weights))
     keys = relevant.keys()
     return [frozenset().union(*(relevant[w] for w in hits)) if (hits := ws & keys) else frozenset() for ws in words]
 

@@ -20,8 +20,6 @@ a few moments, shown as related, never as an answer.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -32,6 +30,7 @@ from core.search.fusion import FusionConfig
 from core.search.preprocess import is_rare_term
 from core.search.records import MomentEvidence, PreparedQuery, SearchFilters, SearchVerdict, Verdict, VideoGroup
 from core.search.retrieval import KeywordStats, filter_sql
+from core.search.stems import word_stems
 
 # Top moments (by score) the verdict reads: an answer further down is not what a viewer sees.
 VERDICT_DEPTH = 5
@@ -77,39 +76,12 @@ def query_terms(session: Session, cleaned: str, stats: KeywordStats | None) -> Q
     words = [w for w in dict.fromkeys(_WORD.findall(cleaned.lower())) if w not in _NOT_CONTENT]
     if not words:
         return QueryTerms({}, stats)
-    stems = _word_stems(session, words)
+    stems = word_stems(session, words)
     lexemes: dict[str, str] = {}
     for w in words:
         for lx in stems.get(w) or ():  # stop words have no lexeme
             lexemes.setdefault(lx, w)
     return QueryTerms(lexemes, stats)
-
-
-_stems_lock = threading.Lock()
-_stems_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-STEMS_CACHED = 50_000  # words; a word's stems depend on the word alone ('english' configuration)
-
-
-def _word_stems(session: Session, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Each word's Postgres stems (to_tsvector('english'), in its array order), kept per process:
-    the words of a question asked before cost no round trip."""
-    with _stems_lock:
-        known = {w: _stems_cache[w] for w in words if w in _stems_cache}
-        for w in known:
-            _stems_cache.move_to_end(w)
-    missing = [w for w in words if w not in known]
-    if missing:
-        rows = session.execute(
-            text("SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(CAST(:ws AS text[])) AS w"),
-            {"ws": missing},
-        ).all()
-        found = {w: tuple(lx or ()) for w, lx in rows}
-        with _stems_lock:
-            _stems_cache.update(found)
-            while len(_stems_cache) > STEMS_CACHED:
-                _stems_cache.popitem(last=False)
-        known |= found
-    return known
 
 
 def _tsquery(i: int) -> str:
