@@ -1,5 +1,7 @@
 """Relevance benchmark: nDCG@10, recall@10 and MRR@10 of keyword-only, vector-only, hybrid and
-hybrid+rerank search, with the latency of each, side by side — on two sets:
+hybrid+rerank search, with the latency of each, side by side — on two sets. "hybrid" is the fused
+order alone; "hybrid+rerank" adds the cross-encoder over FusionConfig.rerank_top chunks, which is
+what the app runs by default (core/search/rerank.py; `--rerank-top N --rerank-tokens T` try others):
 
 1. NFCorpus (BEIR), dev split: 324 nutrition questions, graded judgments over 3,633 abstracts.
    Each abstract is one media item cut into ~120-word chunks; a video group = a document.
@@ -180,7 +182,8 @@ def eval_nfcorpus(session, embedder, cfg, args, item_to_doc) -> tuple[dict[str, 
         mq = qids[: args.rerank_limit] if method == "hybrid+rerank" and args.rerank_limit else qids
         for qid in mq:
             t = time.perf_counter()
-            r = search(session, queries[qid], k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg)
+            r = search(session, queries[qid], k=10, mode=method, log=False, use_cache=False, embedder=embedder,
+                       config=for_method(cfg, method))
             results[method].ms.append((time.perf_counter() - t) * 1000)
             ranked = nfcorpus_doc_ranking(r, item_to_doc)
             rel = qrels[qid]
@@ -202,11 +205,18 @@ def label_rerank_rows(results: dict[str, Scores], limit: int, total: int) -> dic
     return results
 
 
+def for_method(cfg, method: str):
+    """The config a column runs with: "hybrid" is the fused order alone (the reranker off, as the
+    app's default has it on), "hybrid+rerank" adds the cross-encoder over cfg.rerank_top chunks."""
+    return replace(cfg, rerank=False) if method == "hybrid" else cfg
+
+
 def cli_config(args):
     """FusionConfig defaults with the knobs given on the command line."""
     from core.search.fusion import FusionConfig
 
-    overrides = {"method": args.method, "alpha": args.alpha, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k}
+    overrides = {"method": args.method, "alpha": args.alpha, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k,
+                 "rerank_top": args.rerank_top, "rerank_tokens": args.rerank_tokens}
     return replace(FusionConfig(), **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -521,7 +531,8 @@ def eval_chaffee(session, embedder, labels, item_to_video, methods, cfg_for, rer
         todo = labels[:rerank_limit] if method == "hybrid+rerank" and rerank_limit else labels
         for n, (qid, q, spans) in enumerate(todo):
             t = time.perf_counter()
-            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder, config=cfg_for(n),
+            r = search(session, q, k=10, mode=method, log=False, use_cache=False, embedder=embedder,
+                       config=for_method(cfg_for(n), method),
                        moments_per_video=10)
             results[method].ms.append((time.perf_counter() - t) * 1000)
             links[method].shape_ms.append(r.timings_ms.get("shape", 0.0))
@@ -614,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-rerank", dest="rerank", action="store_false", help="skip the cross-encoder column")
     ap.add_argument("--rerank-limit", type=int, default=0, help="rerank only the first N queries of each set (0 = all)")
+    ap.add_argument("--rerank-top", type=int, help="with --no-tune: rerank this many fused chunks")
+    ap.add_argument("--rerank-tokens", type=int, help="with --no-tune: the cross-encoder reads this many tokens a pair")
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each set (smoke runs)")
     ap.add_argument("--tune-queries", type=int, default=300, help="NFCorpus train queries used to tune the fusion")
     ap.add_argument("--no-tune", action="store_true", help="use FusionConfig defaults as they are")

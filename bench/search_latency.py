@@ -11,9 +11,14 @@ default, 26–44 s with 1GB — STACK-NOTES).
 Measured per query, server-side (this process, the embedded Postgres on the same machine):
   embed     the query embedding alone (the model's cost; search() caches it per query text)
   hybrid    core.search.search(mode="hybrid") with everything on — fingerprint, spelling,
-            synonyms, HNSW + full text, fusion, grouping, the sentence locator over each item's
-            timed transcript lines (15 words each at 150 words a minute), snippets — result cache off
-            (and once more without the locator: links at the best chunk's start)
+            synonyms, HNSW + full text, fusion, the cross-encoder over the top chunks, grouping, the
+            sentence locator over each item's timed transcript lines (15 words each at 150 words a
+            minute), snippets — result cache off (and once more without the locator: links at the best
+            chunk's start; once more without the reranker)
+  rerank at transcript length   these windows are 50 words, a transcript chunk ≈ 145 (≈ 200
+            tokens), and the cross-encoder's cost grows with the passage: each query's search without the
+            reranker plus the cross-encoder alone over rerank_top real transcript chunks (the shared SRTs
+            through core.chunking; NFCorpus abstracts cut to 145 words where ../shared has none)
   filtered  the same with a date filter that keeps ~10% of the items (iterative HNSW scan)
   vector / keyword   one retriever's SQL alone
   recall@10 HNSW top-10 (ef_search as configured) against the exact top 10 (numpy over the loaded
@@ -422,15 +427,33 @@ class ExactTop10:
         return [Candidate(int(self.ids[i]), r, float(cos[i])) for r, i in enumerate(best, start=1)]
 
 
+def transcript_passages(docs) -> tuple[list[str], str]:
+    """Passages of a real transcript chunk's length for timing the cross-encoder, and what they are."""
+    if _corpus.TRANSCRIPTS.is_dir() and any(_corpus.TRANSCRIPTS.glob("*.srt")):
+        from core.chunking import chunk_segments
+        from core.transcribe.captions import parse_caption_file
+
+        texts = [c.text for f in sorted(_corpus.TRANSCRIPTS.glob("*.srt")) for c in chunk_segments(parse_caption_file(f))]
+        return texts, f"{len(texts)} real transcript chunks"
+    words = 145  # the shared transcripts' median chunk
+    texts = [" ".join((d.text.split() * (words // max(len(d.text.split()), 1) + 1))[:words]) for d in docs[:300]]
+    return texts, f"NFCorpus abstracts cut to {words} words (no shared transcripts here)"
+
+
 def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg,
-            exact_top: ExactTop10 | None = None) -> dict[str, list[float]]:
+            exact_top: ExactTop10 | None = None, long_passages: list[str] | None = None) -> dict[str, list[float]]:
+    from dataclasses import replace
+
     from core.search import SearchFilters, cache, search
     from core.search.engine import _ef_search
     from core.search.preprocess import get_synonyms, prepare, vocabulary
+    from core.search.rerank import get_cross_encoder
     from core.search.retrieval import keyword_candidates, keyword_stats, vector_candidates
 
-    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "chunk_links", "filtered", "vector", "keyword", "recall",
-                                                   "recall_ties", "results_filtered")}
+    out: dict[str, list[float]] = {k: [] for k in ("hybrid", "chunk_links", "no_rerank", "rerank_long", "filtered",
+                                                   "vector", "keyword", "recall", "recall_ties", "results_filtered")}
+    plain = replace(cfg, rerank=False)
+    encoder = get_cross_encoder(cfg.reranker, cfg.rerank_tokens) if cfg.rerank else None
     stages: dict[str, list[float]] = {}
     version = cache.content_version(session)
     vocab = vocabulary(session, version)  # built once per content version, before the clock starts
@@ -443,7 +466,7 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
         search(session, q, log=False, use_cache=False, embedder=embedder, config=cfg)
     session.rollback()
     filt = SearchFilters(date_from=date(2020, 1, 1), date_to=date(2020, 10, 1))  # ≈ 10% of items
-    for q, qv in zip(queries, qvecs):
+    for n, (q, qv) in enumerate(zip(queries, qvecs)):
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, config=cfg)
         out["hybrid"].append((time.perf_counter() - t) * 1000)
@@ -451,6 +474,14 @@ def measure(session, embedder, queries: list[str], qvecs: np.ndarray, space, cfg
             stages.setdefault(stage, []).append(ms)
         out["chunk_links"].append(_without_locator(lambda: search(session, q, log=False, use_cache=False, embedder=embedder,
                                                                   config=cfg)))
+        t = time.perf_counter()
+        r = search(session, q, log=False, use_cache=False, embedder=embedder, config=plain)
+        out["no_rerank"].append((time.perf_counter() - t) * 1000)
+        if encoder is not None and long_passages:
+            passages = [long_passages[(n * 7 + j) % len(long_passages)] for j in range(cfg.rerank_top)]
+            t = time.perf_counter()
+            encoder.score(q, passages)
+            out["rerank_long"].append(out["no_rerank"][-1] + (time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         r = search(session, q, log=False, use_cache=False, embedder=embedder, filters=filt, config=cfg)
         out["filtered"].append((time.perf_counter() - t) * 1000)
@@ -570,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         vectors = _corpus.embed_cached(embedder, [c.text for c in chunks], "nfcorpus-latency-100k")
     qtexts, _ = _corpus.nfcorpus_queries("dev")
     queries = [qtexts[k] for k in sorted(qtexts)][: args.queries]
+    long_passages, passages_said = transcript_passages(docs) if cfg.rerank else ([], "")
 
     qvecs = np.stack([_embed_query(embedder, q) for q in queries])  # also warms search()'s query-vector cache
     embed_each = []
@@ -640,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(m={args.m}, ef_construction={args.ef_construction}, maintenance_work_mem {args.maintenance_work_mem}) · "
                   f"server memory peak during the HNSW build {memory.peak_mb:,.0f} MB", flush=True)
             extra[size] = {"hnsw_s": hnsw_s, "build_peak_mb": memory.peak_mb, "sizes": relation_sizes(session, space.id)}
-            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg, exact_top)
+            results[size] = measure(session, embedder, queries, qvecs, (space.id, space.dim), cfg, exact_top,
+                                    long_passages)
             extra[size]["server_mb"] = memory.now_mb()
             r, sz = results[size], extra[size]["sizes"]
             print(f"  → {size:,}: hybrid p50 {statistics.median(r['hybrid']):.1f} / p95 {pct(r['hybrid'], 0.95):.1f} ms · "
@@ -673,11 +706,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sentence vectors: {f'{sentence_vectors:,} stand-ins (the locator chooses by meaning)' if sentence_vectors else 'none (the locator chooses by the query words)'}")
     print(f"query embedding: p50 {statistics.median(embed_each):.1f} ms · p95 {pct(embed_each, 0.95):.1f} ms "
           f"(not in the rows below: search() caches query vectors, and the model is swappable)\n")
+    rows = [("hybrid", f"hybrid, all on{f' (rerank {cfg.rerank_top})' if cfg.rerank else ''}"),
+            ("chunk_links", "  without sentence locator"), ("no_rerank", "  without the reranker")]
+    if results[sizes[0]]["rerank_long"]:
+        rows.append(("rerank_long", "  rerank at transcript length"))
+        print(f"rerank at transcript length: the search without the reranker + the cross-encoder over {cfg.rerank_top} "
+              f"of {passages_said} a query")
     header = f"{'':28}" + "".join(f"{f'{s:,} chunks':>22}" for s in sizes)
     print(header)
     print(f"{'':28}" + "".join(f"{'p50 ms':>11}{'p95 ms':>11}" for _ in sizes))
-    for key, label in (("hybrid", "search() hybrid, all on"), ("chunk_links", "  without sentence locator"),
-                       ("filtered", "  + date filter (~10%)"),
+    for key, label in (*rows, ("filtered", "  + date filter (~10%)"),
                        ("vector", "vector SQL (HNSW, k=10)"), ("keyword", f"keyword SQL ({cfg.candidates})")):
         print(f"{label:28}" + "".join(f"{statistics.median(results[s][key]):11.1f}{pct(results[s][key], 0.95):11.1f}" for s in sizes))
     print("search() stages (p50 ms):")
@@ -691,9 +729,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'filtered: videos returned':28}" + "".join(f"{statistics.fmean(results[s]['results_filtered']):22.1f}" for s in sizes))
     print_scale(sizes, results, extra, args.halfvec)
     if sizes[-1] <= 100_000:  # the 1M target line comes from print_scale
-        print(f"\ntarget: p95 ≤ 50 ms at 100k (server-side, query vector cached), recall@10 ≥ 0.95 → "
-              f"p95 {pct(results[sizes[-1]]['hybrid'], 0.95):.1f} ms, recall {statistics.fmean(results[sizes[-1]]['recall']):.3f} "
-              f"({statistics.fmean(results[sizes[-1]]['recall_ties']):.3f} counting ties)")
+        last = results[sizes[-1]]
+        print(f"\ntarget: p95 ≤ 50 ms at 100k without reranking (server-side, query vector cached), recall@10 ≥ 0.95 → "
+              f"p95 {pct(last['no_rerank'], 0.95):.1f} ms, recall {statistics.fmean(last['recall']):.3f} "
+              f"({statistics.fmean(last['recall_ties']):.3f} counting ties)")
+        if last["rerank_long"]:
+            print(f"target: p95 ≤ 250 ms with the reranker on by default, at transcript-length passages → "
+                  f"p95 {pct(last['rerank_long'], 0.95):.1f} ms (over these 50-word windows: {pct(last['hybrid'], 0.95):.1f} ms)")
     return 0
 
 

@@ -11,7 +11,7 @@ Corpus: the two real SRTs in ../shared/data/transcripts, loaded as bench/relevan
 (its loader, the pipeline's chunking), optionally with the 3,633 NFCorpus abstracts as
 distractor items (--distractors). Every query runs once through core.search.search(), the code
 the app runs; the verdict's signals of its top moments (cosine, coverage of the query's
-content-word idf, reranker probability with --rerank) are kept, and the thresholds are fitted
+content-word idf, the reranker's probability: the default search reranks its top chunks) are kept, and the thresholds are fitted
 offline with the very rule the app applies (core.search.verdict.moment_answers).
 
 Every set is split in two halves by id parity (the id's trailing number; its line number when it
@@ -24,7 +24,8 @@ FusionConfig defaults (core/search/fusion.py).
 
     python bench/verdict.py                   # transcripts alone
     python bench/verdict.py --distractors     # with the NFCorpus distractor documents
-    python bench/verdict.py --rerank          # also fit the reranker threshold (≈ 0.6 s a query)
+    python bench/verdict.py --fit-rerank      # also fit a threshold on the reranker's probability
+    python bench/verdict.py --no-rerank       # the fused order alone, as before the reranker was on
 """
 from __future__ import annotations
 
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paraphrase", type=Path, default=SETS_DIR / "chaffee_paraphrase.jsonl")
     ap.add_argument("--out-of-archive", type=Path, default=SETS_DIR / "chaffee_out_of_archive.jsonl")
     ap.add_argument("--distractors", action="store_true", help="add the NFCorpus abstracts as distractor items")
-    ap.add_argument("--rerank", action="store_true", help="run the cross-encoder and fit its threshold too")
+    ap.add_argument("--fit-rerank", action="store_true", help="also fit a threshold on the reranker's probability")
+    ap.add_argument("--no-rerank", dest="rerank", action="store_false", help="search without the cross-encoder")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions of each set (smoke runs)")
     ap.add_argument("--verbose", action="store_true", help="print every question's signals and verdict")
     ap.add_argument("--dump", type=Path, help="save the collected signals (.npz) for offline study")
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"embedder: {embedder.provider}/{embedder.model} ({type(embedder).__name__}, {embedder.dim}-d); "
           f"corpus: transcripts{' + 3,633 NFCorpus distractors' if args.distractors else ''}")
     base = replace(FusionConfig(), rerank=args.rerank)
+    fit_rerank = args.fit_rerank and args.rerank
     # Collecting: every moment counts as an answer, so nothing is trimmed (the signals do not
     # depend on the thresholds; the top fused score for the baseline does).
     permissive = replace(base, verdict_min_score=0.0, verdict_coverage_weight=0.0, verdict_absent_penalty=0.0,
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                      half=np.array([q.half for q in questions]))
         is_out = np.array([q.set == "out" for q in questions])
         fit_mask = np.array([q.half == 0 for q in questions])
-        (w, p, t, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, args.rerank)
+        (w, p, t, t_rr), out_fit, in_fit = fit(sig, is_out, fit_mask, fit_rerank)
         rejected = told_not_answered(sig, w, p, t, t_rr)
         top_cos = np.where(np.isfinite(sig.cos[:, 0]), sig.cos.max(axis=1), np.nan)
         top_cov = np.where(np.isfinite(sig.cos[:, 0]), sig.cov.max(axis=1), np.nan)
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{in_fit:.1%}, out-of-archive told {out_fit:.1%})")
         d = FusionConfig()
         report(questions, told_not_answered(sig, d.verdict_coverage_weight, d.verdict_absent_penalty, d.verdict_min_score,
-                                            d.verdict_rerank if args.rerank else 0.0),
+                                            d.verdict_rerank if fit_rerank else 0.0),
                f"the shipped defaults for comparison (score ≥ {d.verdict_min_score}, w={d.verdict_coverage_weight}, "
                f"p={d.verdict_absent_penalty})")
         single = fit_single(sig.fused, is_out, fit_mask)
@@ -342,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    verdict_min_score: float = {t:.3f}")
     print(f"    verdict_coverage_weight: float = {w:.2f}")
     print(f"    verdict_absent_penalty: float = {p:.2f}")
-    print(f"    verdict_rerank: float = {t_rr:.2f}{'  (fitted with --rerank; keep 0.0 for the default, unreranked search)' if args.rerank else ''}")
+    print(f"    verdict_rerank: float = {t_rr:.2f}{'  (fitted with --fit-rerank)' if fit_rerank else ''}")
     print(f"    verdict_related_cosine: float = {t_related:.3f}")
     return 0
 

@@ -30,8 +30,8 @@ st.caption("Each passage scores on meaning (the embedding model) and on the quer
 with st.form("ranking"):
     alpha = st.slider("Weight on meaning (the rest goes to exact words)", min_value=0.0, max_value=1.0,
                       value=float(ranking.alpha), step=0.05, format="%.2f")
-    rerank = st.toggle("Rerank the top passages with the cross-encoder (more accurate on the labelled "
-                       "questions, about 1 s more per search on 2 CPU cores)", value=bool(ranking.rerank))
+    rerank = st.toggle(f"Rerank the top {ranking.rerank_top} passages with the cross-encoder (more accurate on "
+                       "the labelled questions, about 0.1 s more per search on 2 CPU cores)", value=bool(ranking.rerank))
     st.markdown("**When does the archive answer a question?** Every search says *answered*, *related only* or "
                 "*nothing*. A top passage answers when its answer score reaches the threshold: its closeness in "
                 "meaning (cosine, 0–1), plus the weight below × the share of the question's words it holds "

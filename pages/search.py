@@ -57,10 +57,18 @@ UNAVAILABLE = "Search is not available right now. Please try again in a minute."
 SUGGESTION_LABELS = {"query": "asked before", "title": "video"}
 
 
-@st.cache_resource(show_spinner="Loading the search model…")
+@st.cache_resource(show_spinner="Loading the search models…")
 def _embedder():
     from core.embeddings import get_embedder
+    from core.search.fusion import FusionConfig
+    from core.search.rerank import RerankerUnavailable, get_cross_encoder
 
+    default = FusionConfig()
+    if default.rerank:  # loaded with the embedder, so the first viewer's search does not wait for it
+        try:
+            get_cross_encoder(default.reranker, default.rerank_tokens)
+        except RerankerUnavailable:
+            pass  # search then keeps the fused order and logs why
     return get_embedder()
 
 

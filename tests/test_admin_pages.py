@@ -386,18 +386,19 @@ def test_settings_search_ranking_changes_what_search_uses(db):
     from core.search.fusion import fusion_config
 
     at = _page("admin_settings.py")
-    assert at.slider[0].value == 0.6 and at.toggle[0].value is False  # the benchmarked default
+    assert at.slider[0].value == 0.6 and at.toggle[0].value is True  # the benchmarked defaults
+    assert "top 3 passages" in at.toggle[0].label
     at.slider[0].set_value(0.35)
-    at.toggle[0].set_value(True)
+    at.toggle[0].set_value(False)
     _button(at, "Save ranking").click().run()
     _no_errors(at)
     with session_scope() as s:
         cfg = fusion_config(s)
-        assert (cfg.alpha, cfg.rerank) == (0.35, True)
+        assert (cfg.alpha, cfg.rerank) == (0.35, False)
         with pytest.raises(AdminActionError, match="between 0 and 1"):
             set_search_ranking(s, "admin", alpha=1.5, rerank=False)
     row = _actions("search.ranking")[0]
-    assert (row.before, row.after) == ({"alpha": 0.6, "rerank": False}, {"alpha": 0.35, "rerank": True})
+    assert (row.before, row.after) == ({"alpha": 0.6, "rerank": True}, {"alpha": 0.35, "rerank": False})
 
 
 def test_audit_page_lists_actions_and_feedback(db):

@@ -383,14 +383,16 @@ def test_hybrid_scores_each_candidate_on_both_sides(archive):
         assert 0.0 <= share <= 1.0
 
 
-def test_rerank_stage_when_on_and_search_survives_a_missing_model(archive, tmp_path):
+def test_default_search_reranks_and_survives_a_missing_model(archive, tmp_path):
     from core.search.fusion import FusionConfig
 
     query = "what does he say about Crohn's disease going into remission?"
     with session_scope() as s:
-        on = search(s, query, config=FusionConfig(rerank=True), log=False, use_cache=False)
+        on = search(s, query, log=False, use_cache=False)  # the default: the cross-encoder over the top 3
+        off = search(s, query, config=FusionConfig(rerank=False), log=False, use_cache=False)
         missing = search(s, query, config=FusionConfig(rerank=True, reranker=str(tmp_path)), log=False, use_cache=False)
     assert on.reranked and "rerank" in on.timings_ms
+    assert not off.reranked and "rerank" not in off.timings_ms
     assert on.groups[0].media_item_id == archive["crohns"] and 300 <= on.groups[0].moments[0].start_s <= 765
     # A reranker folder without its model: results in fused order instead of an error page.
     assert not missing.reranked and missing.groups[0].media_item_id == archive["crohns"]

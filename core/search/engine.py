@@ -208,7 +208,7 @@ def search(
         from core.search.rerank import RerankerUnavailable, get_cross_encoder, rerank
 
         try:
-            encoder = get_cross_encoder(cfg.reranker)
+            encoder = get_cross_encoder(cfg.reranker, cfg.rerank_tokens)
         except RerankerUnavailable as exc:
             # A missing model must not take search down for viewers: fused order, and the admin
             # sees why in the log (response.reranked stays False).

