@@ -112,6 +112,9 @@ def _shot(page, name: str) -> Path:
 def _settle(page) -> None:
     """Wait until the app's script run has finished (Streamlit shows a status widget while running)."""
     page.wait_for_timeout(300)
+    # The status widget shows only some time after a run starts, so a run still rendering its
+    # results can look finished; Streamlit's root element carries the run state itself.
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]")
     page.wait_for_selector("[data-testid=stStatusWidget]", state="detached")
     page.wait_for_selector("[data-stale=true]", state="detached")
 

@@ -100,6 +100,8 @@ def _settle(page) -> None:
     """The page shows the search its URL holds, and its script run has finished."""
     page.wait_for_timeout(250)
     page.wait_for_function(SHOWS_URL_SEARCH)
+    # The status widget shows only some time after a run starts; the root element carries the run state.
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]")
     page.wait_for_selector("[data-testid=stStatusWidget]", state="detached")
     page.wait_for_selector("[data-stale=true]", state="detached")
 
