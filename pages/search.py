@@ -513,11 +513,12 @@ with col_results:
     votes = _tab_votes().shown(view.q, search_db.session_votes(session_key, view.q))
     for group in response.groups:
         with st.container(border=True, key=f"video-{group.media_item_id}"):
-            st.markdown(_video_head(group, answered), unsafe_allow_html=True)
+            # Under an answered verdict, a video or moment that does not itself answer says so.
+            st.markdown(_video_head(group, answered and any(m.answers for m in group.moments)), unsafe_allow_html=True)
             for moment in group.moments:
                 if view.play == group.media_item_id and view.t == int(moment.start_s):
                     playing_key = f"moment-{moment.chunk_id}"
-                _moment(view, group, moment, votes, view.q, answered)
+                _moment(view, group, moment, votes, view.q, answered and moment.answers)
             if answered and not view.item:
                 st.button("More from this video", icon=":material/expand_more:", key=f"more-{group.media_item_id}",
                           on_click=_go, args=(view.in_video(group.media_item_id),), type="tertiary")

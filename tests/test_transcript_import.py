@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,24 @@ def test_the_cli_quotes_what_is_said_where_the_link_opens(db, tmp_path):
                                        " ORDER BY start_s DESC LIMIT 1"), {"t": second}).scalar_one()
     # The quote holds the caption line the link opens on.
     assert said_there.strip() in quoted, (said_there, quoted)
+
+
+def test_an_answered_search_marks_the_videos_that_do_not_answer(db, tmp_path):
+    """'Answered in 1 video.' and then an unrelated recording listed under it as if it answered too:
+    in a health archive the CLI must say which listed video is only related."""
+    answer = tmp_path / "oxalates.vtt"
+    answer.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:06.000\n"
+                      "Oxalates are in spinach and almonds, and they can cause kidney stones.\n")
+    other = tmp_path / "weather.vtt"
+    other.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:06.000\n"
+                     "The weather in Paris was cold and rainy for the whole week of the conference.\n")
+    assert cli("ingest", str(answer), "--title", "Oxalates Q&A").returncode == 0
+    assert cli("ingest", str(other), "--title", "Trip notes").returncode == 0
+    found = cli("search", "what does he say about oxalates")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert lines[0] == "Answered in 1 video.", found.stdout
+    heads = {line.split(". ", 1)[1].split(" (")[0]: line for line in lines if re.match(r"^\d+\. ", line)}
+    assert set(heads) == {"Oxalates Q&A", "Trip notes"}, found.stdout
+    assert heads["Trip notes"].endswith("— related, not an answer")
+    assert "related" not in heads["Oxalates Q&A"]

@@ -34,6 +34,7 @@ def test_an_answered_question_shows_results_with_moment_links(app_url, archive, 
     _settle(page)
     body = page.inner_text("body")
     assert "No passage in the archive" not in body and "Related, but not an answer" not in body
+    assert page.locator("a.moment-link:not(.related)").count() >= 1  # the answering moments are not marked related
     seconds = _moment_seconds(page)
     assert seconds and all(shown == link for shown, link in seconds)  # the link opens at the second it shows
     _shot(page, "verdict_answered.png")

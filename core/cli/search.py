@@ -1,8 +1,9 @@
 """`search "query"`: the search page's results as text, one block per video.
 
 The first line is always the verdict in words: whether the archive answers the query, or
-"No passage in the archive mentions knitting."; moments that do not answer come under the
-heading "Related, but not an answer". When spelling correction changed the query, the next line
+"No passage in the archive mentions knitting."; without an answer, the moments shown come under
+the heading "Related, but not an answer", and under an answered verdict a video or moment that
+does not itself answer is marked "related, not an answer". When spelling correction changed the query, the next line
 says what was searched and how to search what was typed (`--exact`). Videos whose title matches
 are listed with their transcription status ("queued for transcription"), so a video that is
 listed but not transcribed yet is shown instead of nothing.
@@ -73,9 +74,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     blocks = []
     for n, group in enumerate(response.groups, 1):
         date = group.published_at.date().isoformat() if group.published_at else "date unknown"
-        lines = [f"{n}. {group.title} ({date}, {group.source_kind})"]
+        # Under an answered verdict, a video or moment that does not itself answer says so.
+        related = answered and not any(m.answers for m in group.moments)
+        lines = [f"{n}. {group.title} ({date}, {group.source_kind}){' — related, not an answer' if related else ''}"]
         for moment in group.moments:
-            lines.append(f"   [{moment.timestamp}] {moment.link}")
+            label = "  (related, not an answer)" if answered and not related and not moment.answers else ""
+            lines.append(f"   [{moment.timestamp}] {moment.link}{label}")
             # The words said around where the link opens (the page's snippet), not the window's start.
             lines.append(textwrap.indent(textwrap.fill(moment.snippet_text or moment.text, width=96), "      "))
         blocks.append("\n".join(lines))

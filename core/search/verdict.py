@@ -32,7 +32,8 @@ from core.search.records import MomentEvidence, PreparedQuery, SearchFilters, Se
 from core.search.retrieval import KeywordStats, filter_sql
 from core.search.stems import word_stems
 
-# Top moments (by score) the verdict reads: an answer further down is not what a viewer sees.
+# Top moments (by score) the verdict reads: an answer further down is not what a viewer sees
+# first. (Under an answered verdict the moments below are judged by the same rule, for their labels.)
 VERDICT_DEPTH = 5
 _WORD = re.compile(r"[a-z0-9][a-z0-9']*")
 # Sampled chunks holding a word beyond which it is taken as present without a probe.
@@ -305,14 +306,18 @@ def judge(
 ) -> tuple[SearchVerdict, list[VideoGroup]]:
     """The verdict on shaped results, and the groups to show (marked; trimmed when not answered).
 
-    Moments that answer get `answers = True`. Without any, at most cfg.verdict_related_moments
-    related moments are kept (best first), each in its video group.
+    Moments that answer get `answers = True`: the top VERDICT_DEPTH decide the verdict; when they
+    answer, every moment below is judged by the same rule, and one that fails is shown as related.
+    Without any, at most cfg.verdict_related_moments related moments are kept (best first), each in
+    its video group.
     """
     terms = query_terms(session, prepared.cleaned, stats)
     moments = sorted(((m.score, g_i, m) for g_i, g in enumerate(groups) for m in g.moments), key=lambda x: -x[0])
     top = moments[:VERDICT_DEPTH]
     rescuers = _rescuing_phrases(prepared.cleaned, synonyms) if synonyms else []
-    rows = evidence_rows(session, [m.chunk_id for _, _, m in top], terms, query_vector, space, rescuers)
+    # Every shown moment's evidence in one lookup: the verdict reads the top ones, and under an
+    # answered verdict the lower ones are labelled too, so none is shown as an answer unjudged.
+    rows = evidence_rows(session, [m.chunk_id for _, _, m in moments], terms, query_vector, space, rescuers)
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
                                query=prepared.cleaned, synonyms=synonyms))
     absent = rare_term_missing(terms.word[lx] for lx in gone)
@@ -327,6 +332,10 @@ def judge(
         evidence.append(MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, score, ok))
 
     answered = any(e.answers for e in evidence)
+    if answered:
+        for _, _, m in moments[VERDICT_DEPTH:]:
+            cos, has = rows.get(m.chunk_id, (None, []))
+            m.answers = moment_answers(cos, terms.coverage(has), (rerank_probs or {}).get(m.chunk_id), cfg, absent=absent)
     cosines = [e.cosine for e in evidence if e.cosine is not None]
     rerank = [e.rerank for e in evidence if e.rerank is not None]
     key_terms = tuple(terms.word[lx] for lx in terms.rarest_first())
