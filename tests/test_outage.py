@@ -284,3 +284,15 @@ def test_a_page_whose_database_is_away_says_so_and_runs_itself_again_instead_of_
     assert not at.exception, [e.value for e in at.exception]
     assert [m.value for m in at.markdown] == ["answered on run 2"]  # it re-ran by itself and recovered
     assert any("the database is unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_half_written_postmaster_pid_reads_as_not_ready_not_a_traceback(tmp_path, monkeypatch):
+    """A postmaster restarting after a crash writes postmaster.pid line by line; serve's watchdog
+    read it mid-write once (CI) and logged pgserver's AssertionError as a traceback."""
+    from types import SimpleNamespace
+
+    import core.db
+
+    (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")  # the first two of its lines
+    monkeypatch.setattr(core.db, "_embedded_server", SimpleNamespace(pgdata=tmp_path))
+    assert core.db.embedded_server_running() is False
