@@ -514,7 +514,7 @@ with col_results:
     for group in response.groups:
         with st.container(border=True, key=f"video-{group.media_item_id}"):
             # Under an answered verdict, a video or moment that does not itself answer says so.
-            st.markdown(_video_head(group, answered and any(m.answers for m in group.moments)), unsafe_allow_html=True)
+            st.markdown(_video_head(group, answered and group.answers), unsafe_allow_html=True)
             for moment in group.moments:
                 if view.play == group.media_item_id and view.t == int(moment.start_s):
                     playing_key = f"moment-{moment.chunk_id}"

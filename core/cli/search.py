@@ -75,7 +75,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for n, group in enumerate(response.groups, 1):
         date = group.published_at.date().isoformat() if group.published_at else "date unknown"
         # Under an answered verdict, a video or moment that does not itself answer says so.
-        related = answered and not any(m.answers for m in group.moments)
+        related = answered and not group.answers
         lines = [f"{n}. {group.title} ({date}, {group.source_kind}){' — related, not an answer' if related else ''}"]
         for moment in group.moments:
             label = "  (related, not an answer)" if answered and not related and not moment.answers else ""

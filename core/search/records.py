@@ -126,6 +126,11 @@ class VideoGroup:
     score: float  # best moment's score
     moments: list[Moment] = field(default_factory=list)
 
+    @property
+    def answers(self) -> bool:
+        """Whether one of its moments answers the query (the verdict marks them)."""
+        return any(m.answers for m in self.moments)
+
 
 class Verdict(str, Enum):
     """Does the archive answer the query? Decided per search from measured signals."""

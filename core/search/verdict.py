@@ -321,21 +321,21 @@ def judge(
     gone = set(missing_lexemes(session, terms, filters=filters, include_hidden=include_hidden,
                                query=prepared.cleaned, synonyms=synonyms))
     absent = rare_term_missing(terms.word[lx] for lx in gone)
-    evidence: list[MomentEvidence] = []
-    for _, _, m in top:
+
+    def judge(m) -> MomentEvidence:
+        """The rule applied to one moment (marking it), with the signals it read."""
         cos, has = rows.get(m.chunk_id, (None, []))
         cov = terms.coverage(has)
         rr = (rerank_probs or {}).get(m.chunk_id)
-        ok = moment_answers(cos, cov, rr, cfg, absent=absent)
-        m.answers = ok
+        m.answers = moment_answers(cos, cov, rr, cfg, absent=absent)
         score = None if cos is None else round(answer_score(cos, cov, cfg, absent=absent), 4)
-        evidence.append(MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, score, ok))
+        return MomentEvidence(m.chunk_id, cos, round(cov, 4), rr, score, m.answers)
 
+    evidence = [judge(m) for _, _, m in top]
     answered = any(e.answers for e in evidence)
     if answered:
         for _, _, m in moments[VERDICT_DEPTH:]:
-            cos, has = rows.get(m.chunk_id, (None, []))
-            m.answers = moment_answers(cos, terms.coverage(has), (rerank_probs or {}).get(m.chunk_id), cfg, absent=absent)
+            judge(m)
     cosines = [e.cosine for e in evidence if e.cosine is not None]
     rerank = [e.rerank for e in evidence if e.rerank is not None]
     key_terms = tuple(terms.word[lx] for lx in terms.rarest_first())
@@ -354,7 +354,7 @@ def judge(
                 g.moments = kept
                 g.score = max(m.score for m in kept)
                 shown.append(g)
-    answered_videos = sum(1 for g in shown if any(m.answers for m in g.moments))
+    answered_videos = sum(1 for g in shown if g.answers)
     filtered = filters is not None and not filters.is_empty()
     related_shown = 0 if answered else sum(len(g.moments) for g in shown)
     result = SearchVerdict(
