@@ -6,6 +6,7 @@ interrupted, or lost with its worker — and reads the reservation and the ledge
 """
 from __future__ import annotations
 
+import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -127,6 +128,39 @@ def test_an_interrupt_before_the_paid_call_releases_and_gives_the_job_back(db):
     with session_scope() as s:
         job = s.scalars(select(Job)).one()
         assert (job.status, job.attempts, job.wait_reason, job.stage) == ("queued", 0, WaitReason.INTERRUPTED, "fetching")
+    assert money() == ("released", 0.0)
+
+
+def test_a_signal_a_library_turned_into_its_own_error_still_gives_the_job_back(db):
+    # Seen in the suite: a SIGTERM to `ingest` landed inside onnxruntime's first import (under
+    # faster-whisper's VAD); the extension reported an ImportError with no link to the signal,
+    # faster-whisper a RuntimeError, and the job burned an attempt. Here `ingest`'s own signal
+    # handler receives a real SIGTERM, and the stand-in pipeline loses the KeyboardInterrupt as
+    # the extension does.
+    from core.cli.ingest import _interrupt_on_signals
+
+    def process(item_id: int, *, engines, heartbeat):
+        heartbeat(Stage.FETCHING)
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("Applying the VAD filter requires the onnxruntime package")
+
+    paid_item()
+    worker = Worker(engines=["openai"], settings=load_settings(openai_api_key="test-key"), processor=process)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _interrupt_on_signals(lambda why: setattr(worker, "interrupted", why))
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            worker.run_one()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        worker.close()
+    with session_scope() as s:
+        job = s.scalars(select(Job)).one()
+        assert (job.status, job.attempts, job.wait_reason) == ("queued", 0, WaitReason.INTERRUPTED)
     assert money() == ("released", 0.0)
 
 

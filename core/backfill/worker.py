@@ -131,6 +131,9 @@ class Worker:
         self._storage_message: str | None = None
         self._timeout_s = s.job_timeout_s  # the admin's value replaces it at each claim and heartbeat
         self.jobs_done = 0
+        # Why a person stopped this process (Ctrl-C, SIGTERM under `ingest`), set by its signal
+        # handler (a plain assignment, safe there): a job that fails after it is taken as interrupted (_as_interrupt).
+        self.interrupted: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -383,7 +386,8 @@ class Worker:
         claim = run.claim
         try:
             result = self._processor()(claim.item_id, engines=list(claim.route.engines), heartbeat=self._stage_callback(run))
-        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then the thread ends
+        except BaseException as raised:  # noqa: BLE001 - every failure is recorded, then the thread ends
+            exc = self._as_interrupt(raised)
             if not run.released:
                 try:
                     if is_connection_lost(exc):
@@ -392,6 +396,8 @@ class Worker:
                         self._through_outage(run, self._on_failure, run, exc)
                 except Exception:
                     log.exception("could not record the failure of job %s", claim.job_id)
+            if exc is not raised:
+                raise exc from raised
             if not isinstance(exc, Exception):
                 raise
         else:
@@ -474,6 +480,19 @@ class Worker:
         if isinstance(exc, (ShutdownRequested, JobTimeout, LeaseLost)):
             return run.prev_stage
         return run.stage
+
+    def _as_interrupt(self, exc: BaseException) -> BaseException:
+        """The failure a job's thread raised, as the person's interrupt when one came first.
+
+        The handler's KeyboardInterrupt can land inside a native extension's first import
+        (onnxruntime, loaded by faster-whisper's VAD as transcription starts, and numpy under
+        it): the extension then reports an ImportError of its own with no link to the signal,
+        and the library wraps that in its own error ("Applying the VAD filter requires the
+        onnxruntime package"). Counted as the item's failure, a Ctrl-C would burn an attempt.
+        """
+        if isinstance(exc, Exception) and self.interrupted:
+            return KeyboardInterrupt(self.interrupted)
+        return exc
 
     def _on_failure(self, run: _Running, exc: BaseException) -> None:
         from core.pipeline import NoUsableTranscript

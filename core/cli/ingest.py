@@ -49,14 +49,18 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP (a closed terminal) during `ingest`: handled as Ctrl-C is."""
 
 
-def _interrupt_on_signals() -> None:
+def _interrupt_on_signals(tell: Callable[[str], None]) -> None:
     """Ctrl-C, SIGTERM and SIGHUP stop `ingest` at once: the job is released, no attempt counted.
 
     Raising from the handler interrupts the main thread (where the transcription runs)
-    between two Python steps: within about a second, even inside a long transcription.
+    between two Python steps: within about a second, even inside a long transcription. The
+    worker is told first (`tell`): a library that turns the interrupt into an error of its own
+    (see Worker._as_interrupt) still stops as interrupted.
     """
     def handler(signum, _frame) -> None:
-        raise Interrupted(f"signal {signal.Signals(signum).name}")
+        why = f"signal {signal.Signals(signum).name}"
+        tell(why)
+        raise Interrupted(why)
 
     # SIGINT too, with the same handler: a library loaded later may install its own Ctrl-C
     # handling, and one rule for the three signals is easier to trust.
@@ -222,9 +226,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"error: {_no_engine_message(engines)}", file=sys.stderr)
             return 2
         engines = usable
-    _interrupt_on_signals()
+    worker: Worker | None = None
+
+    def tell(why: str) -> None:
+        if worker is not None:
+            worker.interrupted = why
+
+    _interrupt_on_signals(tell)
     bar = _Bar("transcribing")
-    worker = None
     try:
         worker = Worker(engines=engines, slots=1, processor=partial(process_item, progress=bar))
         worker.start()
