@@ -459,7 +459,8 @@ verdict_text = _md_text(verdict.message) if verdict else ""  # quotes the query:
 # The count line also marks which search the results below belong to (data-q: browser tests and
 # bench/page_latency.py wait for it).
 count = html.escape(count_line(response.groups)) if answered and response.groups else ""
-st.markdown(f'<div class="count-line" data-q="{html.escape(view.q)}">{count}</div>', unsafe_allow_html=True)
+st.markdown(f'<div class="count-line" data-q="{html.escape(view.q)}" data-n="{int(view.videos)}">{count}</div>',
+            unsafe_allow_html=True)
 if not response.groups:
     if search_db.archive_is_empty(include_hidden=include_hidden) and not response.titles:
         st.info(HELP_EMPTY)
