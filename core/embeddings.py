@@ -294,6 +294,10 @@ def ensure_space(session: Session, embedder: Embedder) -> SpaceInfo:
         space = EmbeddingSpace(id=next_id, provider=embedder.provider, model=embedder.model, dim=embedder.dim)
         session.add(space)
         session.flush()
+        # A new space has no chunks, so an index by its name is a leftover of a deleted space
+        # that had this id (and maybe another dim): kept, every insert of ours would fail its
+        # cast ("expected 64 dimensions, not 384").
+        session.execute(text(f"DROP INDEX IF EXISTS ix_chunks_hnsw_space_{int(next_id)}"))
     # id and dim are integers from our own table, so inlining them is safe; inlining is
     # needed because the planner matches a partial index only against literal predicates.
     sid, dim = int(space.id), int(space.dim)

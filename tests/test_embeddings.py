@@ -245,3 +245,31 @@ def test_settings_choose_openai(fake_openai, tmp_path):
     embedder = build_embedder(settings)
     assert (embedder.provider, embedder.model) == ("openai", "text-embedding-3-small")
     assert embedder.embed_query("hello").shape == (1536,)
+
+
+def test_a_model_registered_after_a_deleted_space_gets_an_index_of_its_own_dimension(db):
+    # Space ids are handed out as max(id) + 1, so a deleted space (its chunks go with it, by the
+    # foreign key's CASCADE) gives its id to the next model. Its HNSW index, cast to the old
+    # model's dimension, stayed behind and failed every insert of the new one ("expected 64
+    # dimensions, not 384"): seen in the suite after a 64-dim API space was truncated away.
+    from sqlalchemy import text
+
+    from core.db import session_scope
+    from core.embeddings import ensure_space
+    from core.search import search
+    from tests.test_search_seed import seed_archive
+
+    with FakeOpenAI(api_key="test-key", embedding_dim=64) as fake:
+        api = OpenAIEmbedder("text-embedding-3-small", api_key="test-key", base_url=fake.base_url)
+        api.embed_query("carnivore")  # the server's vectors set the dimension: 64
+        with session_scope() as s:
+            assert ensure_space(s, api).dim == 64
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM embedding_spaces"))
+    with session_scope() as s:
+        seed_archive(s)  # the packaged MiniLM, 384-dim: it gets id 1 again
+    with db.connect() as conn:
+        (indexdef,) = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_chunks_hnsw_space_1'")).one()
+    assert "vector(384)" in indexdef, indexdef
+    with session_scope() as s:
+        assert search(s, "crohn's disease remission", log=False).groups

@@ -151,6 +151,32 @@ def test_an_interrupt_releases_the_job_at_once_and_counts_no_attempt(db, tmp_pat
         assert conn.execute(select(func.count()).select_from(Chunk)).scalar_one() == 0
 
 
+def test_an_interrupt_while_native_code_loads_is_raised_once_the_load_is_done():
+    # Raised inside a native extension's first import (onnxruntime, under faster-whisper's VAD),
+    # the interrupt came back as an ImportError with a C-printed traceback: the engine loads
+    # inside interrupts.held(), and `ingest`'s handler raises once that ends.
+    from core import interrupts
+    from core.cli.ingest import _interrupt_on_signals
+
+    told: list[str] = []
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    hook = sys.unraisablehook
+    loaded = False
+    try:
+        _interrupt_on_signals(told.append)
+        with pytest.raises(interrupts.Interrupted, match="SIGTERM"):
+            with interrupts.held():
+                signal.raise_signal(signal.SIGTERM)
+                loaded = True  # the load runs to its end
+        assert loaded and told == ["signal SIGTERM"]
+        with pytest.raises(interrupts.Interrupted, match="SIGINT"):  # outside held(): at once
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        sys.unraisablehook = hook
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Same content, no second bill
 # ---------------------------------------------------------------------------------------------

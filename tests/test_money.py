@@ -164,6 +164,47 @@ def test_a_signal_a_library_turned_into_its_own_error_still_gives_the_job_back(d
     assert money() == ("released", 0.0)
 
 
+def test_a_signal_python_dropped_still_stops_the_job_at_its_next_stage(db, capfd):
+    # Seen in the suite: a Ctrl-C to `ingest` landed in one of SQLAlchemy's weakref callbacks,
+    # where Python prints an exception as "Exception ignored in … Traceback" and drops it; the
+    # transcription ran to the end and the item was indexed. Here the real SIGINT arrives inside a
+    # __del__, which Python treats the same way.
+    import gc
+    import sys
+
+    from core.cli.ingest import _interrupt_on_signals
+
+    class SignalsWhenCollected:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    def process(item_id: int, *, engines, heartbeat):
+        heartbeat(Stage.FETCHING)
+        SignalsWhenCollected()  # collected at once: the handler's exception is dropped
+        gc.collect()
+        heartbeat(Stage.TRANSCRIBING)
+        return ProcessResult(item_id, "indexed", "openai", "whisper-1", "openai engine", 600.0, 3, [])
+
+    paid_item()
+    worker = Worker(engines=["openai"], settings=load_settings(openai_api_key="test-key"), processor=process)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    hook = sys.unraisablehook
+    try:
+        _interrupt_on_signals(lambda why: setattr(worker, "interrupted", why))
+        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+            worker.run_one()
+    finally:
+        sys.unraisablehook = hook
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        worker.close()
+    assert "Traceback" not in capfd.readouterr().err
+    with session_scope() as s:
+        job = s.scalars(select(Job)).one()
+        assert (job.status, job.attempts, job.wait_reason, job.stage) == ("queued", 0, WaitReason.INTERRUPTED, "fetching")
+    assert money() == ("released", 0.0)
+
+
 def test_an_interrupt_during_the_paid_call_is_charged(db):
     paid_item()
     with pytest.raises(KeyboardInterrupt):

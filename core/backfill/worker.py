@@ -132,7 +132,10 @@ class Worker:
         self._timeout_s = s.job_timeout_s  # the admin's value replaces it at each claim and heartbeat
         self.jobs_done = 0
         # Why a person stopped this process (Ctrl-C, SIGTERM under `ingest`), set by its signal
-        # handler (a plain assignment, safe there): a job that fails after it is taken as interrupted (_as_interrupt).
+        # handler (a plain assignment, safe there) before it raises. The raise can be lost: one
+        # that lands in a garbage-collector callback is printed and dropped by Python, one inside a
+        # native extension's import comes back as another error. So a job that fails after it is
+        # taken as interrupted (_as_interrupt), and one that goes on stops at its next stage.
         self.interrupted: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -238,6 +241,8 @@ class Worker:
 
     def _stage_callback(self, run: _Running) -> Callable[[Stage], None]:
         def on_stage(stage: Stage) -> None:
+            if self.interrupted:  # an interrupt Python dropped (see Worker.interrupted): `stage` never began
+                raise KeyboardInterrupt(self.interrupted)
             run.prev_stage, run.stage = run.stage, stage
             if run.lost or run.released:
                 raise LeaseLost(f"job {run.claim.job_id} was taken back")

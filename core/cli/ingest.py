@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from core import interrupts
 from core.config import get_settings
 from core.db import session_scope
 from core.models import MediaItem
@@ -45,10 +46,6 @@ def _date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD)") from None
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (a closed terminal) during `ingest`: handled as Ctrl-C is."""
-
-
 def _interrupt_on_signals(tell: Callable[[str], None]) -> None:
     """Ctrl-C, SIGTERM and SIGHUP stop `ingest` at once: the job is released, no attempt counted.
 
@@ -60,7 +57,18 @@ def _interrupt_on_signals(tell: Callable[[str], None]) -> None:
     def handler(signum, _frame) -> None:
         why = f"signal {signal.Signals(signum).name}"
         tell(why)
-        raise Interrupted(why)
+        interrupts.interrupt(why)  # now, or once native code has loaded (core/interrupts.py)
+
+    # Raised inside a garbage-collector callback (a weakref's, a __del__), the exception is only
+    # printed, as "Exception ignored in … Traceback …", and dropped: `tell` has the worker and
+    # the progress bar raise it again at their next step, so the traceback is noise.
+    dropped = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, interrupts.Interrupted):
+            dropped(info)
+
+    sys.unraisablehook = unraisable
 
     # SIGINT too, with the same handler: a library loaded later may install its own Ctrl-C
     # handling, and one rule for the three signals is easier to trust.
@@ -74,12 +82,18 @@ def _looks_like_url(target: str) -> bool:
 
 
 class _Bar:
-    """A tqdm bar fed by an engine's progress callback (seconds of audio done / total)."""
+    """A tqdm bar fed by an engine's progress callback (seconds of audio done / total).
 
-    def __init__(self, desc: str):
+    `stopped` says why the person stopped the ingest, once they have: the bar then raises that
+    interrupt at the next progress update (the signal handler's own raise can be dropped)."""
+
+    def __init__(self, desc: str, stopped: Callable[[], str | None] = lambda: None):
+        self.stopped = stopped
         self.bar = tqdm(total=None, unit="s", desc=desc, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]")
 
     def __call__(self, done: float, total: float | None) -> None:
+        if why := self.stopped():
+            raise interrupts.Interrupted(why)
         if total and self.bar.total != round(total):
             self.bar.total = round(total)
         self.bar.n = min(done, self.bar.total or done)
@@ -233,7 +247,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             worker.interrupted = why
 
     _interrupt_on_signals(tell)
-    bar = _Bar("transcribing")
+    bar = _Bar("transcribing", stopped=lambda: worker.interrupted if worker is not None else None)
     try:
         worker = Worker(engines=engines, slots=1, processor=partial(process_item, progress=bar))
         worker.start()

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import interrupts
 from core.records import Segment, Transcript
 from core.transcribe.audio import probe_duration
 from core.transcribe.base import CorruptMedia, EngineUnavailable, NoSpeech, ProgressFn
@@ -135,14 +136,26 @@ class LocalWhisperEngine:
 
     def load(self) -> WhisperModel:
         """Load the weights (once per engine object; thread-safe). Raises EngineUnavailable."""
-        with self._lock:
+        with self._lock, interrupts.held():  # native code loads here (core/interrupts.py)
             if self._model is None:
                 self._model = self._load()
                 if self.batched:
                     from faster_whisper import BatchedInferencePipeline
 
                     self._pipeline = BatchedInferencePipeline(self._model)
+                if self.vad_filter:
+                    self._load_vad()
             return self._model
+
+    @staticmethod
+    def _load_vad() -> None:
+        # faster-whisper loads its VAD (and imports onnxruntime) lazily, as the first
+        # transcription starts; loaded here, that happens inside interrupts.held() too.
+        try:
+            from faster_whisper.vad import get_vad_model
+        except ImportError:  # a faster-whisper without it loads the VAD itself
+            return
+        get_vad_model()
 
     def _load(self) -> WhisperModel:
         from faster_whisper import WhisperModel
