@@ -19,7 +19,7 @@ from core.db import session_scope
 from core.search import cache, log_query
 from core.transcribe.captions import parse_captions
 from tests.conftest import APP_TABLES
-from tests.test_search_page import CHROMIUM_ARGS, app_url, browser  # noqa: F401 (fixtures)
+from tests.test_search_page import CHROMIUM_ARGS, _wait_for_titles, app_url, browser  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 SHOTS = __import__("core.config", fromlist=["PROJECT_ROOT"]).PROJECT_ROOT / "artifacts" / "screenshots" / "viewer"
@@ -341,6 +341,7 @@ def test_copy_link_a_vote_toggled_and_show_more(app_url, seeded, browser):  # no
     page.get_by_role("button", name="Show more results").click()
     page.wait_for_function("new URLSearchParams(location.search).get('n') === '11'")
     _settle(page)
+    _wait_for_titles(page, 2)
     assert len(_titles(page)) > 1
     _shot(page, "desktop_show_more.png")
     ctx.close()
