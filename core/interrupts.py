@@ -17,7 +17,23 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP (a closed terminal) during `ingest`: handled as Ctrl-C is."""
 
 
-_state = threading.local()  # per thread: signal handlers run in the main thread only
+_state = threading.local()  # held()'s depth and a deferred raise, per thread: handlers run in the main one
+_received: str | None = None  # why the person stopped this process, for the code that must notice later
+
+
+def received() -> str | None:
+    """Why the person stopped this process, once they have (interrupt()); else None.
+
+    The raise can be lost: one that lands in a garbage-collector callback is printed and dropped
+    by Python, one inside a native extension's import comes back as another error. Code that
+    runs on after it (the worker's next stage, ingest's progress bar) asks here."""
+    return _received
+
+
+def forget() -> None:
+    """received() is None again (a test that raised a real signal in its own process)."""
+    global _received
+    _received = None
 
 
 @contextmanager
@@ -36,6 +52,8 @@ def held() -> Iterator[None]:
 
 def interrupt(why: str) -> None:
     """Raise the interrupt now, or, inside held(), as soon as it ends (called by a signal handler)."""
+    global _received
+    _received = why
     if getattr(_state, "depth", 0):
         _state.pending = why
         return

@@ -137,6 +137,7 @@ def test_a_signal_a_library_turned_into_its_own_error_still_gives_the_job_back(d
     # faster-whisper a RuntimeError, and the job burned an attempt. Here `ingest`'s own signal
     # handler receives a real SIGTERM, and the stand-in pipeline loses the KeyboardInterrupt as
     # the extension does.
+    from core import interrupts
     from core.cli.ingest import _interrupt_on_signals
 
     def process(item_id: int, *, engines, heartbeat):
@@ -151,10 +152,11 @@ def test_a_signal_a_library_turned_into_its_own_error_still_gives_the_job_back(d
     worker = Worker(engines=["openai"], settings=load_settings(openai_api_key="test-key"), processor=process)
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        _interrupt_on_signals(lambda why: setattr(worker, "interrupted", why))
+        _interrupt_on_signals()
         with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
             worker.run_one()
     finally:
+        interrupts.forget()
         for sig, handler in before.items():
             signal.signal(sig, handler)
         worker.close()
@@ -172,6 +174,7 @@ def test_a_signal_python_dropped_still_stops_the_job_at_its_next_stage(db, capfd
     import gc
     import sys
 
+    from core import interrupts
     from core.cli.ingest import _interrupt_on_signals
 
     class SignalsWhenCollected:
@@ -190,10 +193,11 @@ def test_a_signal_python_dropped_still_stops_the_job_at_its_next_stage(db, capfd
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     hook = sys.unraisablehook
     try:
-        _interrupt_on_signals(lambda why: setattr(worker, "interrupted", why))
+        _interrupt_on_signals()
         with pytest.raises(KeyboardInterrupt, match="SIGINT"):
             worker.run_one()
     finally:
+        interrupts.forget()
         sys.unraisablehook = hook
         for sig, handler in before.items():
             signal.signal(sig, handler)

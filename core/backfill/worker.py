@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from core import clock, item_extra
+from core import clock, interrupts, item_extra
 from core.backfill import breaker, budget, queue, ratelimit
 from core.backfill.dispatch import Claim, claim_next
 from core.backfill.failures import classify, label
@@ -131,12 +131,6 @@ class Worker:
         self._storage_message: str | None = None
         self._timeout_s = s.job_timeout_s  # the admin's value replaces it at each claim and heartbeat
         self.jobs_done = 0
-        # Why a person stopped this process (Ctrl-C, SIGTERM under `ingest`), set by its signal
-        # handler (a plain assignment, safe there) before it raises. The raise can be lost: one
-        # that lands in a garbage-collector callback is printed and dropped by Python, one inside a
-        # native extension's import comes back as another error. So a job that fails after it is
-        # taken as interrupted (_as_interrupt), and one that goes on stops at its next stage.
-        self.interrupted: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -241,8 +235,8 @@ class Worker:
 
     def _stage_callback(self, run: _Running) -> Callable[[Stage], None]:
         def on_stage(stage: Stage) -> None:
-            if self.interrupted:  # an interrupt Python dropped (see Worker.interrupted): `stage` never began
-                raise KeyboardInterrupt(self.interrupted)
+            if why := interrupts.received():  # an interrupt whose raise was lost: `stage` never began
+                raise KeyboardInterrupt(why)
             run.prev_stage, run.stage = run.stage, stage
             if run.lost or run.released:
                 raise LeaseLost(f"job {run.claim.job_id} was taken back")
@@ -495,8 +489,8 @@ class Worker:
         and the library wraps that in its own error ("Applying the VAD filter requires the
         onnxruntime package"). Counted as the item's failure, a Ctrl-C would burn an attempt.
         """
-        if isinstance(exc, Exception) and self.interrupted:
-            return KeyboardInterrupt(self.interrupted)
+        if isinstance(exc, Exception) and (why := interrupts.received()):
+            return KeyboardInterrupt(why)
         return exc
 
     def _on_failure(self, run: _Running, exc: BaseException) -> None:

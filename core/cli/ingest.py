@@ -46,22 +46,19 @@ def _date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD)") from None
 
 
-def _interrupt_on_signals(tell: Callable[[str], None]) -> None:
+def _interrupt_on_signals() -> None:
     """Ctrl-C, SIGTERM and SIGHUP stop `ingest` at once: the job is released, no attempt counted.
 
     Raising from the handler interrupts the main thread (where the transcription runs)
-    between two Python steps: within about a second, even inside a long transcription. The
-    worker is told first (`tell`): a library that turns the interrupt into an error of its own
-    (see Worker._as_interrupt) still stops as interrupted.
+    between two Python steps: within about a second, even inside a long transcription. Where
+    that raise is lost (interrupts.received()), the worker and the progress bar raise it again.
     """
     def handler(signum, _frame) -> None:
-        why = f"signal {signal.Signals(signum).name}"
-        tell(why)
-        interrupts.interrupt(why)  # now, or once native code has loaded (core/interrupts.py)
+        interrupts.interrupt(f"signal {signal.Signals(signum).name}")  # now, or once native code has loaded
 
     # Raised inside a garbage-collector callback (a weakref's, a __del__), the exception is only
-    # printed, as "Exception ignored in … Traceback …", and dropped: `tell` has the worker and
-    # the progress bar raise it again at their next step, so the traceback is noise.
+    # printed, as "Exception ignored in … Traceback …", and dropped: the worker and the progress
+    # bar raise it again at their next step, so the traceback is noise.
     dropped = sys.unraisablehook
 
     def unraisable(info) -> None:
@@ -82,17 +79,15 @@ def _looks_like_url(target: str) -> bool:
 
 
 class _Bar:
-    """A tqdm bar fed by an engine's progress callback (seconds of audio done / total).
+    """A tqdm bar fed by an engine's progress callback (seconds of audio done / total). Once
+    the person has stopped the ingest, its next update raises that interrupt (the signal
+    handler's own raise can be lost: core/interrupts.py)."""
 
-    `stopped` says why the person stopped the ingest, once they have: the bar then raises that
-    interrupt at the next progress update (the signal handler's own raise can be dropped)."""
-
-    def __init__(self, desc: str, stopped: Callable[[], str | None] = lambda: None):
-        self.stopped = stopped
+    def __init__(self, desc: str):
         self.bar = tqdm(total=None, unit="s", desc=desc, bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]")
 
     def __call__(self, done: float, total: float | None) -> None:
-        if why := self.stopped():
+        if why := interrupts.received():
             raise interrupts.Interrupted(why)
         if total and self.bar.total != round(total):
             self.bar.total = round(total)
@@ -240,14 +235,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"error: {_no_engine_message(engines)}", file=sys.stderr)
             return 2
         engines = usable
-    worker: Worker | None = None
-
-    def tell(why: str) -> None:
-        if worker is not None:
-            worker.interrupted = why
-
-    _interrupt_on_signals(tell)
-    bar = _Bar("transcribing", stopped=lambda: worker.interrupted if worker is not None else None)
+    _interrupt_on_signals()
+    bar = _Bar("transcribing")
+    worker = None
     try:
         worker = Worker(engines=engines, slots=1, processor=partial(process_item, progress=bar))
         worker.start()
